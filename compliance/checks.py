@@ -1,0 +1,195 @@
+"""System checks: every personal-looking field is classified, every declaration is valid."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from django.apps import apps
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models
+from simple_history.models import HistoricalChanges
+
+from .anonymisers import ANONYMISERS
+from .registry import Erasure, registry
+
+__all__ = ["looks_personal", "project_models", "registry_check"]
+
+# Tokens of a field name that suggest personal data; matched on whole underscore-separated
+# words (and adjacent pairs, so user_agent matches "useragent").
+PERSONAL_WORDS = frozenset(
+    ["email", "mail", "phone", "mobile", "telephone", "msisdn", "fax", "name", "firstname", "lastname", "surname", "fullname", "username", "nickname", "address", "street", "postcode", "postal", "zipcode", "zip", "city", "ip", "ipaddress", "useragent", "birth", "birthday", "birthdate", "dob", "ssn", "passport", "iban", "nationality", "gender", "latitude", "longitude", "geo", "avatar", "photo"]
+)
+PERSONAL_TYPES = (models.EmailField, models.GenericIPAddressField)
+
+
+def looks_personal(field: models.Field) -> bool:
+    """True when a concrete, non-relational field's type or name suggests personal data."""
+    if field.is_relation or field.primary_key or not field.concrete:
+        return False
+    if isinstance(field, PERSONAL_TYPES):
+        return True
+    words = [w for w in re.split(r"_+", field.name.lower()) if w]
+    pairs = [a + b for a, b in zip(words, words[1:], strict=False)]
+    return any(word in PERSONAL_WORDS for word in words + pairs)
+
+
+def _is_project_app(app_config) -> bool:
+    path = Path(app_config.path).resolve()
+    base = Path(settings.BASE_DIR).resolve()
+    inside = base == path or base in path.parents
+    return inside and not any(part in {"site-packages", "dist-packages"} for part in path.parts)
+
+
+def project_models(app_configs=None):
+    """Concrete models of the project's own apps, without simple-history's history models."""
+    configs = app_configs if app_configs is not None else apps.get_app_configs()
+    for app_config in configs:
+        if not _is_project_app(app_config):
+            continue
+        for model in app_config.get_models():
+            if model._meta.abstract or model._meta.proxy or issubclass(model, HistoricalChanges):
+                continue
+            yield model
+
+
+def _field(model, name):
+    try:
+        return model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+
+
+def _resolve_subject_path(model, path, subject_model):
+    """Follow a lookup path; return an error text, or None when it reaches the subject."""
+    if path in ("pk", model._meta.pk.name):
+        return None if model is subject_model else f"'{path}' is only valid on the subject model"
+    current = model
+    for part in path.split("__"):
+        field = _field(current, part)
+        if field is None or not field.is_relation or field.related_model is None:
+            return f"'{part}' in '{path}' is not a relation of {current._meta.label}"
+        current = field.related_model
+    if current is not subject_model:
+        return (
+            f"'{path}' leads to {current._meta.label}, not the subject {subject_model._meta.label}"
+        )
+    return None
+
+
+def _declaration_errors(entry, subject_model):
+    model, label = entry.model, entry.label
+    errors = []
+
+    def error(msg, hint, code):
+        errors.append(Error(msg, hint=hint, obj=model, id=f"compliance.{code}"))
+
+    if not entry.subject_paths or not all(entry.subject_paths):
+        error(
+            f"{label}: the declaration names no subject path.",
+            "Set subject to the lookup from this model to the subject, e.g. 'customer'.",
+            "E003",
+        )
+    for path in filter(None, entry.subject_paths):
+        problem = _resolve_subject_path(model, path, subject_model)
+        if problem:
+            error(
+                f"{label}: subject path {problem}.",
+                "Give the lookup path of foreign keys that ends at the subject model.",
+                "E003",
+            )
+    for name, personal in entry.fields.items():
+        field = _field(model, name)
+        if field is None:
+            error(
+                f"{label}.{name} is declared personal but {label} has no such field.",
+                "Fix the field name in privacy.py.",
+                "E002",
+            )
+            continue
+        anonymiser = ANONYMISERS.get(personal.anonymiser)
+        if anonymiser is None:
+            error(
+                f"{label}.{name}: unknown anonymiser '{personal.anonymiser}'.",
+                f"Choose one of: {', '.join(sorted(ANONYMISERS))}.",
+                "E004",
+            )
+        elif not anonymiser.accepts(field):
+            error(
+                f"{label}.{name}: anonymiser '{anonymiser.name}' needs {anonymiser.requirement}.",
+                "Pick an anonymiser that fits the field's type.",
+                "E004",
+            )
+    for name in entry.not_personal:
+        if _field(model, name) is None:
+            error(
+                f"{label}.{name} is marked not personal but {label} has no such field.",
+                "Fix the field name in not_personal.",
+                "E002",
+            )
+    if entry.erasure not in Erasure.values:
+        error(
+            f"{label}: unknown erasure strategy '{entry.erasure}'.",
+            f"Choose one of: {', '.join(Erasure.values)}.",
+            "E005",
+        )
+    elif entry.erasure == Erasure.RETAIN and not entry.legal_ground:
+        error(
+            f"{label}: erasure 'retain' needs a legal_ground.",
+            "Say which law or claim requires keeping the rows.",
+            "E005",
+        )
+    if entry.retention_basis:
+        field = _field(model, entry.retention_basis)
+        if not isinstance(field, models.DateField):  # DateTimeField is a DateField
+            error(
+                f"{label}: retention_basis '{entry.retention_basis}' is not a date field.",
+                "Name the DateField or DateTimeField a retention period counts from.",
+                "E006",
+            )
+    return errors
+
+
+@register(Tags.models)
+def registry_check(app_configs, **kwargs):
+    """compliance.E001–E007: classification complete and declarations valid."""
+    try:
+        subject_model = registry.subject_model()
+    except (LookupError, ValueError):
+        return [
+            Error(
+                f"COMPLIANCE_SUBJECT_MODEL '{settings.COMPLIANCE_SUBJECT_MODEL}' is not an "
+                "installed model.",
+                hint="Set it to 'app_label.ModelName' of the model your data subjects live in.",
+                id="compliance.E007",
+            )
+        ]
+    errors = []
+    if not registry.is_registered(subject_model):
+        errors.append(
+            Error(
+                f"The subject model {subject_model._meta.label} is not in the registry.",
+                hint="Declare it in its app's privacy.py with subject = 'pk'.",
+                id="compliance.E007",
+            )
+        )
+    for model in project_models(app_configs):
+        entry = registry.get(model)
+        declared = set(entry.fields) | set(entry.not_personal) if entry else set()
+        for field in model._meta.get_fields():
+            if looks_personal(field) and field.name not in declared:
+                errors.append(
+                    Error(
+                        f"{model._meta.label}.{field.name} looks like personal data but the "
+                        "registry does not classify it.",
+                        hint=f"Declare {model._meta.label} in its app's privacy.py with "
+                        f"'{field.name}' in fields, or list it in not_personal.",
+                        obj=model,
+                        id="compliance.E001",
+                    )
+                )
+    for entry in registry.entries():
+        errors.extend(_declaration_errors(entry, subject_model))
+    return errors

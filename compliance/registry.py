@@ -1,0 +1,153 @@
+"""The personal-data registry: what each model holds about whom, and what to do with it.
+
+Apps declare their models in a ``privacy.py`` module, autodiscovered like ``admin.py``::
+
+    from compliance import registry
+
+    @registry.register(Session)
+    class SessionPrivacy(registry.ModelPrivacy):
+        subject = "customer"
+        fields = {
+            "ip_address": registry.Personal(registry.Category.ONLINE_ID, anonymiser="null"),
+        }
+        erasure = registry.Erasure.DELETE
+        retention_basis = "created_at"
+
+Export, erasure, purge, the inventory and the system checks read only this registry.
+Declarations are validated by system checks (compliance.E002–E007), not at import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.apps import apps
+from django.db import models
+from django.utils.module_loading import autodiscover_modules
+
+from . import config
+
+__all__ = [
+    "Category",
+    "Erasure",
+    "ModelPrivacy",
+    "Personal",
+    "PrivacyRegistry",
+    "AlreadyRegistered",
+    "register",
+    "registry",
+    "autodiscover",
+]
+
+
+class Category(models.TextChoices):
+    IDENTITY = "identity", "Identity"
+    CONTACT = "contact", "Contact details"
+    ONLINE_ID = "online_identifier", "Online identifier"
+    LOCATION = "location", "Location or address"
+    CONTENT = "content", "Content by or about the subject"
+    FINANCIAL = "financial", "Financial"
+    BEHAVIOUR = "behaviour", "Behaviour and usage"
+    CREDENTIAL = "credential", "Credential or secret"
+    IMAGE = "image", "Image"
+
+
+class Erasure(models.TextChoices):
+    DELETE = "delete", "Delete the rows"
+    ANONYMISE = "anonymise", "Anonymise the personal fields"
+    RETAIN = "retain", "Retain for a legal reason"
+
+
+@dataclass(frozen=True)
+class Personal:
+    """A personal field: its category, how to anonymise it, whether it is exported."""
+
+    category: str
+    anonymiser: str = "redact"
+    exported: bool = True
+
+
+class ModelPrivacy:
+    """A model's declaration. Subclass it in ``privacy.py`` and set the attributes."""
+
+    #: Lookup path(s) from this model to the subject's primary key: "customer",
+    #: ["sender", "recipient"], or "pk" on the subject model itself.
+    subject: str | list[str] = ""
+    #: Personal fields by field name.
+    fields: dict[str, Personal] = {}
+    #: Fields whose names look personal but are not (silences compliance.E001).
+    not_personal: tuple[str, ...] = ()
+    #: What an erasure request does to this model's rows.
+    erasure: str = Erasure.ANONYMISE
+    #: Why rows are kept despite an erasure request; required when erasure is "retain".
+    legal_ground: str = ""
+    #: Whether the rows are part of a data-subject export (Art. 15/20).
+    exported: bool = True
+    #: The date or datetime field a retention period counts from.
+    retention_basis: str = ""
+    #: Record of processing (Art. 30): why the data is processed, and on which basis.
+    purpose: str = ""
+    lawful_basis: str = ""
+
+    def __init__(self, model: type[models.Model]):
+        self.model = model
+
+    @property
+    def subject_paths(self) -> list[str]:
+        return [self.subject] if isinstance(self.subject, str) else list(self.subject)
+
+    @property
+    def label(self) -> str:
+        return self.model._meta.label
+
+    def __repr__(self):
+        return f"<{type(self).__name__} for {self.label}>"
+
+
+class AlreadyRegistered(Exception):
+    pass
+
+
+class PrivacyRegistry:
+    """Maps models to their `ModelPrivacy` declaration."""
+
+    def __init__(self):
+        self._registry: dict[type[models.Model], ModelPrivacy] = {}
+
+    def register(self, model: type[models.Model], privacy_class: type[ModelPrivacy] | None = None):
+        """Register `model`; usable as ``@registry.register(Model)`` on a class."""
+
+        def wrap(cls):
+            if model in self._registry:
+                raise AlreadyRegistered(f"{model._meta.label} is already in the registry.")
+            self._registry[model] = cls(model)
+            return cls
+
+        if privacy_class is not None:
+            wrap(privacy_class)
+            return privacy_class
+        return wrap
+
+    def unregister(self, model: type[models.Model]) -> None:
+        self._registry.pop(model, None)
+
+    def get(self, model: type[models.Model]) -> ModelPrivacy | None:
+        return self._registry.get(model)
+
+    def is_registered(self, model: type[models.Model]) -> bool:
+        return model in self._registry
+
+    def entries(self) -> list[ModelPrivacy]:
+        """Every declaration, in app and model order."""
+        return sorted(self._registry.values(), key=lambda entry: entry.label)
+
+    def subject_model(self) -> type[models.Model]:
+        return apps.get_model(config.subject_model())
+
+
+registry = PrivacyRegistry()
+register = registry.register
+
+
+def autodiscover() -> None:
+    autodiscover_modules("privacy", register_to=registry)

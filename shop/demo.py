@@ -1,0 +1,325 @@
+"""Demo data: realistic, deterministic customers with rows in every table and history.
+
+Same seed, same day: same data. Dates spread over the three years before today; every
+address, phone number and IP comes from ranges reserved for documentation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from compliance.roles import AUDITOR, OFFICER
+from versions.context import change_context
+from versions.history import bulk_create_with_context, bulk_update_with_context
+from versions.models import LedgerAction
+from versions.services import ledger_append
+
+from .models import (
+    AnalyticsEvent,
+    Customer,
+    Document,
+    Message,
+    Notification,
+    NotificationPreference,
+    Order,
+    PasswordResetToken,
+    Session,
+)
+
+__all__ = ["DEMO_LOGINS", "DemoLogin", "DemoSeedResult", "demo_seed", "demo_users_ensure"]
+
+DEMO_EMAIL_DOMAIN = "example.com"
+SPAN = timedelta(days=3 * 365)
+
+FIRST = ["Alice", "Ben", "Chloé", "David", "Emma", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kira", "Liam", "Mia", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara", "Ugo", "Vera", "Wim", "Xenia", "Yusuf", "Zoë", "Amir", "Björn", "Carla", "Dmitri"]
+LAST = ["Anders", "Brennan", "Castillo", "Dubois", "Eriksen", "Fischer", "García", "Horvat", "Ivanova", "Jansen", "Kowalski", "Lindqvist", "Moreau", "Novak", "O'Brien", "Petrov", "Quist", "Rossi", "Schmidt", "Tanaka", "Ueda", "Varga", "Weber", "Yilmaz", "Zimmermann"]
+STREETS = (
+    "Elm Street",
+    "Harbour Road",
+    "Lindenallee",
+    "Rue des Fleurs",
+    "Via Roma",
+    "Kingsway",
+    "Marktplatz",
+    "Calle Mayor",
+    "Nørregade",
+    "Station Road",
+)
+CITIES = (
+    ("Berlin", "DE"),
+    ("Paris", "FR"),
+    ("Madrid", "ES"),
+    ("Rome", "IT"),
+    ("Dublin", "IE"),
+    ("Vienna", "AT"),
+    ("Copenhagen", "DK"),
+    ("Amsterdam", "NL"),
+)
+AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Version/17.5 Safari",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Mobile",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/130.0 Mobile",
+)
+EVENTS = ("page_view", "product_view", "add_to_cart", "checkout_started", "search", "login")
+DOCUMENTS = ("Invoice copy", "Return form", "Warranty claim", "ID verification", "Complaint")
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    role: str
+
+
+DEMO_LOGINS = (
+    DemoLogin("admin", "demo-admin-pass", "Administrator"),
+    DemoLogin("officer", "demo-officer-pass", OFFICER),
+    DemoLogin("auditor", "demo-auditor-pass", AUDITOR),
+)
+
+
+@dataclass
+class DemoSeedResult:
+    created: bool
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def demo_users_ensure() -> list[DemoLogin]:
+    """Create (or reset) the demo logins: an admin, a privacy officer and an auditor."""
+    User = get_user_model()
+    for login in DEMO_LOGINS:
+        user, _ = User.objects.get_or_create(username=login.username)
+        user.is_staff = True
+        user.is_superuser = login.role == "Administrator"
+        user.email = f"{login.username}@{DEMO_EMAIL_DOMAIN}"
+        user.set_password(login.password)
+        user.save()
+        if not user.is_superuser:
+            user.groups.set([Group.objects.get(name=login.role)])
+    return list(DEMO_LOGINS)
+
+
+def _ip(rng: random.Random) -> str:
+    if rng.random() < 0.15:
+        return f"2001:db8::{rng.randrange(1, 0xFFFF):x}"
+    net = rng.choice(("192.0.2", "198.51.100", "203.0.113"))
+    return f"{net}.{rng.randrange(1, 255)}"
+
+
+def _at(rng: random.Random, start: datetime, end: datetime) -> datetime:
+    seconds = max(int((end - start).total_seconds()), 1)
+    return start + timedelta(seconds=rng.randrange(seconds))
+
+
+def _dated(obj, when):
+    obj._history_date = when
+    return obj
+
+
+class _Builder:
+    def __init__(self, seed: int, customers: int, today: datetime):
+        self.rng = random.Random(seed)
+        self.n = customers
+        self.end = today
+        self.start = today - SPAN
+        self.rows: dict[type, list] = {}
+
+    def add(self, obj, when):
+        self.rows.setdefault(type(obj), []).append(_dated(obj, when))
+
+    def customers(self):
+        rng = self.rng
+        for i in range(self.n):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            joined = _at(rng, self.start, self.end - timedelta(days=7))
+            slug = f"{first}.{last}".lower().replace("'", "")
+            customer = Customer(
+                email=f"{slug}.{i}@{DEMO_EMAIL_DOMAIN}",
+                name=f"{first} {last}",
+                phone=f"+44 7700 900{i % 1000:03d}",
+                avatar_url=f"https://avatars.{DEMO_EMAIL_DOMAIN}/{i}.png" if i % 3 else "",
+                date_of_birth=(self.end - timedelta(days=rng.randrange(18 * 365, 80 * 365))).date(),
+                created_at=joined,
+            )
+            self.add(customer, joined)
+
+    def per_customer(self, customer: Customer):
+        rng, joined = self.rng, customer.created_at
+        for _ in range(rng.randint(1, 5)):
+            at = _at(rng, joined, self.end)
+            self.add(
+                Session(
+                    customer=customer,
+                    token=f"{rng.getrandbits(128):032x}",
+                    ip_address=_ip(rng),
+                    user_agent=rng.choice(AGENTS),
+                    created_at=at,
+                    expires_at=at + timedelta(days=30),
+                ),
+                at,
+            )
+        for _ in range(rng.randint(1, 4)):
+            at = _at(rng, joined, self.end)
+            city, country = rng.choice(CITIES)
+            self.add(
+                Order(
+                    customer=customer,
+                    number=f"ORD-{len(self.rows.get(Order, [])) + 1:06d}",
+                    status=Order.Status.PENDING,
+                    total=Decimal(rng.randrange(500, 50000)) / 100,
+                    shipping_name=customer.name,
+                    shipping_address=f"{rng.randint(1, 200)} {rng.choice(STREETS)}",
+                    shipping_postcode=f"{rng.randint(10000, 99999)}",
+                    shipping_city=city,
+                    shipping_country=country,
+                    created_at=at,
+                ),
+                at,
+            )
+        for _ in range(rng.randint(1, 5)):
+            at = _at(rng, joined, self.end)
+            kind = rng.choice(Notification.Kind.values)
+            self.add(
+                Notification(
+                    customer=customer,
+                    kind=kind,
+                    title=f"{Notification.Kind(kind).label} for {customer.name}",
+                    body="Details are in your account.",
+                    created_at=at,
+                ),
+                at,
+            )
+        topics = rng.sample(Notification.Kind.values, k=rng.randint(1, 3))
+        for channel in rng.sample(NotificationPreference.Channel.values, k=rng.randint(1, 2)):
+            for topic in topics:
+                self.add(
+                    NotificationPreference(
+                        customer=customer,
+                        channel=channel,
+                        topic=topic,
+                        enabled=rng.random() < 0.8,
+                        updated_at=joined,
+                    ),
+                    joined,
+                )
+        for _ in range(rng.randint(2, 10)):
+            at = _at(rng, joined, self.end)
+            self.add(
+                AnalyticsEvent(
+                    customer=customer,
+                    name=rng.choice(EVENTS),
+                    ip_address=_ip(rng),
+                    properties={
+                        "path": f"/p/{rng.randint(1, 500)}",
+                        "referrer": rng.choice(["search", "email", "direct"]),
+                    },
+                    occurred_at=at,
+                ),
+                at,
+            )
+        for _ in range(rng.randint(1, 2)):
+            at = _at(rng, joined, self.end)
+            title = rng.choice(DOCUMENTS)
+            self.add(
+                Document(
+                    owner=customer,
+                    title=f"{title} — {customer.name}",
+                    content=f"{title} submitted by {customer.name} ({customer.email}).",
+                    created_at=at,
+                ),
+                at,
+            )
+        if rng.random() < 0.4:
+            at = _at(rng, joined, self.end)
+            digest = hashlib.sha256(f"{customer.email}{at}".encode()).hexdigest()
+            self.add(
+                PasswordResetToken(
+                    customer=customer,
+                    token_hash=digest,
+                    created_at=at,
+                    expires_at=at + timedelta(hours=24),
+                    used_at=at + timedelta(minutes=rng.randint(1, 60))
+                    if rng.random() < 0.7
+                    else None,
+                ),
+                at,
+            )
+
+    def messages(self, customers: list[Customer]):
+        rng = self.rng
+        for _ in range(self.n * 2):
+            sender, recipient = rng.sample(customers, 2)
+            at = _at(rng, max(sender.created_at, recipient.created_at), self.end)
+            self.add(
+                Message(
+                    sender=sender,
+                    recipient=recipient,
+                    sender_name=sender.name,
+                    body=f"Hi {recipient.name.split()[0]}, is the item still available?",
+                    created_at=at,
+                ),
+                at,
+            )
+
+
+def _edits(rng: random.Random, customers, orders, notifications, end):
+    """Later changes, written as history rows dated when they happened."""
+    changed = []
+    for customer in rng.sample(customers, k=len(customers) * 2 // 5):
+        customer.phone = f"+44 7700 901{rng.randrange(1000):03d}"
+        changed.append(_dated(customer, _at(rng, customer.created_at, end)))
+    bulk_update_with_context(changed, Customer, ["phone"])
+    changed = []
+    for order in orders:
+        order.status = rng.choice([Order.Status.PAID, Order.Status.SHIPPED, Order.Status.CANCELLED])
+        changed.append(_dated(order, order.created_at + timedelta(days=rng.randint(1, 5))))
+    bulk_update_with_context(changed, Order, ["status"])
+    changed = []
+    for notification in notifications:
+        if rng.random() < 0.7:
+            notification.read_at = notification.created_at + timedelta(hours=rng.randint(1, 72))
+            changed.append(_dated(notification, notification.read_at))
+    bulk_update_with_context(changed, Notification, ["read_at"])
+
+
+def demo_seed(*, seed: int = 1, customers: int = 200) -> DemoSeedResult:
+    """Create the demo data once; a second run finds it and adds nothing."""
+    existing = Customer.objects.filter(email__endswith=f"@{DEMO_EMAIL_DOMAIN}").count()
+    if existing:
+        return DemoSeedResult(created=False, counts={"shop.Customer": existing})
+    today = timezone.make_aware(datetime.combine(timezone.now().date(), time.min))
+    builder = _Builder(seed, customers, today)
+    officer = get_user_model().objects.filter(username="officer").first()
+    with transaction.atomic():
+        with change_context(reason="Demo data: sign-up and activity"):
+            builder.customers()
+            created = bulk_create_with_context(builder.rows[Customer], Customer)
+            for customer in created:
+                builder.per_customer(customer)
+            builder.messages(created)
+            for model, objs in builder.rows.items():
+                if model is not Customer:
+                    bulk_create_with_context(objs, model)
+        with change_context(
+            user=officer,
+            ip="192.0.2.10",
+            user_agent=AGENTS[0],
+            reason="Demo data: later corrections",
+        ):
+            _edits(builder.rng, created, builder.rows[Order], builder.rows[Notification], today)
+        counts = {model._meta.label: len(objs) for model, objs in builder.rows.items()}
+        ledger_append(
+            action=LedgerAction.DEMO_SEED, target="shop", counts=counts, details={"seed": seed}
+        )
+    return DemoSeedResult(created=True, counts=counts)

@@ -1,0 +1,206 @@
+"""The sample domain, mirroring a typical web shop's tables. Every model keeps history."""
+
+from django.db import models
+from django.utils import timezone
+
+from versions.history import TrackedHistory
+
+
+class Customer(models.Model):
+    """The data subject."""
+
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=40, blank=True)
+    avatar_url = models.URLField(blank=True)
+    date_of_birth = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>"
+
+
+class Session(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sessions")
+    token = models.CharField(max_length=64, unique=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField()
+
+    # A history table must never become a second store of live credentials.
+    history = TrackedHistory(excluded_fields=["token"])
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Session {self.pk} of {self.customer_id}"
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        SHIPPED = "shipped", "Shipped"
+        CANCELLED = "cancelled", "Cancelled"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="orders")
+    number = models.CharField(max_length=20, unique=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    total = models.DecimalField(max_digits=10, decimal_places=2)
+    currency = models.CharField(max_length=3, default="EUR")
+    shipping_name = models.CharField(max_length=200)
+    shipping_address = models.TextField()
+    shipping_postcode = models.CharField(max_length=20)
+    shipping_city = models.CharField(max_length=100)
+    shipping_country = models.CharField(max_length=2)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.number
+
+
+class Message(models.Model):
+    sender = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="sent_messages"
+    )
+    recipient = models.ForeignKey(
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="received_messages",
+    )
+    sender_name = models.CharField(max_length=200)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Message {self.pk} from {self.sender_name}"
+
+
+class Notification(models.Model):
+    class Kind(models.TextChoices):
+        ORDER = "order", "Order update"
+        MESSAGE = "message", "New message"
+        SECURITY = "security", "Security alert"
+        MARKETING = "marketing", "Marketing"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    title = models.CharField(max_length=200)
+    body = models.TextField(blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return self.title
+
+
+class NotificationPreference(models.Model):
+    class Channel(models.TextChoices):
+        EMAIL = "email", "Email"
+        SMS = "sms", "SMS"
+        PUSH = "push", "Push"
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="notification_preferences"
+    )
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    topic = models.CharField(max_length=20, choices=Notification.Kind.choices)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["customer", "channel", "topic"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "channel", "topic"], name="shop_preference_unique"
+            )
+        ]
+
+    def __str__(self):
+        state = "on" if self.enabled else "off"
+        return f"{self.get_channel_display()} / {self.get_topic_display()}: {state}"
+
+
+class AnalyticsEvent(models.Model):
+    customer = models.ForeignKey(
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="analytics_events",
+    )
+    name = models.CharField(max_length=100, db_index=True)
+    properties = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["-occurred_at"]
+
+    def __str__(self):
+        return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class Document(models.Model):
+    owner = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=200)
+    content = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = TrackedHistory()
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self):
+        return self.title
+
+
+class PasswordResetToken(models.Model):
+    """Only the token's SHA-256 is stored; the token itself went to the customer by email."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="password_reset_tokens"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    history = TrackedHistory(excluded_fields=["token_hash"])
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Reset token {self.pk} of {self.customer_id}"

@@ -1,0 +1,42 @@
+"""The base of the project's management commands: every run carries an actor and a reason."""
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from versions.context import change_context
+
+__all__ = ["ComplianceCommand"]
+
+
+class ComplianceCommand(BaseCommand):
+    """Adds --actor and --reason and runs `handle` inside a change context.
+
+    History rows and ledger entries written by the command then name the acting user
+    (--actor USERNAME) or "command:<name>", and the reason given.
+    """
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        self._command_name = subcommand
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--actor",
+            metavar="USERNAME",
+            help="User on whose behalf the command acts (recorded in history and ledger).",
+        )
+        parser.add_argument(
+            "--reason", default="", help="Why the command is run (recorded in history)."
+        )
+
+    def execute(self, *args, **options):
+        user = None
+        if options.get("actor"):
+            user = get_user_model().objects.filter(username=options["actor"]).first()
+            if user is None:
+                raise CommandError(
+                    f"Unknown user {options['actor']!r} for --actor: give an existing username."
+                )
+        name = getattr(self, "_command_name", None) or self.__module__.rsplit(".", 1)[-1]
+        with change_context(user=user, actor=f"command:{name}", reason=options.get("reason")):
+            return super().execute(*args, **options)

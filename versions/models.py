@@ -1,0 +1,73 @@
+"""The ledger: an append-only, hash-chained record of privileged actions."""
+
+from django.conf import settings
+from django.db import models
+
+__all__ = ["LedgerEntry", "LedgerAction"]
+
+
+class LedgerAction(models.TextChoices):
+    EXPORT = "export", "Export"
+    ERASURE = "erasure", "Erasure"
+    RESTORE = "restore", "Restore"
+    RECOVER = "recover", "Recover"
+    PURGE = "purge", "Purge"
+    HARD_DELETE = "hard_delete", "Hard delete"
+    BACKUP = "backup", "Backup"
+    BACKUP_RESTORE = "backup_restore", "Restore of a backup"
+    POLICY_CHANGE = "policy_change", "Policy change"
+    ROLE_CHANGE = "role_change", "Role change"
+    DEMO_SEED = "demo_seed", "Demo data seeded"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("The ledger is append-only: entries cannot be updated.")
+
+    def delete(self):
+        raise PermissionError("The ledger is append-only: entries cannot be deleted.")
+
+
+class LedgerEntry(models.Model):
+    """One privileged action: who, when, what and how many — never personal data."""
+
+    created_at = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=32, choices=LedgerAction.choices, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,  # the chain outlives user accounts; the label keeps the name
+    )
+    actor_label = models.CharField(max_length=150)
+    target = models.CharField(max_length=200, blank=True, help_text="Model, policy or object.")
+    counts = models.JSONField(default=dict, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = "ledger entry"
+        verbose_name_plural = "ledger"
+        constraints = [
+            # Two appends racing for the same head cannot both land: the chain never forks.
+            models.UniqueConstraint(fields=["prev_hash"], name="ledger_prev_hash_unique"),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.get_action_display()} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("The ledger is append-only: entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("The ledger is append-only: entries cannot be deleted.")

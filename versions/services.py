@@ -1,0 +1,140 @@
+"""Ledger services: append an entry, verify the chain."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from . import config
+from .context import current
+from .models import LedgerAction, LedgerEntry
+
+__all__ = ["GENESIS", "LedgerReport", "ledger_append", "ledger_verify", "entry_hash"]
+
+GENESIS = "0" * 64
+_HASH_SALT = "versions.ledger"
+_LOCK_KEY = 0x1ED6E7  # advisory lock serialising appends on PostgreSQL
+_APPEND_ATTEMPTS = 5
+
+
+def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
+    """The keyed hash of an entry's content chained to its predecessor's hash.
+
+    The id is not hashed: each entry's `prev_hash` already fixes its place in the chain.
+    """
+    payload = json.dumps(
+        {
+            "created_at": entry.created_at.isoformat(),
+            "action": entry.action,
+            "actor_id": entry.actor_id,
+            "actor_label": entry.actor_label,
+            "target": entry.target,
+            "counts": entry.counts,
+            "details": entry.details,
+            "request_id": entry.request_id,
+            "task_id": entry.task_id,
+            "prev_hash": prev_hash,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return salted_hmac(
+        _HASH_SALT, payload, secret=config.ledger_secret(), algorithm="sha256"
+    ).hexdigest()
+
+
+def ledger_append(
+    *,
+    action: LedgerAction | str,
+    actor=None,
+    target: str = "",
+    counts: dict | None = None,
+    details: dict | None = None,
+) -> LedgerEntry:
+    """Append one entry, chained to the current head, inside the caller's transaction.
+
+    `actor` defaults to the user of the change context; `counts` and `details` must not
+    hold personal data (ids, model names, numbers, reasons).
+    """
+    if action not in LedgerAction.values:
+        raise ValueError(f"unknown ledger action {action!r}")
+    ctx = current()
+    actor = actor if actor is not None else ctx.authenticated_user
+    for attempt in range(_APPEND_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return _append(action, actor, ctx, target, counts or {}, details or {})
+        except IntegrityError:
+            # Another writer took the head between our read and insert (SQLite); retry.
+            if attempt == _APPEND_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _append(action, actor, ctx, target, counts, details) -> LedgerEntry:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+    head = LedgerEntry.objects.order_by("-id").values_list("hash", flat=True).first()
+    prev_hash = head or GENESIS
+    entry = LedgerEntry(
+        created_at=timezone.now(),
+        action=str(action),
+        actor=actor,
+        actor_label=actor.get_username() if actor is not None else (ctx.actor or "system"),
+        target=target,
+        counts=counts,
+        details=details,
+        request_id=ctx.request_id,
+        task_id=ctx.task_id,
+        prev_hash=prev_hash,
+    )
+    entry.hash = entry_hash(entry, prev_hash)
+    entry.save()
+    return entry
+
+
+@dataclass(frozen=True)
+class LedgerReport:
+    """What `ledger_verify` found: entries checked, the head, the first broken entry."""
+
+    checked: int
+    head: str
+    broken_id: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_id is None
+
+
+def ledger_verify(*, chunk_size: int = 2000) -> LedgerReport:
+    """Recompute the chain in id order and stop at the first entry that does not fit."""
+    prev_hash = GENESIS
+    checked = 0
+    entries = LedgerEntry.objects.order_by("id").iterator(chunk_size=chunk_size)
+    for entry in entries:
+        if entry.prev_hash != prev_hash:
+            return LedgerReport(
+                checked,
+                prev_hash,
+                entry.pk,
+                "its link to the previous entry is broken: an entry before it was "
+                "deleted, altered or inserted",
+            )
+        if entry.hash != entry_hash(entry, prev_hash):
+            return LedgerReport(
+                checked,
+                prev_hash,
+                entry.pk,
+                "its content does not match its hash: the entry was altered or inserted "
+                "outside the application",
+            )
+        prev_hash = entry.hash
+        checked += 1
+    return LedgerReport(checked, prev_hash)
