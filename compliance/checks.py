@@ -20,7 +20,46 @@ __all__ = ["looks_personal", "project_models", "registry_check"]
 # Tokens of a field name that suggest personal data; matched on whole underscore-separated
 # words (and adjacent pairs, so user_agent matches "useragent").
 PERSONAL_WORDS = frozenset(
-    ["email", "mail", "phone", "mobile", "telephone", "msisdn", "fax", "name", "firstname", "lastname", "surname", "fullname", "username", "nickname", "address", "street", "postcode", "postal", "zipcode", "zip", "city", "ip", "ipaddress", "useragent", "birth", "birthday", "birthdate", "dob", "ssn", "passport", "iban", "nationality", "gender", "latitude", "longitude", "geo", "avatar", "photo"]
+    [
+        "email",
+        "mail",
+        "phone",
+        "mobile",
+        "telephone",
+        "msisdn",
+        "fax",
+        "name",
+        "firstname",
+        "lastname",
+        "surname",
+        "fullname",
+        "username",
+        "nickname",
+        "address",
+        "street",
+        "postcode",
+        "postal",
+        "zipcode",
+        "zip",
+        "city",
+        "ip",
+        "ipaddress",
+        "useragent",
+        "birth",
+        "birthday",
+        "birthdate",
+        "dob",
+        "ssn",
+        "passport",
+        "iban",
+        "nationality",
+        "gender",
+        "latitude",
+        "longitude",
+        "geo",
+        "avatar",
+        "photo",
+    ]
 )
 PERSONAL_TYPES = (models.EmailField, models.GenericIPAddressField)
 
