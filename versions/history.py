@@ -27,7 +27,7 @@ class HistoryContextFields(models.Model):
     """Columns added to every history table (``history_user`` and reason come built in)."""
 
     history_actor = models.CharField(
-        "actor", max_length=150, blank=True, help_text="System actor when no user acted."
+        "actor", max_length=150, blank=True, help_text="Command or task that made the change."
     )
     history_ip = models.GenericIPAddressField("IP address", null=True, blank=True)
     history_user_agent = models.CharField("user agent", max_length=512, blank=True)
@@ -60,7 +60,7 @@ def context_attrs() -> dict:
     """The context columns' values now, for set-based history writes."""
     ctx = current()
     return {
-        "history_actor": "" if ctx.authenticated_user else ctx.actor,
+        "history_actor": ctx.actor,  # the channel (command, task) even when a user is known
         "history_ip": ctx.ip,
         "history_user_agent": ctx.user_agent,
         "history_request_id": ctx.request_id,

@@ -1,0 +1,135 @@
+"""History rows carry who, where and why, from the admin, commands and set-based writes."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from simple_history.signals import pre_create_historical_record
+
+from shop.models import Customer
+from versions.context import change_context
+from versions.history import bulk_create_with_context
+
+
+def _change_customer(client, customer, **changes):
+    data = {
+        "email": customer.email,
+        "name": customer.name,
+        "phone": customer.phone,
+        "avatar_url": "",
+        "date_of_birth": "",
+        **changes,
+    }
+    return client.post(
+        f"/admin/shop/customer/{customer.pk}/change/",
+        data,
+        REMOTE_ADDR="203.0.113.5",
+        HTTP_USER_AGENT="Officer-Browser/1.0",
+        HTTP_X_REQUEST_ID="req-admin-0001",
+    )
+
+
+def test_admin_change_records_user_ip_agent_and_request(officer_client, officer, customer):
+    """An officer's edit in the admin leaves a history row with the full context."""
+    response = _change_customer(officer_client, customer, phone="+44 2")
+    assert response.status_code == 302
+    row = customer.history.latest()
+    assert row.phone == "+44 2"
+    assert row.history_type == "~"
+    assert row.history_user == officer
+    assert row.history_ip == "203.0.113.5"
+    assert row.history_user_agent == "Officer-Browser/1.0"
+    assert row.history_request_id == "req-admin-0001"
+
+
+def test_admin_write_and_history_row_share_one_transaction(officer_client, customer):
+    """If the history row cannot be written, the admin change is rolled back too."""
+
+    def fail(**kwargs):
+        raise RuntimeError("history store unavailable")
+
+    pre_create_historical_record.connect(fail, dispatch_uid="test-fail")
+    try:
+        with pytest.raises(RuntimeError):
+            _change_customer(officer_client, customer, phone="+44 999")
+    finally:
+        pre_create_historical_record.disconnect(dispatch_uid="test-fail")
+    customer.refresh_from_db()
+    assert customer.phone == "+44 1"
+    assert customer.history.count() == 1  # only the creation
+
+
+def test_command_context_records_actor_and_reason(db):
+    """A command run with --reason names itself and the reason in every history row."""
+    with override_settings(DEMO=True):
+        call_command(
+            "seed_demo", customers=3, no_logins=True, reason="ticket 42", stdout=StringIO()
+        )
+    rows = Customer.history.filter(history_type="+")
+    assert rows.count() == 3
+    assert set(rows.values_list("history_actor", flat=True)) == {"command:seed_demo"}
+    # The service's own reason is more specific than the command's and wins inside it.
+    assert set(rows.values_list("history_change_reason", flat=True)) == {
+        "Demo data: sign-up and activity"
+    }
+
+
+def test_actor_option_names_the_user(db, officer):
+    """--actor USERNAME makes the history rows name that user."""
+    with override_settings(DEMO=True):
+        call_command("seed_demo", customers=2, no_logins=True, actor="officer", stdout=StringIO())
+    assert set(Customer.history.values_list("history_user", flat=True)) == {officer.pk}
+
+
+def test_unknown_actor_is_a_clear_error(db):
+    """An unknown --actor stops the command before it changes anything."""
+    from django.core.management.base import CommandError
+
+    with override_settings(DEMO=True), pytest.raises(CommandError, match="Unknown user 'nobody'"):
+        call_command("seed_demo", customers=2, actor="nobody", stdout=StringIO())
+    assert not Customer.objects.exists()
+
+
+def test_set_based_writes_carry_the_context(db, officer):
+    """Bulk inserts write their history rows in bulk, with the same context columns."""
+    with change_context(user=officer, actor="task:import", ip="192.0.2.9", reason="import"):
+        bulk_create_with_context(
+            [Customer(email=f"c{i}@example.org", name=f"C {i}") for i in range(3)], Customer
+        )
+    rows = list(Customer.history.all())
+    assert len(rows) == 3
+    assert {
+        (r.history_user_id, r.history_actor, r.history_ip, r.history_change_reason) for r in rows
+    } == {(officer.pk, "task:import", "192.0.2.9", "import")}
+
+
+def test_plain_save_outside_any_context_still_records_history(db):
+    """Code with no context still leaves a history row, with empty context columns."""
+    customer = Customer.objects.create(email="x@example.org", name="X")
+    row = customer.history.get()
+    assert row.history_user is None and row.history_ip is None and row.history_actor == ""
+
+
+def test_history_page_shows_context_columns(officer_client, customer):
+    """The admin history page lists IP address and user agent columns."""
+    _change_customer(officer_client, customer, phone="+44 3")
+    page = officer_client.get(f"/admin/shop/customer/{customer.pk}/history/")
+    assert page.status_code == 200
+    assert b"203.0.113.5" in page.content
+    assert b"Officer-Browser/1.0" in page.content
+
+
+def test_session_token_never_reaches_history(db, customer):
+    """Credentials are excluded from history tables."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from shop.models import Session
+
+    Session.objects.create(
+        customer=customer, token="secret-token", expires_at=timezone.now() + timedelta(days=1)
+    )
+    history_fields = {f.name for f in Session.history.model._meta.fields}
+    assert "token" not in history_fields

@@ -1,0 +1,98 @@
+"""Celery tasks run inside a change context: task id, actor, and the enqueuing user."""
+
+import os
+import time
+
+import pytest
+from django.conf import settings
+
+from project.celery import app
+from shop.models import Customer
+from tests.conftest import unavailable
+from versions.context import change_context
+from versions.models import LedgerAction
+from versions.services import ledger_append
+from versions.tasks import ledger_verify
+
+
+@app.task(name="tests.rename_customer")
+def rename_customer(customer_id, name):
+    customer = Customer.objects.get(pk=customer_id)
+    customer.name = name
+    customer.save()
+
+
+def test_tasks_run_in_process_without_a_broker():
+    """With CELERY_BROKER_URL unset the demo runs tasks eagerly."""
+    assert settings.CELERY_BROKER_URL == ""
+    assert app.conf.task_always_eager is True
+
+
+def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
+    """An in-process task adds its id and name to the caller's context."""
+    with change_context(user=officer, reason="merge duplicates"):
+        result = rename_customer.delay(customer.pk, "Ada King")
+    row = customer.history.latest()
+    assert row.name == "Ada King"
+    assert row.history_task_id == result.id
+    assert row.history_actor == "task:tests.rename_customer"
+    assert row.history_user == officer
+    assert row.history_change_reason == "merge duplicates"
+
+
+def test_ledger_verify_task_reports_the_chain(db):
+    """The scheduled verification task returns what it found."""
+    ledger_append(action=LedgerAction.BACKUP)
+    assert ledger_verify.delay().get() == {"ok": True, "checked": 1, "broken_id": None}
+
+
+@pytest.fixture
+def redis_worker():
+    """A real Celery worker thread consuming from Redis."""
+    import redis
+    from celery.contrib.testing.worker import start_worker
+
+    url = os.environ.get("COMPLIANCE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        unavailable(f"Redis not reachable at {url}: {exc}")
+    saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
+
+    def switch(conf):
+        app.conf.update(conf)
+        # Celery caches its connection and producer pools from the first broker URL it saw.
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    switch({"broker_url": url, "task_always_eager": False})
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            yield
+    finally:
+        switch(saved)
+
+
+def _wait_for_history(customer, name, timeout=30.0):
+    """Poll until the worker's history row is committed (bounded; fails on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = customer.history.filter(name=name).first()
+        if row is not None:
+            return row
+        time.sleep(0.1)
+    pytest.fail(f"the worker wrote no history row within {timeout}s")
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_worker_task_records_task_id_and_enqueuing_user(redis_worker, officer, customer):
+    """On a real worker the history row names the task and the user who enqueued it."""
+    with change_context(user=officer, reason="customer asked by phone"):
+        result = rename_customer.delay(customer.pk, "Ada Byron")
+    row = _wait_for_history(customer, "Ada Byron")
+    assert row.name == "Ada Byron"
+    assert row.history_task_id == result.id
+    assert row.history_actor == "task:tests.rename_customer"
+    assert row.history_user_id == officer.pk
+    assert row.history_change_reason == "customer asked by phone"
