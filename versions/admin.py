@@ -1,6 +1,8 @@
 """Admin of the versions app: the read-only ledger, and history pages with context columns."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import LedgerEntry
@@ -18,6 +20,24 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         "history_request_id",
         "history_task_id",
     ]
+
+    object_history_list_template = "versions/object_history_list.html"
+
+    def history_view(self, request, object_id, extra_context=None):
+        history_opts = self.model.history.model._meta
+        labels = [
+            capfirst(history_opts.get_field(name).verbose_name)
+            for name in self.get_history_list_display(request)
+        ]
+        context = {"history_list_labels": labels, **(extra_context or {})}
+        return super().history_view(request, object_id, context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        # simple-history renders the revert form read-only for viewers but still accepts
+        # their POST; a reader must not be able to write a version.
+        if request.method == "POST" and not self.has_change_history_permission(request):
+            raise PermissionDenied
+        return super().history_form_view(request, object_id, version_id, extra_context)
 
 
 @admin.register(LedgerEntry)

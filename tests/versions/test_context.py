@@ -19,9 +19,11 @@ def test_nested_context_inherits_what_it_does_not_set():
 
 def test_unknown_context_field_is_refused():
     """A typo in a field name is an error, not a silently lost value."""
-    with pytest.raises(TypeError, match="unknown change context fields: ipaddress"):
-        with change_context(ipaddress="192.0.2.1"):
-            pass
+    with (
+        pytest.raises(TypeError, match="unknown change context fields: ipaddress"),
+        change_context(ipaddress="192.0.2.1"),
+    ):
+        pass
 
 
 def test_middleware_opens_a_context_and_echoes_the_request_id():
