@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.db import models
 from django.db.models.functions import SHA256, Cast, Concat, Left
+from django.utils.crypto import salted_hmac
 
 __all__ = ["Anonymiser", "ANONYMISERS", "get_anonymiser"]
 
@@ -36,8 +37,23 @@ def _fits(field, text):
     return text[: field.max_length] if getattr(field, "max_length", None) else text
 
 
+class _Sha256Hex(SHA256):
+    """Hex SHA-256 with PostgreSQL's built-in sha256() (Django's SHA256 needs pgcrypto)."""
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="encode(sha256(convert_to(%(expressions)s, 'UTF8')), 'hex')",
+            **extra_context,
+        )
+
+
 def _hash(field):
-    digest = SHA256(Cast(field.attname, models.TextField()))
+    # Keyed, so a dictionary of likely values (emails, phone numbers) cannot reverse it.
+    key = salted_hmac("compliance.anonymisers.hash", "key").hexdigest()
+    value = Concat(models.Value(key), Cast(field.attname, models.TextField()))
+    digest = _Sha256Hex(value, output_field=models.CharField())
     return Left(digest, field.max_length) if getattr(field, "max_length", None) else digest
 
 
@@ -59,7 +75,7 @@ ANONYMISERS = {
         ),
         Anonymiser(
             "hash",
-            "Replaced by its SHA-256 (keeps equality, drops the value)",
+            "Replaced by a keyed SHA-256 (keeps equality, drops the value)",
             _hash,
             lambda f: isinstance(f, _TEXT),
             "a text field",

@@ -1,5 +1,7 @@
 """The registry: every sample model is declared; the anonymisers work set-based."""
 
+import hashlib
+
 import pytest
 from django.apps import apps
 
@@ -59,6 +61,7 @@ def test_hash_and_json_anonymisers(db, customer):
     Session.objects.filter(pk=session.pk).update(token=ANONYMISERS["hash"].expression(field))
     session.refresh_from_db()
     assert session.token != token and len(session.token) == 64
+    assert session.token != hashlib.sha256(token.encode()).hexdigest()  # keyed, not plain
     event = AnalyticsEvent.objects.create(
         customer=customer, name="login", properties={"path": "/"}, ip_address="192.0.2.1"
     )
