@@ -87,8 +87,6 @@ def test_logins_have_their_roles(db, client):
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
-    assert list(users.get(username="auditor").groups.values_list("name", flat=True)) == [
-        "Auditor"
-    ]
+    assert list(users.get(username="auditor").groups.values_list("name", flat=True)) == ["Auditor"]
     assert users.get(username="officer").groups.get().name == "Privacy officer"
     assert users.get(username="admin").is_superuser
