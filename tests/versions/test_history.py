@@ -79,7 +79,7 @@ def test_actor_option_names_the_user(db, officer):
     """--actor USERNAME makes the history rows name that user."""
     with override_settings(DEMO=True):
         call_command("seed_demo", customers=2, no_logins=True, actor="officer", stdout=StringIO())
-    assert set(Customer.history.values_list("history_user", flat=True)) == {officer.pk}
+    assert set(Customer.history.values_list("history_user_id", flat=True)) == {officer.pk}
 
 
 def test_unknown_actor_is_a_clear_error(db):
@@ -133,3 +133,34 @@ def test_session_token_never_reaches_history(db, customer):
     )
     history_fields = {f.name for f in Session.history.model._meta.fields}
     assert "token" not in history_fields
+
+
+def _row_values(row):
+    skip = {"history_id", "history_date", "created_at", "updated_at"}
+    return {f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields} | {
+        k: None for k in skip
+    }
+
+
+def test_fast_history_insert_writes_what_django_would(db, officer):
+    """The cached INSERT and Django's own save() store identical history rows."""
+    from django.db.models.signals import post_save
+
+    HistoricalCustomer = Customer.history.model
+    with change_context(user=officer, ip="192.0.2.4", user_agent="UA", reason="compare"):
+        fast = Customer.objects.create(email="fast@example.org", name="F", phone="1")
+        post_save.connect(lambda **kw: None, sender=HistoricalCustomer, dispatch_uid="listen")
+        try:
+            slow = Customer.objects.create(
+                email="fast@example.org".replace("fast", "slow"), name="F", phone="1"
+            )
+        finally:
+            post_save.disconnect(sender=HistoricalCustomer, dispatch_uid="listen")
+    fast_row, slow_row = fast.history.get(), slow.history.get()
+    assert fast_row.history_id and slow_row.history_id
+    fast_values, slow_values = _row_values(fast_row), _row_values(slow_row)
+    for values, obj in ((fast_values, fast), (slow_values, slow)):
+        assert values.pop("id") == obj.pk
+        values.pop("email")
+    assert fast_values == slow_values
+    assert fast_row.history_user_id == officer.pk and fast_row.history_ip == "192.0.2.4"
