@@ -208,6 +208,7 @@ class _Builder:
                 avatar_url=f"https://avatars.{DEMO_EMAIL_DOMAIN}/{i}.png" if i % 3 else "",
                 date_of_birth=(self.end - timedelta(days=rng.randrange(18 * 365, 80 * 365))).date(),
                 created_at=joined,
+                updated_at=joined,
             )
             self.add(customer, joined)
 
@@ -294,6 +295,7 @@ class _Builder:
                     title=f"{title} — {customer.name}",
                     content=f"{title} submitted by {customer.name} ({customer.email}).",
                     created_at=at,
+                    updated_at=at,
                 ),
                 at,
             )
@@ -335,8 +337,9 @@ def _edits(rng: random.Random, customers, orders, notifications, end):
     changed = []
     for customer in rng.sample(customers, k=len(customers) * 2 // 5):
         customer.phone = f"+44 7700 901{rng.randrange(1000):03d}"
-        changed.append(_dated(customer, _at(rng, customer.created_at, end)))
-    bulk_update_with_context(changed, Customer, ["phone"])
+        customer.updated_at = _at(rng, customer.created_at, end)
+        changed.append(_dated(customer, customer.updated_at))
+    bulk_update_with_context(changed, Customer, ["phone", "updated_at"])
     changed = []
     for order in orders:
         order.status = rng.choice([Order.Status.PAID, Order.Status.SHIPPED, Order.Status.CANCELLED])

@@ -18,6 +18,15 @@ def new_token_hash() -> str:
     return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
 
 
+def _touching_save(self, *args, **kwargs):
+    """save() that sets updated_at, like auto_now, but leaves bulk loads their own dates."""
+    self.updated_at = timezone.now()
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None:
+        kwargs["update_fields"] = {*update_fields, "updated_at"}
+    return models.Model.save(self, *args, **kwargs)
+
+
 class Customer(models.Model):
     """The data subject."""
 
@@ -27,12 +36,14 @@ class Customer(models.Model):
     avatar_url = models.URLField(blank=True)
     date_of_birth = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     history = TrackedHistory()
 
     class Meta:
         ordering = ["name"]
+
+    save = _touching_save
 
     def __str__(self):
         return f"{self.name} <{self.email}>"
@@ -187,12 +198,14 @@ class Document(models.Model):
     title = models.CharField(max_length=200)
     content = models.TextField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
     history = TrackedHistory()
 
     class Meta:
         ordering = ["-updated_at"]
+
+    save = _touching_save
 
     def __str__(self):
         return self.title

@@ -93,3 +93,14 @@ def test_logins_have_their_roles(db, client):
     assert list(users.get(username="auditor").groups.values_list("name", flat=True)) == ["Auditor"]
     assert users.get(username="officer").groups.get().name == "Privacy officer"
     assert users.get(username="admin").is_superuser
+
+
+def test_updated_at_follows_saves_but_keeps_seeded_dates(db):
+    """Seeded rows keep their past dates; a later save() moves updated_at to now."""
+    _seed(customers=3, no_logins=True)
+    customer = Customer.objects.order_by("created_at").first()
+    assert customer.updated_at.date() < timezone.now().date()  # seeded dates end yesterday
+    customer.phone = "+44 0"
+    customer.save(update_fields=["phone"])
+    customer.refresh_from_db()
+    assert customer.updated_at > timezone.now() - timedelta(minutes=1)
