@@ -12,6 +12,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from simple_history.models import HistoricalChanges
 
+from . import config
 from .anonymisers import ANONYMISERS
 from .registry import Erasure, registry
 
@@ -20,7 +21,7 @@ __all__ = ["looks_personal", "project_models", "registry_check"]
 # Tokens of a field name that suggest personal data; matched on whole underscore-separated
 # words (and adjacent pairs, so user_agent matches "useragent").
 PERSONAL_WORDS = frozenset(
-    [
+    {
         "email",
         "mail",
         "phone",
@@ -36,14 +37,17 @@ PERSONAL_WORDS = frozenset(
         "username",
         "nickname",
         "address",
+        "addr",
         "street",
         "postcode",
         "postal",
         "zipcode",
         "zip",
         "city",
+        "location",
         "ip",
         "ipaddress",
+        "remoteaddr",
         "useragent",
         "birth",
         "birthday",
@@ -51,15 +55,20 @@ PERSONAL_WORDS = frozenset(
         "dob",
         "ssn",
         "passport",
+        "nationalid",
         "iban",
         "nationality",
         "gender",
         "latitude",
         "longitude",
+        "lat",
+        "lng",
         "geo",
         "avatar",
         "photo",
-    ]
+        "password",
+        "token",
+    }
 )
 PERSONAL_TYPES = (models.EmailField, models.GenericIPAddressField)
 
@@ -194,19 +203,19 @@ def _declaration_errors(entry, subject_model):
 @register(Tags.models)
 def registry_check(app_configs, **kwargs):
     """compliance.E001–E007: classification complete and declarations valid."""
+    errors = []
     try:
         subject_model = registry.subject_model()
     except (LookupError, ValueError):
-        return [
+        subject_model = None
+        errors.append(
             Error(
-                f"COMPLIANCE_SUBJECT_MODEL '{settings.COMPLIANCE_SUBJECT_MODEL}' is not an "
-                "installed model.",
+                f"COMPLIANCE_SUBJECT_MODEL '{config.subject_model()}' is not an installed model.",
                 hint="Set it to 'app_label.ModelName' of the model your data subjects live in.",
                 id="compliance.E007",
             )
-        ]
-    errors = []
-    if not registry.is_registered(subject_model):
+        )
+    if subject_model is not None and not registry.is_registered(subject_model):
         errors.append(
             Error(
                 f"The subject model {subject_model._meta.label} is not in the registry.",
@@ -229,6 +238,7 @@ def registry_check(app_configs, **kwargs):
                         id="compliance.E001",
                     )
                 )
-    for entry in registry.entries():
-        errors.extend(_declaration_errors(entry, subject_model))
+    if subject_model is not None:  # declarations are checked against the subject model
+        for entry in registry.entries():
+            errors.extend(_declaration_errors(entry, subject_model))
     return errors

@@ -1,7 +1,9 @@
 """The two roles: "Privacy officer" runs the lifecycle, "Auditor" sees everything, changes nothing.
 
-`sync_roles` creates the groups and sets their permissions. The data migration calls it
-first; a post_migrate receiver calls it again so models added later get their permissions.
+The roles are defined here, in code, where a change is reviewed: `sync_roles` creates both
+groups and sets exactly their permissions. The data migration calls it, and so does a
+post_migrate receiver, so new models get their permissions at the next migrate and edits
+made to these two groups in the admin do not survive it. Other groups are left alone.
 """
 
 from django.apps import apps as global_apps
@@ -9,19 +11,32 @@ from django.contrib.auth.management import create_permissions
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
 
-__all__ = ["AUDITOR", "OFFICER", "PROJECT_APPS", "sync_roles"]
+__all__ = ["AUDITOR", "OFFICER", "officer_apps", "sync_roles"]
 
 AUDITOR = "Auditor"
 OFFICER = "Privacy officer"
-PROJECT_APPS = ("compliance", "retention", "versions", "shop")
+# The apps of this project; with them, officers edit every app the registry declares.
+COMPLIANCE_APPS = ("compliance", "retention", "versions")
 # Models nobody changes through the admin: the ledger is append-only.
 READ_ONLY_MODELS = Q(content_type__app_label="versions", content_type__model="ledgerentry")
 
 
+def officer_apps() -> set[str]:
+    """Apps whose data officers may add and change: ours and every app in the registry."""
+    from .registry import registry
+
+    return {*COMPLIANCE_APPS, *(entry.model._meta.app_label for entry in registry.entries())}
+
+
 def _role_filters():
     view = Q(codename__startswith="view_")
+    # Deleting personal data is an erasure or a purge, with its own permission and ledger
+    # entry; a plain admin delete would leave the data in history and no trace in the ledger.
+    edit = Q(codename__startswith="add_") | Q(codename__startswith="change_")
     history = Q(content_type__model__startswith="historical")
-    officer = view | (Q(content_type__app_label__in=PROJECT_APPS) & ~history & ~READ_ONLY_MODELS)
+    officer = view | (
+        edit & Q(content_type__app_label__in=officer_apps()) & ~history & ~READ_ONLY_MODELS
+    )
     return {AUDITOR: view, OFFICER: officer}
 
 

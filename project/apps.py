@@ -4,4 +4,4 @@ from django.contrib.admin.apps import AdminConfig as DjangoAdminConfig
 class AdminConfig(DjangoAdminConfig):
     """The stock admin app, with the project's site as the default site."""
 
-    default_site = "project.admin.ComplianceAdminSite"
+    default_site = "compliance.sites.ComplianceAdminSite"

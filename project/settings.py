@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -13,10 +14,15 @@ if env.bool("COMPLIANCE_READ_DOTENV", default=True) and (BASE_DIR / ".env").is_f
 # DEMO runs the application with an insecure built-in key, debug pages and eager tasks.
 DEMO = env.bool("DEMO", default=False)
 DEBUG = env.bool("DEBUG", default=DEMO)
-SECRET_KEY = env.str(
-    "SECRET_KEY",
-    default="demo-only-insecure-key-set-SECRET_KEY-in-production" if DEMO else environ.Env.NOTSET,
-)
+# An empty value counts as unset: a blank line copied from .env.example must not start a
+# production site with an empty key, nor override the demo's.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY and not DEMO:
+    raise ImproperlyConfigured(
+        "Set the SECRET_KEY environment variable to a long random string "
+        "(only DEMO=true runs without one)."
+    )
+SECRET_KEY = SECRET_KEY or "demo-only-insecure-key-set-SECRET_KEY-in-production"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -60,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "project.context_processors.demo",
             ],
         },
     },
@@ -94,6 +101,8 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# Versions are read, not reverted, until restore is a service that checks and logs it.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 SILENCED_SYSTEM_CHECKS = [
     # HSTS preloading is irreversible for the whole domain; the operator opts in with
     # SECURE_HSTS_PRELOAD=true once the domain is submitted to the preload list.
@@ -111,14 +120,14 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "ledger-verify-daily": {
-        "task": "versions.tasks.ledger_verify",
+        "task": "versions.tasks.ledger_verify_scheduled",
         "schedule": 24 * 3600,
     },
 }
 
 # The application's own knobs, read through each app's config.py.
 COMPLIANCE_SUBJECT_MODEL = env.str("COMPLIANCE_SUBJECT_MODEL", default="shop.Customer")
-COMPLIANCE_TRUST_X_FORWARDED_FOR = env.bool("COMPLIANCE_TRUST_X_FORWARDED_FOR", default=False)
+COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", default=0)
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 
 LOGGING = {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -35,7 +36,14 @@ from .models import (
     Session,
 )
 
-__all__ = ["DEMO_LOGINS", "DemoLogin", "DemoSeedResult", "demo_seed", "demo_users_ensure"]
+__all__ = [
+    "DEMO_LOGINS",
+    "DemoLogin",
+    "DemoRefused",
+    "DemoSeedResult",
+    "demo_seed",
+    "demo_users_ensure",
+]
 
 DEMO_EMAIL_DOMAIN = "example.com"
 SPAN = timedelta(days=3 * 365)
@@ -132,6 +140,18 @@ EVENTS = ("page_view", "product_view", "add_to_cart", "checkout_started", "searc
 DOCUMENTS = ("Invoice copy", "Return form", "Warranty claim", "ID verification", "Complaint")
 
 
+class DemoRefused(Exception):
+    """Demo data and published logins are refused outside DEMO mode."""
+
+
+def _require_demo() -> None:
+    if not settings.DEMO:
+        raise DemoRefused(
+            "Demo data and its logins with published passwords are created only with "
+            "DEMO=true. Set DEMO=true for a demo database; never on a production one."
+        )
+
+
 @dataclass(frozen=True)
 class DemoLogin:
     username: str
@@ -154,6 +174,7 @@ class DemoSeedResult:
 
 def demo_users_ensure() -> list[DemoLogin]:
     """Create (or reset) the demo logins: an admin, a privacy officer and an auditor."""
+    _require_demo()
     User = get_user_model()
     for login in DEMO_LOGINS:
         user, _ = User.objects.get_or_create(username=login.username)
@@ -355,6 +376,7 @@ def _edits(rng: random.Random, customers, orders, notifications, end):
 
 def demo_seed(*, seed: int = 1, customers: int = 200) -> DemoSeedResult:
     """Create the demo data once; a second run finds it and adds nothing."""
+    _require_demo()
     existing = Customer.objects.filter(email__endswith=f"@{DEMO_EMAIL_DOMAIN}").count()
     if existing:
         return DemoSeedResult(created=False, counts={"shop.Customer": existing})

@@ -30,3 +30,15 @@ def test_secret_key_is_required_outside_the_demo():
 def test_demo_runs_without_a_secret_key():
     """DEMO=true starts with a built-in key."""
     assert _check(DEMO="true").returncode == 0
+
+
+def test_empty_secret_key_counts_as_missing():
+    """A blank SECRET_KEY line is refused too, not run with an empty key."""
+    result = _check(SECRET_KEY="")
+    assert result.returncode != 0
+    assert "Set the SECRET_KEY environment variable" in result.stderr
+
+
+def test_empty_secret_key_does_not_break_the_demo():
+    """DEMO=true with a blank SECRET_KEY line still uses the built-in key."""
+    assert _check(DEMO="true", SECRET_KEY="").returncode == 0

@@ -33,9 +33,10 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         return super().history_view(request, object_id, context)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        # simple-history renders the revert form read-only for viewers but still accepts
-        # their POST; a reader must not be able to write a version.
-        if request.method == "POST" and not self.has_change_history_permission(request):
+        # simple-history's revert saves without a transaction, a permission of its own or a
+        # ledger entry, and accepts a POST even where it renders the form read-only. Versions
+        # are shown here; restoring one is the restore service's job.
+        if request.method == "POST":
             raise PermissionDenied
         return super().history_form_view(request, object_id, version_id, extra_context)
 

@@ -3,9 +3,9 @@
 from django.conf import settings
 
 
-def trust_x_forwarded_for() -> bool:
-    """Take the client IP from X-Forwarded-For (only behind a proxy that sets it)."""
-    return bool(getattr(settings, "COMPLIANCE_TRUST_X_FORWARDED_FOR", False))
+def trusted_proxy_count() -> int:
+    """How many proxies in front of the application append to X-Forwarded-For (0: none)."""
+    return int(getattr(settings, "COMPLIANCE_TRUSTED_PROXY_COUNT", 0))
 
 
 def ledger_secret() -> str:

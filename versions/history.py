@@ -50,6 +50,7 @@ class HistoryContextFields(models.Model):
             and not args
             and set(kwargs) <= {"using"}
             and connections[using].features.can_return_columns_from_insert
+            and _plain_insert(type(self))
             and not pre_save.has_listeners(type(self))
             and not post_save.has_listeners(type(self))
         ):
@@ -59,6 +60,13 @@ class HistoryContextFields(models.Model):
 
 
 _INSERTS: dict[tuple[type, str], tuple[str, list]] = {}
+
+
+def _plain_insert(model) -> bool:
+    """True when only the primary key comes back from the database (no generated columns)."""
+    return not any(getattr(f, "generated", False) for f in model._meta.concrete_fields) and [
+        f.attname for f in model._meta.db_returning_fields
+    ] == [model._meta.pk.attname]
 
 
 def _insert(row: models.Model, using: str) -> None:

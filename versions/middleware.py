@@ -11,10 +11,17 @@ USER_AGENT_MAX = 512
 
 
 def client_ip(request) -> str | None:
-    """The client address: REMOTE_ADDR, or the first X-Forwarded-For hop when trusted."""
+    """The client address: REMOTE_ADDR, or the hop our own proxies appended.
+
+    Each trusted proxy appends the address it saw to X-Forwarded-For, so with N of them
+    the client is the N-th entry from the right; anything further left is client-supplied.
+    """
     address = request.META.get("REMOTE_ADDR", "")
-    if config.trust_x_forwarded_for():
-        address = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip() or address
+    proxies = config.trusted_proxy_count()
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if proxies and forwarded:
+        hops = [hop.strip() for hop in forwarded.split(",")]
+        address = hops[-proxies] if len(hops) >= proxies else hops[0]
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
@@ -28,7 +35,8 @@ class ChangeContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        incoming = request.headers.get("X-Request-ID", "")
+        # Only our own proxy may name the request; a client could forge any id.
+        incoming = request.headers.get("X-Request-ID", "") if config.trusted_proxy_count() else ""
         request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
         with change_context(
             user=getattr(request, "user", None),

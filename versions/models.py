@@ -37,11 +37,15 @@ class LedgerEntry(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.PROTECT,
+        on_delete=models.DO_NOTHING,
         related_name="+",
         db_constraint=False,  # the chain outlives user accounts; the label keeps the name
     )
     actor_label = models.CharField(max_length=150)
+    channel = models.CharField(
+        max_length=150, blank=True, help_text="Command or task that acted; empty for the admin."
+    )
+    reason = models.CharField(max_length=500, blank=True)
     target = models.CharField(max_length=200, blank=True, help_text="Model, policy or object.")
     counts = models.JSONField(default=dict, blank=True)
     details = models.JSONField(default=dict, blank=True)

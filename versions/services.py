@@ -32,6 +32,8 @@ def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
             "action": entry.action,
             "actor_id": entry.actor_id,
             "actor_label": entry.actor_label,
+            "channel": entry.channel,
+            "reason": entry.reason,
             "target": entry.target,
             "counts": entry.counts,
             "details": entry.details,
@@ -87,6 +89,8 @@ def _append(action, actor, ctx, target, counts, details) -> LedgerEntry:
         action=str(action),
         actor=actor,
         actor_label=actor.get_username() if actor is not None else (ctx.actor or "system"),
+        channel=ctx.actor,
+        reason=ctx.reason[:500],
         target=target,
         counts=counts,
         details=details,
@@ -101,7 +105,8 @@ def _append(action, actor, ctx, target, counts, details) -> LedgerEntry:
 
 @dataclass(frozen=True)
 class LedgerReport:
-    """What `ledger_verify` found: entries checked, the head, the first broken entry."""
+    """What `ledger_verify` found: entries checked, the head, the first broken entry (if one
+    entry is to blame) and the problem, empty when the chain is intact."""
 
     checked: int
     head: str
@@ -110,13 +115,18 @@ class LedgerReport:
 
     @property
     def ok(self) -> bool:
-        return self.broken_id is None
+        return not self.problem
 
 
-def ledger_verify(*, chunk_size: int = 2000) -> LedgerReport:
-    """Recompute the chain in id order and stop at the first entry that does not fit."""
+def ledger_verify(*, expect_head: str = "", chunk_size: int = 2000) -> LedgerReport:
+    """Recompute the chain in id order and stop at the first entry that does not fit.
+
+    `expect_head` is a head hash recorded earlier (outside the database): it must still be
+    in the chain, which catches the newest entries having been deleted.
+    """
     prev_hash = GENESIS
     checked = 0
+    seen_expected = not expect_head
     entries = LedgerEntry.objects.order_by("id").iterator(chunk_size=chunk_size)
     for entry in entries:
         if entry.prev_hash != prev_hash:
@@ -136,5 +146,14 @@ def ledger_verify(*, chunk_size: int = 2000) -> LedgerReport:
                 "outside the application",
             )
         prev_hash = entry.hash
+        seen_expected = seen_expected or entry.hash == expect_head
         checked += 1
+    if not seen_expected:
+        return LedgerReport(
+            checked,
+            prev_hash,
+            None,
+            f"the recorded head {expect_head} is no longer in the chain: entries were deleted "
+            "from its end",
+        )
     return LedgerReport(checked, prev_hash)

@@ -12,6 +12,7 @@ from django.db.models import Max, Min
 from django.test import override_settings
 from django.utils import timezone
 
+from shop.demo import DemoRefused, demo_users_ensure
 from shop.models import Customer, Order
 from versions.services import ledger_verify
 
@@ -40,9 +41,12 @@ def _snapshot():
 
 def test_refuses_without_demo_mode(db):
     """Published passwords never reach a production database."""
-    with pytest.raises(CommandError, match="runs only with DEMO=true"):
+    with pytest.raises(CommandError, match="created only with DEMO=true"):
         call_command("seed_demo", stdout=StringIO())
+    with pytest.raises(DemoRefused):
+        demo_users_ensure()
     assert not Customer.objects.exists()
+    assert not get_user_model().objects.filter(username="admin").exists()
 
 
 def test_default_run_fills_every_table_and_prints_logins(db):

@@ -1,6 +1,7 @@
 """The change context: nesting, the middleware, the client IP."""
 
 import pytest
+from django.http import HttpResponse
 from django.test import RequestFactory, override_settings
 
 from versions.context import change_context, current
@@ -26,49 +27,61 @@ def test_unknown_context_field_is_refused():
         pass
 
 
-def test_middleware_opens_a_context_and_echoes_the_request_id():
-    """Inside the view the context has IP, user agent and the request id sent back."""
+def _through_middleware(**meta):
     seen = {}
 
     def view(request):
         seen["ctx"] = current()
-        from django.http import HttpResponse
-
         return HttpResponse("ok")
 
-    request = RequestFactory().get(
-        "/", REMOTE_ADDR="198.51.100.7", HTTP_USER_AGENT="UA/1", HTTP_X_REQUEST_ID="req-12345678"
+    response = ChangeContextMiddleware(view)(RequestFactory().get("/", **meta))
+    return seen["ctx"], response
+
+
+def test_middleware_opens_a_context_with_a_fresh_request_id():
+    """Inside the view the context has IP, user agent and a request id sent back."""
+    ctx, response = _through_middleware(
+        REMOTE_ADDR="198.51.100.7", HTTP_USER_AGENT="UA/1", HTTP_X_REQUEST_ID="req-12345678"
     )
-    response = ChangeContextMiddleware(view)(request)
-    assert seen["ctx"].ip == "198.51.100.7"
-    assert seen["ctx"].user_agent == "UA/1"
-    assert seen["ctx"].request_id == "req-12345678"
-    assert response["X-Request-ID"] == "req-12345678"
+    assert ctx.ip == "198.51.100.7" and ctx.user_agent == "UA/1"
+    assert ctx.request_id == response["X-Request-ID"] != "req-12345678"  # clients can't name it
+    assert len(ctx.request_id) == 32
     assert current().request_id == ""
 
 
+@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1)
+def test_request_id_from_a_trusted_proxy_is_kept():
+    """Behind our proxy, its X-Request-ID ties history rows to the proxy's logs."""
+    ctx, response = _through_middleware(HTTP_X_REQUEST_ID="req-12345678")
+    assert ctx.request_id == response["X-Request-ID"] == "req-12345678"
+
+
+@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1)
 def test_malformed_request_id_is_replaced():
     """A request id that is not a short token is replaced by a fresh one."""
-    request = RequestFactory().get("/", HTTP_X_REQUEST_ID="<script>")
-    response = ChangeContextMiddleware(lambda r: __import__("django.http").http.HttpResponse())(
-        request
-    )
-    assert response["X-Request-ID"] != "<script>"
-    assert len(response["X-Request-ID"]) == 32
+    ctx, response = _through_middleware(HTTP_X_REQUEST_ID="<script>")
+    assert response["X-Request-ID"] == ctx.request_id != "<script>"
 
 
-def test_forwarded_for_is_ignored_unless_trusted():
-    """X-Forwarded-For is client-controlled: used only behind a trusted proxy."""
-    request = RequestFactory().get(
-        "/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1"
-    )
+def test_forwarded_for_is_ignored_without_trusted_proxies():
+    """X-Forwarded-For is client-controlled: ignored unless proxies are configured."""
+    request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert client_ip(request) == "10.0.0.1"
-    with override_settings(COMPLIANCE_TRUST_X_FORWARDED_FOR=True):
+
+
+def test_client_is_the_hop_our_proxies_appended():
+    """With N proxies the client is the N-th hop from the right; what the client sent is not."""
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9, 10.0.0.1"
+    )
+    with override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1):
+        assert client_ip(request) == "10.0.0.1"
+    with override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=2):
         assert client_ip(request) == "203.0.113.9"
 
 
+@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1)
 def test_invalid_address_becomes_none():
     """A forged, invalid forwarded address is not stored."""
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="junk")
-    with override_settings(COMPLIANCE_TRUST_X_FORWARDED_FOR=True):
-        assert client_ip(request) is None
+    assert client_ip(request) is None

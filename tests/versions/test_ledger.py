@@ -56,6 +56,34 @@ def test_system_actor_is_named(db):
     assert entry.actor is None and entry.actor_label == "command:purge"
 
 
+def test_entry_records_channel_and_reason(db, officer):
+    """A command run on behalf of a user is told apart from the user in the admin."""
+    with change_context(user=officer, actor="command:erase", reason="ticket 7"):
+        entry = ledger_append(action=LedgerAction.ERASURE)
+    assert (entry.actor_label, entry.channel, entry.reason) == (
+        "officer",
+        "command:erase",
+        "ticket 7",
+    )
+    assert ledger_verify().ok
+
+
+def test_reason_is_part_of_the_hash(chain):
+    """Rewriting the reason of an entry breaks the chain at that entry."""
+    _sql("UPDATE versions_ledgerentry SET reason = 'routine' WHERE id = %s", [chain[3].pk])
+    assert ledger_verify().broken_id == chain[3].pk
+
+
+def test_deleted_newest_entries_are_found_with_a_recorded_head(chain):
+    """A head hash kept outside the database exposes entries deleted from the end."""
+    recorded = ledger_verify().head
+    assert "Ledger intact: 5 entries verified" in _verify()
+    _sql("DELETE FROM versions_ledgerentry WHERE id = %s", [chain[-1].pk])
+    assert ledger_verify().ok  # the shorter chain is still consistent on its own...
+    with pytest.raises(CommandError, match="the recorded head .* is no longer in the chain"):
+        call_command("verify_ledger", expect_head=recorded, stdout=StringIO())
+
+
 def test_unknown_action_is_refused(db):
     """Only the documented actions can be recorded."""
     with pytest.raises(ValueError, match="unknown ledger action"):
@@ -100,9 +128,9 @@ def test_inserted_row_is_named(chain):
     """A row inserted in SQL cannot carry a valid keyed hash."""
     head = chain[-1]
     _sql(
-        "INSERT INTO versions_ledgerentry (created_at, action, actor_label, target, counts, "
-        "details, request_id, task_id, prev_hash, hash) "
-        "VALUES (%s, 'erasure', 'mallory', '', '{}', '{}', '', '', %s, %s)",
+        "INSERT INTO versions_ledgerentry (created_at, action, actor_label, channel, reason, "
+        "target, counts, details, request_id, task_id, prev_hash, hash) "
+        "VALUES (%s, 'erasure', 'mallory', '', '', '', '{}', '{}', '', '', %s, %s)",
         [head.created_at, head.hash, "f" * 64],
     )
     forged = LedgerEntry.objects.order_by("-id").first()

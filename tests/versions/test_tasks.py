@@ -12,7 +12,7 @@ from tests.conftest import unavailable
 from versions.context import change_context
 from versions.models import LedgerAction
 from versions.services import ledger_append
-from versions.tasks import ledger_verify
+from versions.tasks import ledger_verify_scheduled
 
 
 @app.task(name="tests.rename_customer")
@@ -43,7 +43,7 @@ def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
 def test_ledger_verify_task_reports_the_chain(db):
     """The scheduled verification task returns what it found."""
     ledger_append(action=LedgerAction.BACKUP)
-    assert ledger_verify.delay().get() == {"ok": True, "checked": 1, "broken_id": None}
+    assert ledger_verify_scheduled.delay().get() == {"ok": True, "checked": 1, "broken_id": None}
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
-from django.conf import settings
 from django.core.management.base import CommandError
 
-from shop.demo import demo_seed, demo_users_ensure
+from shop.demo import DemoRefused, demo_seed, demo_users_ensure
 from versions.management.base import ComplianceCommand
 
 
@@ -10,10 +9,6 @@ class Command(ComplianceCommand):
         "Fill the database with deterministic demo data (customers with rows in every table, "
         "three years of dates, edits that leave history) and create the demo logins. "
         "Safe to re-run. Only with DEMO=true: the logins have published passwords."
-    )
-    REFUSED = (
-        "seed_demo creates logins with published passwords, so it runs only with DEMO=true. "
-        "Set DEMO=true for a demo database; never on a production one."
     )
     PRESENT = "Demo data already present ({count} customers): nothing added."
     CREATED = "Created demo data: {summary}."
@@ -28,12 +23,13 @@ class Command(ComplianceCommand):
         parser.add_argument("--no-logins", action="store_true", help="Do not create logins.")
 
     def handle(self, *args, seed, customers, no_logins, **options):
-        if not settings.DEMO:
-            raise CommandError(self.REFUSED)
         if customers < 2:
             raise CommandError("--customers must be at least 2 (messages need two people).")
-        logins = [] if no_logins else demo_users_ensure()  # first, so edits name the officer
-        result = demo_seed(seed=seed, customers=customers)
+        try:
+            logins = [] if no_logins else demo_users_ensure()  # first: edits name the officer
+            result = demo_seed(seed=seed, customers=customers)
+        except DemoRefused as exc:
+            raise CommandError(str(exc)) from exc
         if result.created:
             summary = ", ".join(f"{n} {label}" for label, n in result.counts.items())
             self.stdout.write(self.style.SUCCESS(self.CREATED.format(summary=summary)))

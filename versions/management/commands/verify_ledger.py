@@ -9,17 +9,26 @@ class Command(ComplianceCommand):
         "Recompute the ledger's hash chain. Exits 0 when intact; otherwise exits 1 and names "
         "the first entry that was altered, deleted or inserted outside the application."
     )
-    OK = "Ledger intact: {checked} entries verified. Head hash: {head}"
-    BROKEN = "Ledger broken at entry #{entry}: {problem}. {checked} entries before it verified."
+    OK = "Ledger intact: {checked} verified. Head hash: {head}"
+    BROKEN = "Ledger broken at entry #{entry}: {problem}. {checked} verified before it."
+    TRUNCATED = "Ledger broken: {problem}. {checked} verified."
 
-    def handle(self, *args, **options):
-        report = ledger_verify()
-        if not report.ok:
-            raise CommandError(
-                self.BROKEN.format(
-                    entry=report.broken_id, problem=report.problem, checked=report.checked
-                )
-            )
-        self.stdout.write(
-            self.style.SUCCESS(self.OK.format(checked=report.checked, head=report.head))
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--expect-head",
+            metavar="HASH",
+            default="",
+            help="A head hash printed by an earlier run and kept outside the database; it "
+            "must still be in the chain (detects deleted newest entries).",
         )
+
+    def handle(self, *args, expect_head, **options):
+        report = ledger_verify(expect_head=expect_head)
+        checked = f"{report.checked} entr{'y' if report.checked == 1 else 'ies'}"
+        if not report.ok:
+            template = self.TRUNCATED if report.broken_id is None else self.BROKEN
+            raise CommandError(
+                template.format(entry=report.broken_id, problem=report.problem, checked=checked)
+            )
+        self.stdout.write(self.style.SUCCESS(self.OK.format(checked=checked, head=report.head)))
