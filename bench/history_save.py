@@ -5,7 +5,7 @@
              ``pre_create_historical_record`` receiver fills from `versions.context`;
 - untracked: ``customer.save_without_historical_record()``: the UPDATE alone.
 
-Both update the same existing rows with a full ``save()``, as the admin does. Three
+Both update the same existing rows with a full ``save()``, as the admin does. Four
 scenarios, each its own ratio:
 
 - ``history_save`` (the target, <= 1.5x): each save in its own committed transaction, as an

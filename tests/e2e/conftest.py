@@ -11,11 +11,6 @@ import pytest
 
 from tests.conftest import unavailable
 
-# Playwright's sync API keeps an asyncio event loop running in the main thread for as long
-# as it is started, so Django's async-safety guard would raise SynchronousOnlyOperation on
-# every ORM call the tests (and their fixtures) make. The calls are in fact synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -29,17 +24,31 @@ CHROMIUM_ARGS = [
 TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright():
+    """Playwright for one test module, with Django's async-safety guard lifted meanwhile.
+
+    Playwright's sync API keeps an asyncio event loop running in the main thread while it
+    is started, so Django would raise SynchronousOnlyOperation on every ORM call the tests
+    make, though they are synchronous. Module scope keeps the rest of the suite guarded.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("the playwright package is not installed")
-    with sync_playwright() as p:
-        yield p
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as p:
+            yield p
+    finally:
+        if saved is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright):
     if not CHROMIUM.is_file():
         unavailable(f"no system Chromium at {CHROMIUM}")

@@ -188,3 +188,18 @@ def test_fast_history_insert_writes_what_django_would(db, officer, customer, mak
     fast_row, slow_row = fast.history.get(), slow.history.get()
     assert _row_values(fast_row) == _row_values(slow_row)
     assert fast_row.history_user_id == officer.pk and fast_row.history_ip == "192.0.2.4"
+
+
+def test_history_names_a_deleted_user_by_id(officer_client, officer, customer):
+    """Deleting a user keeps who changed what: the history page shows the former user's id."""
+    _change_customer(officer_client, customer, phone="+44 4")
+    officer_id = officer.pk
+    officer_client.logout()
+    officer.delete()
+    assert customer.history.latest().history_user_id == officer_id
+    from django.contrib.auth import get_user_model
+
+    viewer = get_user_model().objects.create_superuser("root", password="x")
+    officer_client.force_login(viewer)
+    page = officer_client.get(f"/admin/shop/customer/{customer.pk}/history/")
+    assert f"user #{officer_id} (deleted)".encode() in page.content
