@@ -1,10 +1,13 @@
 """History with context: django-simple-history, extended with who/where/why columns.
 
 Every model holding personal data or policy declares ``history = TrackedHistory()``.
-Each history row then carries the user (simple-history's ``history_user``), the
-client IP, user agent, request id, task id, a system actor label and the reason
-(simple-history's ``history_change_reason``), all read from `versions.context`.
+Each history row then carries the user's id (``history_user_id``; ``history_user`` looks
+the user up), the client IP, user agent, request id, task id, the command or task that
+acted and the reason (simple-history's ``history_change_reason``), all read from
+`versions.context`.
 """
+
+import functools
 
 from django.db import connections, models, router
 from django.db.models.signals import post_save, pre_save
@@ -62,6 +65,7 @@ class HistoryContextFields(models.Model):
 _INSERTS: dict[tuple[type, str], tuple[str, list]] = {}
 
 
+@functools.cache
 def _plain_insert(model) -> bool:
     """True when only the primary key comes back from the database (no generated columns)."""
     return not any(getattr(f, "generated", False) for f in model._meta.concrete_fields) and [
@@ -162,31 +166,26 @@ def _fill_context(sender, history_instance, **kwargs):
             setattr(history_instance, name, value)
 
 
+def _bulk_history_kwargs() -> dict:
+    """simple-history's bulk arguments that carry the change context."""
+    ctx = current()
+    return {
+        "default_user": ctx.authenticated_user,
+        "default_change_reason": ctx.reason,
+        "custom_historical_attrs": context_attrs(),
+    }
+
+
 def bulk_create_with_context(objs, model, *, batch_size=500):
     """Insert rows and their history rows set-based, with the change context filled in.
 
     Each object may carry ``_history_date`` to backdate its history row.
     """
-    ctx = current()
-    return bulk_create_with_history(
-        objs,
-        model,
-        batch_size=batch_size,
-        default_user=ctx.authenticated_user,
-        default_change_reason=ctx.reason,
-        custom_historical_attrs=context_attrs(),
-    )
+    return bulk_create_with_history(objs, model, batch_size=batch_size, **_bulk_history_kwargs())
 
 
 def bulk_update_with_context(objs, model, fields, *, batch_size=500):
     """Update rows and insert their history rows set-based, with the change context."""
-    ctx = current()
     return bulk_update_with_history(
-        objs,
-        model,
-        fields,
-        batch_size=batch_size,
-        default_user=ctx.authenticated_user,
-        default_change_reason=ctx.reason,
-        custom_historical_attrs=context_attrs(),
+        objs, model, fields, batch_size=batch_size, **_bulk_history_kwargs()
     )
