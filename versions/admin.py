@@ -45,7 +45,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
 class LedgerEntryAdmin(admin.ModelAdmin):
     """Everyone with access may read the ledger; nobody may change it."""
 
-    list_display = ["id", "created_at", "action", "actor_label", "target", "counts"]
+    list_display = ["id", "created_at", "action", "actor_label", "channel", "target", "counts"]
     list_filter = ["action", "created_at"]
     search_fields = ["actor_label", "target", "request_id", "task_id"]
     readonly_fields = [f.name for f in LedgerEntry._meta.fields]
