@@ -3,10 +3,12 @@
 import csv
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from .registry import registry
 from .selectors import inventory
 
 __all__ = ["ComplianceAdminSite"]
@@ -34,8 +36,17 @@ class ComplianceAdminSite(admin.AdminSite):
             *super().get_urls(),
         ]
 
+    def can_view_inventory(self, request) -> bool:
+        """Whoever may view a model of the registry may see how the registry classifies it."""
+        return any(
+            request.user.has_perm(f"{e.model._meta.app_label}.view_{e.model._meta.model_name}")
+            for e in registry.entries()
+        )
+
     def inventory_view(self, request):
         """Personal-data inventory: every registered model, its fields and their handling."""
+        if not self.can_view_inventory(request):
+            raise PermissionDenied
         rows = inventory()
         if request.GET.get("format") == "csv":
             return _inventory_csv(rows)
@@ -49,7 +60,7 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)
-        if app_label not in (None, "compliance"):
+        if app_label not in (None, "compliance") or not self.can_view_inventory(request):
             return app_list
         url = reverse("admin:compliance_inventory", current_app=self.name)
         app = next((a for a in app_list if a["app_label"] == "compliance"), None)

@@ -46,3 +46,11 @@ def test_inventory_needs_a_staff_login(client):
     """Anonymous visitors are sent to the login page."""
     response = client.get(reverse("admin:compliance_inventory"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_staff_without_permissions_cannot_see_the_inventory(client, django_user_model):
+    """A staff login that may view no registered model sees neither link nor page."""
+    user = django_user_model.objects.create_user("intern", password="x", is_staff=True)
+    client.force_login(user)
+    assert client.get(reverse("admin:compliance_inventory")).status_code == 403
+    assert b"Personal-data inventory" not in client.get(reverse("admin:index")).content
