@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -188,6 +189,11 @@ def demo_users_ensure() -> list[DemoLogin]:
     return list(DEMO_LOGINS)
 
 
+def _ascii(text: str) -> str:
+    """Björn -> bjorn: the admin's email validation accepts only ASCII local parts."""
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.15:
         return f"2001:db8::{rng.randrange(1, 0xFFFF):x}"
@@ -221,7 +227,7 @@ class _Builder:
         for i in range(self.n):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             joined = _at(rng, self.start, self.end - timedelta(days=7))
-            slug = f"{first}.{last}".lower().replace("'", "")
+            slug = _ascii(f"{first}.{last}".lower().replace("'", ""))
             customer = Customer(
                 email=f"{slug}.{i}@{DEMO_EMAIL_DOMAIN}",
                 name=f"{first} {last}",
