@@ -1,8 +1,8 @@
 """Saving a tracked Customer with context capture versus the same model untracked.
 
 - tracked:   ``customer.save()`` inside ``change_context(user, ip, user_agent, request_id)``:
-             the UPDATE plus simple-history's historical row, whose context columns the
-             ``pre_create_historical_record`` receiver fills from `versions.context`;
+             the UPDATE plus the historical row `TrackedHistory` inserts, its context
+             columns filled from `versions.context`;
 - untracked: ``customer.save_without_historical_record()``: the UPDATE alone.
 
 Both update the same existing rows with a full ``save()``, as the admin does. Four

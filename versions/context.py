@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["ChangeContext", "change_context", "current", "new_request_id"]
+__all__ = ["ChangeContext", "change_context", "context_value", "current", "new_request_id"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ _current: contextvars.ContextVar[ChangeContext] = contextvars.ContextVar(
 def current() -> ChangeContext:
     """The context in force (an empty one outside any request, command or task)."""
     return _current.get()
+
+
+def context_value(name: str):
+    """One field of the context in force (history columns take their defaults from it)."""
+    return getattr(_current.get(), name)
 
 
 def new_request_id() -> str:
