@@ -1,6 +1,7 @@
 """Admin of the versions app: the read-only ledger, and history pages with context columns."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
@@ -31,6 +32,15 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         ]
         context = {"history_list_labels": labels, **(extra_context or {})}
         return super().history_view(request, object_id, context)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        # "Changed by" for the whole page in one query: `history_user` looks up one per row.
+        records = list(historical_records)
+        user_ids = {r.history_user_id for r in records if r.history_user_id is not None}
+        users = get_user_model()._default_manager.in_bulk(user_ids)
+        for record in records:
+            record.changed_by = users.get(record.history_user_id)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         # simple-history's revert saves without a transaction, a permission of its own or a

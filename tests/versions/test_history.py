@@ -191,6 +191,56 @@ def test_direct_history_insert_writes_what_simple_history_would(db, officer, cus
     assert direct_row.history_change_reason == "compare"
 
 
+def test_admin_change_rolls_back_when_the_database_refuses_its_history_row(
+    officer_client, customer
+):
+    """The direct history INSERT shares the admin's transaction: its failure undoes the edit."""
+    from django.db import DatabaseError, connection
+
+    def rename(old, new):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    rename("shop_historicalcustomer", "shop_historicalcustomer_away")
+    try:
+        with pytest.raises(DatabaseError):
+            _change_customer(officer_client, customer, phone="+44 998")
+    finally:
+        rename("shop_historicalcustomer_away", "shop_historicalcustomer")
+    customer.refresh_from_db()
+    assert customer.phone == "+44 1"
+    assert customer.history.count() == 1  # only the creation
+
+
+def test_history_page_looks_users_up_once_per_page(officer_client, officer, customer, db):
+    """ "Changed by" costs one user query for the page, however many rows it shows."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    other = get_user_model().objects.create_user("second-officer")
+    url = f"/admin/shop/customer/{customer.pk}/history/"
+
+    def queries_for_page():
+        with CaptureQueriesContext(connection) as captured:
+            page = officer_client.get(url)
+        assert page.status_code == 200
+        return len(captured), page
+
+    for n, user in enumerate([officer, other, officer]):
+        with change_context(user=user):
+            customer.phone = f"+44 5{n}"
+            customer.save()
+    few, _ = queries_for_page()
+    for n, user in enumerate([other, officer, other, officer, other, officer]):
+        with change_context(user=user):
+            customer.phone = f"+44 6{n}"
+            customer.save()
+    many, page = queries_for_page()
+    assert many == few
+    assert page.content.count(b"<td>second-officer</td>") == 4
+
+
 def test_history_names_a_deleted_user_by_id(officer_client, officer, customer):
     """Deleting a user keeps who changed what: the history page shows the former user's id."""
     _change_customer(officer_client, customer, phone="+44 4")
@@ -204,3 +254,44 @@ def test_history_names_a_deleted_user_by_id(officer_client, officer, customer):
     officer_client.force_login(viewer)
     page = officer_client.get(f"/admin/shop/customer/{customer.pk}/history/")
     assert f"user #{officer_id} (deleted)".encode() in page.content
+
+
+def test_direct_insert_honours_simple_historys_per_instance_overrides(db, officer, customer):
+    """``_history_user``, ``_change_reason`` and ``_history_date`` win over the context."""
+    from datetime import UTC, datetime
+
+    from django.contrib.auth import get_user_model
+
+    other = get_user_model().objects.create_user("other-officer")
+    when = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+    with change_context(user=officer, reason="context reason"):
+        customer.name = "Overridden"
+        customer._history_user = other
+        customer._change_reason = "instance reason"
+        customer._history_date = when
+        customer.save()
+    row = customer.history.latest("history_id")
+    assert (row.history_user_id, row.history_change_reason, row.history_date) == (
+        other.pk,
+        "instance reason",
+        when,
+    )
+
+
+def test_delete_writes_a_history_row_with_the_context(db, officer):
+    """Deleting a tracked record leaves a ``-`` row carrying who deleted it and from where."""
+    customer = Customer.objects.create(email="gone@example.com", name="Gone")
+    pk = customer.pk
+    with change_context(user=officer, ip="198.51.100.9", user_agent="UA", reason="duplicate"):
+        customer.delete()
+    row = Customer.history.filter(id=pk).latest("history_id")
+    assert (row.history_type, row.email, row.history_user_id) == (
+        "-",
+        "gone@example.com",
+        officer.pk,
+    )
+    assert (row.history_ip, row.history_user_agent, row.history_change_reason) == (
+        "198.51.100.9",
+        "UA",
+        "duplicate",
+    )

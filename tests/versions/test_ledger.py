@@ -106,8 +106,34 @@ def test_orm_cannot_change_or_delete_entries(chain):
 
 
 def _sql(statement, params=()):
+    """Tamper as the table's owner would: past the append-only trigger on PostgreSQL."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(statement, params)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE versions_ledgerentry SET counts = '{}' WHERE id = %s",
+        "DELETE FROM versions_ledgerentry WHERE id = %s",
+    ],
+    ids=["update", "delete"],
+)
+def test_database_refuses_sql_changes_to_entries(postgres, chain, statement):
+    """On PostgreSQL a trigger refuses UPDATE and DELETE, whoever sends them (bar the owner)."""
+    from django.db import DatabaseError, transaction
+
+    with (
+        pytest.raises(DatabaseError, match="the ledger is append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement, [chain[1].pk])
+    assert "5 entries verified" in _verify()
 
 
 def test_altered_row_is_named(chain):
