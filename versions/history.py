@@ -27,7 +27,6 @@ __all__ = [
     "TrackedHistory",
     "bulk_create_with_context",
     "bulk_update_with_context",
-    "context_attrs",
 ]
 
 
@@ -66,11 +65,6 @@ class HistoryContextFields(models.Model):
 
     class Meta:
         abstract = True
-
-
-def context_attrs() -> dict:
-    """The context columns' values now, for set-based history writes."""
-    return {f.attname: f.get_default() for f in HistoryContextFields._meta.concrete_fields}
 
 
 def _context_user(request=None, **kwargs):
