@@ -111,11 +111,11 @@ class TrackedHistory(HistoricalRecords):
 
     A tracked save writes its history row with one INSERT built once per history model,
     instead of instantiating a history model and saving it through the ORM: the same
-    row, at well under half the cost (``make bench``). Whenever anything could observe
-    or alter that path (m2m history, a related-name relation, a custom user setter, a
-    field with its own pre_save, database routers, or any receiver of the history
-    model's save or ``*_create_historical_record`` signals), simple-history's own
-    `create_historical_record` runs instead.
+    row, with a fraction of the Python work (``make bench`` measures the whole save).
+    Whenever anything could observe or alter that path (m2m history, a related-name
+    relation, a custom user setter, a field with its own pre_save, database routers, or
+    any receiver of the history model's save or ``*_create_historical_record`` signals),
+    simple-history's own `create_historical_record` runs instead.
     """
 
     def __init__(self, **kwargs):
@@ -188,9 +188,9 @@ class TrackedHistory(HistoricalRecords):
         connection = connections[alias]
         params = []
         for field, source in plan.columns:
-            if source is _COPIED:
+            if source == _COPIED:
                 value = getattr(instance, field.attname)
-            elif source is _COMPUTED:
+            elif source == _COMPUTED:
                 value = computed[field.attname]
             else:
                 value = field.get_default()
