@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from django.db import connections, models, router
-from django.db.models.signals import post_save, pre_save
+from django.conf import settings
+from django.db import connections, models, router, transaction
+from django.db.models.signals import post_init, post_save, pre_init, pre_save
 from django.utils import timezone
 from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords, _history_user_setter
@@ -113,9 +114,10 @@ class TrackedHistory(HistoricalRecords):
     instead of instantiating a history model and saving it through the ORM: the same
     row, with a fraction of the Python work (``make bench`` measures the whole save).
     Whenever anything could observe or alter that path (m2m history, a related-name
-    relation, a custom user setter, a field with its own pre_save, database routers, or
-    any receiver of the history model's save or ``*_create_historical_record`` signals),
-    simple-history's own `create_historical_record` runs instead.
+    relation, a custom user setter, a field with its own pre_save or SQL placeholder, an
+    SQL expression as a value, database routers, or any receiver of the history model's
+    init, save or ``*_create_historical_record`` signals), simple-history's own
+    `create_historical_record` runs instead.
     """
 
     def __init__(self, **kwargs):
@@ -127,7 +129,8 @@ class TrackedHistory(HistoricalRecords):
             "history_user_id_field", models.BigIntegerField(null=True, blank=True, db_index=True)
         )
         # Every change adds a row: a 32-bit counter would run out on a busy table.
-        kwargs.setdefault("history_id_field", models.BigAutoField(primary_key=True))
+        if not getattr(settings, "SIMPLE_HISTORY_HISTORY_ID_USE_UUID", False):
+            kwargs.setdefault("history_id_field", models.BigAutoField(primary_key=True))
         super().__init__(**kwargs)
         self._plans: dict[tuple[type, str], _InsertPlan | None] = {}
 
@@ -185,18 +188,21 @@ class TrackedHistory(HistoricalRecords):
                 instance, history_type, using if self.use_base_model_db else None
             ),
         }
-        connection = connections[alias]
-        params = []
+        values = []
         for field, source in plan.columns:
             if source == _COPIED:
                 value = getattr(instance, field.attname)
+                if hasattr(value, "resolve_expression"):  # e.g. read_at = Now(): SQL compiles it
+                    return super().create_historical_record(instance, history_type, using)
             elif source == _COMPUTED:
                 value = computed[field.attname]
             else:
                 value = field.get_default()
-            params.append(field.get_db_prep_save(value, connection))
-        with connection.cursor() as cursor:
-            cursor.execute(plan.sql, params)
+            values.append((field, value))
+        connection = connections[alias]
+        # As Model.save() does: a failed INSERT dooms the enclosing atomic block.
+        with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
+            cursor.execute(plan.sql, [f.get_db_prep_save(v, connection) for f, v in values])
 
     def _insert_plan(self, instance, history_model, connection) -> _InsertPlan | None:
         """The direct INSERT for this history model, or None when only save() is faithful."""
@@ -209,11 +215,12 @@ class TrackedHistory(HistoricalRecords):
         copied = {f.attname for f in self.fields_included(instance)}
         columns = []
         for field in history_model._meta.concrete_fields:
-            if field.primary_key:
-                continue
+            if field is history_model._meta.auto_field:
+                continue  # the database numbers the row
             if (
                 getattr(field, "generated", False)
                 or field.has_db_default()
+                or hasattr(field, "get_placeholder")  # SQL around the value (casts, SRIDs)
                 or type(field).pre_save not in _PLAIN_PRE_SAVE
                 or getattr(field, "auto_now", False)
                 or getattr(field, "auto_now_add", False)
@@ -241,6 +248,8 @@ def _observed(history_model) -> bool:
         for signal in (
             pre_create_historical_record,
             post_create_historical_record,
+            pre_init,
+            post_init,
             pre_save,
             post_save,
         )

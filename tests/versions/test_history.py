@@ -295,3 +295,43 @@ def test_delete_writes_a_history_row_with_the_context(db, officer):
         "UA",
         "duplicate",
     )
+
+
+def test_expression_values_are_recorded_as_stored(db, customer):
+    """A field set to an SQL expression (``read_at = Now()``) is history'd as its value."""
+    from datetime import timedelta
+
+    from django.db.models.functions import Now
+
+    from shop.models import Notification
+
+    note = Notification.objects.create(customer=customer, title="Parcel shipped", body="…")
+    note.read_at = Now()
+    note.save()
+    note.refresh_from_db()
+    row = note.history.latest("history_id")
+    # simple-history evaluates the expression again in its own INSERT, a moment later.
+    assert row.history_type == "~" and note.read_at is not None
+    assert abs(row.read_at - note.read_at) < timedelta(seconds=5)
+
+
+def test_failed_history_insert_dooms_the_enclosing_transaction(db, customer):
+    """Catching the history INSERT's error cannot commit the change without its history."""
+    import contextlib
+
+    from django.db import DatabaseError, connection, transaction
+
+    def rename(old, new):
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+    rename("shop_historicalcustomer", "shop_historicalcustomer_away")
+    try:
+        with transaction.atomic():
+            customer.phone = "+44 997"
+            with contextlib.suppress(DatabaseError):  # a caller that swallows the error
+                customer.save()
+    finally:
+        rename("shop_historicalcustomer_away", "shop_historicalcustomer")
+    customer.refresh_from_db()
+    assert customer.phone == "+44 1"
