@@ -139,7 +139,7 @@ def _sql_floor(config, customers) -> Result:
         "history_user_agent": "'bench'",
         "history_request_id": "'bench'",
         "history_task_id": "''",
-        "history_actor": "''",
+        "history_channel": "''",
     }
     insert = (
         f"INSERT INTO {history} ({', '.join(columns + list(context))}) "

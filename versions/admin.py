@@ -15,7 +15,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
     """SimpleHistoryAdmin whose history page shows who, from where and in which request."""
 
     history_list_display = [
-        "history_actor",
+        "history_channel",
         "history_ip",
         "history_user_agent",
         "history_request_id",

@@ -20,8 +20,8 @@ __all__ = ["ChangeContext", "change_context", "context_value", "current", "new_r
 class ChangeContext:
     """The circumstances of a change; empty strings mean unknown."""
 
-    user: Any = None  # a User (or a lazy one); None for system actors
-    actor: str = ""  # label when no user acts: "command:seed_demo", "task:versions.tasks…"
+    user: Any = None  # the acting user (or a lazy one); None when the system acts
+    channel: str = ""  # the command or task that runs: "command:seed_demo", "task:versions…"
     ip: str | None = None
     user_agent: str = ""
     request_id: str = ""
@@ -35,14 +35,6 @@ class ChangeContext:
         if user is None or not getattr(user, "is_authenticated", False):
             return None
         return user
-
-    @property
-    def actor_label(self) -> str:
-        """A printable name for whoever acts: the username, else the system actor."""
-        user = self.authenticated_user
-        if user is not None:
-            return user.get_username()
-        return self.actor or "system"
 
 
 _EMPTY = ChangeContext()

@@ -38,11 +38,11 @@ class HistoryContextFields(models.Model):
     history row (a save, a delete, ``bulk_create_with_history``) fills them.
     """
 
-    history_actor = models.CharField(
-        "actor",
+    history_channel = models.CharField(
+        "channel",
         max_length=150,
         blank=True,
-        default=functools.partial(context_value, "actor"),
+        default=functools.partial(context_value, "channel"),
         help_text="Command or task that made the change.",
     )
     history_ip = models.GenericIPAddressField(

@@ -31,7 +31,7 @@ def _send_context(headers=None, **kwargs):
     user = ctx.authenticated_user
     headers[_HEADER] = {
         "user_id": user.pk if user is not None else None,
-        "actor": ctx.actor,
+        "channel": ctx.channel,
         "reason": ctx.reason,
         "request_id": ctx.request_id,
     }
@@ -45,7 +45,7 @@ def _enter_context(task_id=None, task=None, **kwargs):
         user = get_user_model().objects.filter(pk=sent["user_id"]).first()
     manager = change_context(
         user=user,
-        actor=f"task:{task.name}",
+        channel=f"task:{task.name}",
         reason=sent.get("reason"),
         request_id=sent.get("request_id"),
         task_id=task_id,

@@ -10,10 +10,10 @@ from versions.middleware import ChangeContextMiddleware, client_ip
 
 def test_nested_context_inherits_what_it_does_not_set():
     """An inner context keeps the outer values it leaves empty."""
-    with change_context(actor="command:x", reason="outer", ip="192.0.2.1"):
+    with change_context(channel="command:x", reason="outer", ip="192.0.2.1"):
         with change_context(reason="inner", task_id=""):
             ctx = current()
-            assert (ctx.actor, ctx.reason, ctx.ip) == ("command:x", "inner", "192.0.2.1")
+            assert (ctx.channel, ctx.reason, ctx.ip) == ("command:x", "inner", "192.0.2.1")
         assert current().reason == "outer"
     assert current().reason == ""
 

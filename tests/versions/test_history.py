@@ -67,7 +67,7 @@ def test_command_context_records_actor_and_reason(db):
         )
     rows = Customer.history.filter(history_type="+")
     assert rows.count() == 3
-    assert set(rows.values_list("history_actor", flat=True)) == {"command:seed_demo"}
+    assert set(rows.values_list("history_channel", flat=True)) == {"command:seed_demo"}
     # The service's own reason is more specific than the command's and wins inside it.
     assert set(rows.values_list("history_change_reason", flat=True)) == {
         "Demo data: sign-up and activity"
@@ -92,14 +92,14 @@ def test_unknown_actor_is_a_clear_error(db):
 
 def test_set_based_writes_carry_the_context(db, officer):
     """Bulk inserts write their history rows in bulk, with the same context columns."""
-    with change_context(user=officer, actor="task:import", ip="192.0.2.9", reason="import"):
+    with change_context(user=officer, channel="task:import", ip="192.0.2.9", reason="import"):
         bulk_create_with_context(
             [Customer(email=f"c{i}@example.org", name=f"C {i}") for i in range(3)], Customer
         )
     rows = list(Customer.history.all())
     assert len(rows) == 3
     assert {
-        (r.history_user_id, r.history_actor, r.history_ip, r.history_change_reason) for r in rows
+        (r.history_user_id, r.history_channel, r.history_ip, r.history_change_reason) for r in rows
     } == {(officer.pk, "task:import", "192.0.2.9", "import")}
 
 
@@ -107,7 +107,7 @@ def test_plain_save_outside_any_context_still_records_history(db):
     """Code with no context still leaves a history row, with empty context columns."""
     customer = Customer.objects.create(email="x@example.org", name="X")
     row = customer.history.get()
-    assert row.history_user is None and row.history_ip is None and row.history_actor == ""
+    assert row.history_user is None and row.history_ip is None and row.history_channel == ""
 
 
 def test_history_page_shows_context_columns(officer_client, customer):

@@ -50,15 +50,16 @@ def test_entry_records_the_context_actor(db, officer):
 
 
 def test_system_actor_is_named(db):
-    """Without a user the entry names the command or task that acted."""
-    with change_context(actor="command:purge"):
+    """Without a user the actor is "system" and the channel names the command that ran."""
+    with change_context(channel="command:purge"):
         entry = ledger_append(action=LedgerAction.PURGE, counts={"deleted": 3})
-    assert entry.actor is None and entry.actor_label == "command:purge"
+    assert entry.actor is None and entry.actor_label == "system"
+    assert entry.channel == "command:purge"
 
 
 def test_entry_records_channel_and_reason(db, officer):
     """A command run on behalf of a user is told apart from the user in the admin."""
-    with change_context(user=officer, actor="command:erase", reason="ticket 7"):
+    with change_context(user=officer, channel="command:erase", reason="ticket 7"):
         entry = ledger_append(action=LedgerAction.ERASURE)
     assert (entry.actor_label, entry.channel, entry.reason) == (
         "officer",

@@ -35,7 +35,7 @@ def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
     row = customer.history.latest()
     assert row.name == "Ada King"
     assert row.history_task_id == result.id
-    assert row.history_actor == "task:tests.rename_customer"
+    assert row.history_channel == "task:tests.rename_customer"
     assert row.history_user == officer
     assert row.history_change_reason == "merge duplicates"
 
@@ -93,6 +93,6 @@ def test_worker_task_records_task_id_and_enqueuing_user(redis_worker, officer, c
     row = _wait_for_history(customer, "Ada Byron")
     assert row.name == "Ada Byron"
     assert row.history_task_id == result.id
-    assert row.history_actor == "task:tests.rename_customer"
+    assert row.history_channel == "task:tests.rename_customer"
     assert row.history_user_id == officer.pk
     assert row.history_change_reason == "customer asked by phone"

@@ -38,5 +38,5 @@ class ComplianceCommand(BaseCommand):
                     f"Unknown user {options['actor']!r} for --actor: give an existing username."
                 )
         name = getattr(self, "_command_name", None) or self.__module__.rsplit(".", 1)[-1]
-        with change_context(user=user, actor=f"command:{name}", reason=options.get("reason")):
+        with change_context(user=user, channel=f"command:{name}", reason=options.get("reason")):
             return super().execute(*args, **options)
