@@ -380,7 +380,9 @@ def _edits(rng: random.Random, customers, orders, notifications, end):
     bulk_update_with_context(changed, Notification, ["read_at"])
 
 
-def demo_seed(*, seed: int = 1, customers: int = 200) -> DemoSeedResult:
+def demo_seed(
+    *, seed: int = 1, customers: int = 200, actor=None, reason: str = ""
+) -> DemoSeedResult:
     """Create the demo data once; a second run finds it and adds nothing."""
     _require_demo()
     existing = Customer.objects.filter(email__endswith=f"@{DEMO_EMAIL_DOMAIN}").count()
@@ -408,6 +410,11 @@ def demo_seed(*, seed: int = 1, customers: int = 200) -> DemoSeedResult:
             _edits(builder.rng, created, builder.rows[Order], builder.rows[Notification], today)
         counts = {model._meta.label: len(objs) for model, objs in builder.rows.items()}
         ledger_append(
-            action=LedgerAction.DEMO_SEED, target="shop", counts=counts, details={"seed": seed}
+            action=LedgerAction.DEMO_SEED,
+            actor=actor,
+            reason=reason or "Demo data",
+            target="shop",
+            counts=counts,
+            details={"seed": seed},
         )
     return DemoSeedResult(created=True, counts=counts)

@@ -53,32 +53,32 @@ def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
 def ledger_append(
     *,
     action: LedgerAction | str,
-    actor=None,
+    actor,
+    reason: str,
     target: str = "",
     counts: dict | None = None,
     details: dict | None = None,
 ) -> LedgerEntry:
     """Append one entry, chained to the current head, inside the caller's transaction.
 
-    `actor` defaults to the user of the change context; `counts` and `details` must not
-    hold personal data (ids, model names, numbers, reasons).
+    `actor` is the user who acts (None for the system) and `reason` why; the channel, IP and
+    request or task id come from the change context. `counts` and `details` must not hold
+    personal data (ids, model names, numbers).
     """
     if action not in LedgerAction.values:
         raise ValueError(f"unknown ledger action {action!r}")
     ctx = current()
-    actor = actor if actor is not None else ctx.authenticated_user
     for attempt in range(_APPEND_ATTEMPTS):
         try:
             with transaction.atomic():
-                return _append(action, actor, ctx, target, counts or {}, details or {})
+                return _append(action, actor, reason, ctx, target, counts or {}, details or {})
         except IntegrityError:
             # Another writer took the head between our read and insert (SQLite); retry.
             if attempt == _APPEND_ATTEMPTS - 1:
                 raise
-    raise AssertionError("unreachable")
 
 
-def _append(action, actor, ctx, target, counts, details) -> LedgerEntry:
+def _append(action, actor, reason, ctx, target, counts, details) -> LedgerEntry:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
@@ -90,7 +90,7 @@ def _append(action, actor, ctx, target, counts, details) -> LedgerEntry:
         actor=actor,
         actor_label=actor.get_username() if actor is not None else "system",
         channel=ctx.channel,
-        reason=ctx.reason[:500],
+        reason=reason,
         target=target,
         counts=counts,
         details=details,

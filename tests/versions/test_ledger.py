@@ -17,7 +17,13 @@ from versions.services import GENESIS, ledger_append, ledger_verify
 def chain(db):
     """Five entries, as privileged actions would leave them."""
     return [
-        ledger_append(action=LedgerAction.EXPORT, target="shop.Customer", counts={"rows": i})
+        ledger_append(
+            action=LedgerAction.EXPORT,
+            actor=None,
+            reason="",
+            target="shop.Customer",
+            counts={"rows": i},
+        )
         for i in range(5)
     ]
 
@@ -40,10 +46,12 @@ def test_verify_passes_on_an_intact_chain(chain):
     assert "Ledger intact: 5 entries verified" in _verify()
 
 
-def test_entry_records_the_context_actor(db, officer):
-    """The acting user and request id come from the change context."""
-    with change_context(user=officer, request_id="req-ledger-01"):
-        entry = ledger_append(action=LedgerAction.RESTORE, target="shop.Customer:1")
+def test_entry_records_the_actor_and_the_context(db, officer):
+    """The actor is the user given; the request id comes from the change context."""
+    with change_context(request_id="req-ledger-01"):
+        entry = ledger_append(
+            action=LedgerAction.RESTORE, actor=officer, reason="", target="shop.Customer:1"
+        )
     assert entry.actor == officer
     assert entry.actor_label == "officer"
     assert entry.request_id == "req-ledger-01"
@@ -52,15 +60,17 @@ def test_entry_records_the_context_actor(db, officer):
 def test_system_actor_is_named(db):
     """Without a user the actor is "system" and the channel names the command that ran."""
     with change_context(channel="command:purge"):
-        entry = ledger_append(action=LedgerAction.PURGE, counts={"deleted": 3})
+        entry = ledger_append(
+            action=LedgerAction.PURGE, actor=None, reason="", counts={"deleted": 3}
+        )
     assert entry.actor is None and entry.actor_label == "system"
     assert entry.channel == "command:purge"
 
 
 def test_entry_records_channel_and_reason(db, officer):
     """A command run on behalf of a user is told apart from the user in the admin."""
-    with change_context(user=officer, channel="command:erase", reason="ticket 7"):
-        entry = ledger_append(action=LedgerAction.ERASURE)
+    with change_context(user=officer, channel="command:erase"):
+        entry = ledger_append(action=LedgerAction.ERASURE, actor=officer, reason="ticket 7")
     assert (entry.actor_label, entry.channel, entry.reason) == (
         "officer",
         "command:erase",
@@ -88,7 +98,7 @@ def test_deleted_newest_entries_are_found_with_a_recorded_head(chain):
 def test_unknown_action_is_refused(db):
     """Only the documented actions can be recorded."""
     with pytest.raises(ValueError, match="unknown ledger action"):
-        ledger_append(action="coffee")
+        ledger_append(action="coffee", actor=None, reason="")
 
 
 def test_orm_cannot_change_or_delete_entries(chain):
@@ -186,7 +196,9 @@ def test_concurrent_appends_keep_one_chain(postgres, transactional_db):
     def worker():
         try:
             for _ in range(10):
-                ledger_append(action=LedgerAction.BACKUP, counts={"files": 1})
+                ledger_append(
+                    action=LedgerAction.BACKUP, actor=None, reason="", counts={"files": 1}
+                )
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:

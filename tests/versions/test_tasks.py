@@ -42,7 +42,7 @@ def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
 
 def test_ledger_verify_task_reports_the_chain(db):
     """The scheduled verification task returns what it found."""
-    ledger_append(action=LedgerAction.BACKUP)
+    ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
     assert ledger_verify_scheduled.delay().get() == {"ok": True, "checked": 1, "broken_id": None}
 
 

@@ -11,9 +11,13 @@ __all__ = ["ComplianceCommand"]
 class ComplianceCommand(BaseCommand):
     """Adds --actor and --reason and runs `handle` inside a change context.
 
-    History rows and ledger entries written by the command then name the acting user
-    (--actor USERNAME) or "command:<name>", and the reason given.
+    `handle` finds the acting user (--actor USERNAME, else None: the system) in
+    ``self.actor`` and the reason in ``self.reason``, and passes both to the service it
+    calls. History rows and ledger entries name "command:<name>" as their channel.
     """
+
+    actor = None
+    reason = ""
 
     def create_parser(self, prog_name, subcommand, **kwargs):
         self._command_name = subcommand
@@ -37,6 +41,7 @@ class ComplianceCommand(BaseCommand):
                 raise CommandError(
                     f"Unknown user {options['actor']!r} for --actor: give an existing username."
                 )
+        self.actor, self.reason = user, options.get("reason") or ""
         name = getattr(self, "_command_name", None) or self.__module__.rsplit(".", 1)[-1]
-        with change_context(user=user, channel=f"command:{name}", reason=options.get("reason")):
+        with change_context(user=user, channel=f"command:{name}", reason=self.reason):
             return super().execute(*args, **options)

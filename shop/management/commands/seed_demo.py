@@ -27,7 +27,7 @@ class Command(ComplianceCommand):
             raise CommandError("--customers must be at least 2 (messages need two people).")
         try:
             logins = [] if no_logins else demo_users_ensure()  # first: edits name the officer
-            result = demo_seed(seed=seed, customers=customers)
+            result = demo_seed(seed=seed, customers=customers, actor=self.actor, reason=self.reason)
         except DemoRefused as exc:
             raise CommandError(str(exc)) from exc
         if result.created:
