@@ -1,7 +1,10 @@
 """Celery tasks run inside a change context: task id, actor, and the enqueuing user."""
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -22,8 +25,36 @@ def rename_customer(customer_id, name):
     customer.save()
 
 
+def _eager_with(**env) -> str:
+    """Whether the Celery app of a fresh process runs tasks eagerly, given these variables."""
+    base = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", EAGER_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**base, "DEMO": "true", **env},
+        timeout=120,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+EAGER_PROBE = (
+    "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'project.settings'); "
+    "django.setup(); from project.celery import app; print(app.conf.task_always_eager)"
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def test_tasks_run_in_process_without_a_broker():
-    """With CELERY_BROKER_URL unset the demo runs tasks eagerly."""
+    """With CELERY_BROKER_URL unset tasks run eagerly; with a broker they are queued."""
+    assert _eager_with() == "True"
+    assert _eager_with(CELERY_BROKER_URL="redis://127.0.0.1:6379/0") == "False"
+
+
+def test_suite_runs_tasks_in_process_whatever_the_developer_set():
+    """The test settings never take a developer's broker: tasks run in-process."""
     assert settings.CELERY_BROKER_URL == ""
     assert app.conf.task_always_eager is True
 
