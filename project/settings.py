@@ -128,7 +128,9 @@ CELERY_BEAT_SCHEDULE = {
 # The application's own knobs, read through each app's config.py.
 COMPLIANCE_SUBJECT_MODEL = env.str("COMPLIANCE_SUBJECT_MODEL", default="shop.Customer")
 COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", default=0)
+COMPLIANCE_PROXY_SETS_REQUEST_ID = env.bool("COMPLIANCE_PROXY_SETS_REQUEST_ID", default=False)
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
+PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
 
 LOGGING = {
     "version": 1,

@@ -8,6 +8,13 @@ def trusted_proxy_count() -> int:
     return int(getattr(settings, "COMPLIANCE_TRUSTED_PROXY_COUNT", 0))
 
 
+def proxy_sets_request_id() -> bool:
+    """Whether our proxy overwrites X-Request-ID on every request (needs a proxy count)."""
+    return bool(getattr(settings, "COMPLIANCE_PROXY_SETS_REQUEST_ID", False)) and (
+        trusted_proxy_count() > 0
+    )
+
+
 def ledger_secret() -> str:
     """The key of the ledger's hash chain: LEDGER_SECRET, else SECRET_KEY."""
     return getattr(settings, "LEDGER_SECRET", "") or settings.SECRET_KEY
