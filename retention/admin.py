@@ -4,6 +4,7 @@
 from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -190,7 +191,7 @@ class SoftDeleteAdmin(admin.ModelAdmin):
                 except PermissionDenied:
                     raise
                 detail = ", ".join(
-                    f"{n} {apps.get_model(label)._meta.verbose_name_plural}"
+                    f"{n} {model_ngettext(apps.get_model(label), n)}"
                     for label, n in result.per_model.items()
                 )
                 self.message_user(

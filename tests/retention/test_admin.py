@@ -75,7 +75,7 @@ def test_restore_asks_for_confirmation_then_restores_with_a_message(admin_client
     assert done.status_code == 302
     assert Customer.objects.filter(pk=gone.pk).exists()
     messages = admin_client.get(done.url).content.decode()
-    assert "Restored 1 row(s): 1 customers." in messages
+    assert "Restored 1 row(s): 1 customer." in messages
 
 
 def test_delete_permanently_needs_a_reason_and_writes_the_ledger(admin_client, gone):
