@@ -37,6 +37,7 @@ __all__ = [
     "hold_place",
     "hold_release",
     "policy_purge",
+    "policy_save",
     "rows_hard_delete",
     "rows_restore",
     "rows_soft_delete",
@@ -369,3 +370,35 @@ def _anonymise(model, batch) -> int:
     done = batch.update(**values)
     history_record(batch, history_type=CHANGED)
     return done
+
+
+# Policies ------------------------------------------------------------------------------
+
+
+def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> RetentionPolicy:
+    """Create or change a policy after validating it; the change is a ledger entry."""
+    _require(actor, RetentionPolicy, "change" if policy.pk else "add")
+    try:
+        policy.full_clean()
+    except ValidationError as exc:
+        raise RetentionRefused("; ".join(exc.messages)) from exc
+    created = policy.pk is None
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        policy.save()
+        ledger_append(
+            action=LedgerAction.POLICY_CHANGE,
+            actor=actor,
+            reason=reason,
+            target=f"policy:{policy.name}",
+            details={
+                "policy": policy.pk,
+                "created": created,
+                "model": f"{policy.target.app_label}.{policy.target.model}",
+                "period_days": policy.period_days,
+                "action": policy.action,
+                "archive": policy.archive,
+                "enabled": policy.enabled,
+                "exclusions": policy.exclusions,
+            },
+        )
+    return policy
