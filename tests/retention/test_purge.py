@@ -292,3 +292,44 @@ def test_two_workers_share_a_purge_without_touching_a_row_twice(postgres, transa
     assert sum(run.purged for run in runs) == 400
     assert not Session.objects.exists()
     assert Session.history.filter(history_type="-").count() == 400
+
+
+def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactional_db):
+    """While a purge runs, another connection inserts and updates sessions of the same table:
+    neither side sees an error or a deadlock, and no new row is purged."""
+    owner = Customer.objects.create(email="busy@example.org", name="Busy")
+    _sessions(owner, OLD, 300)
+    live = _sessions(owner, NEW, 20)
+    policy = _policy(Session)
+    stop, errors, runs = threading.Event(), [], []
+
+    def writer():
+        try:
+            while not stop.is_set():
+                fresh = _sessions(owner, NEW, 1)[0]
+                Session.objects.filter(pk__in=[s.pk for s in live]).update(user_agent="UA2")
+                fresh.user_agent = "UA3"
+                fresh.save()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def purger():
+        try:
+            runs.append(policy_purge(policy=policy, actor=None, batch_size=10))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    background = threading.Thread(target=writer)
+    background.start()
+    purge = threading.Thread(target=purger)
+    purge.start()
+    purge.join()
+    stop.set()
+    background.join()
+    assert errors == []
+    assert (runs[0].status, runs[0].purged) == ("succeeded", 300)
+    assert Session.objects.filter(created_at__gte=NEW - timedelta(minutes=1)).count() >= 20
