@@ -246,7 +246,7 @@ def registry_check(app_configs, **kwargs):
         )
     for model in project_models(app_configs):
         entry = registry.get(model)
-        declared = set(entry.fields) | set(entry.not_personal) if entry else set()
+        declared = {*(entry.fields if entry else ()), *registry.not_personal(model)}
         for field in model._meta.get_fields():
             if looks_personal(field) and field.name not in declared:
                 errors.append(

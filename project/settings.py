@@ -123,6 +123,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "versions.tasks.ledger_verify_scheduled",
         "schedule": 24 * 3600,
     },
+    "retention-purge-daily": {
+        "task": "retention.tasks.purge_scheduled",
+        "schedule": 24 * 3600,
+    },
 }
 
 # The application's own knobs, read through each app's config.py.
@@ -131,6 +135,8 @@ COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", defau
 COMPLIANCE_PROXY_SETS_REQUEST_ID = env.bool("COMPLIANCE_PROXY_SETS_REQUEST_ID", default=False)
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
+RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=BASE_DIR / "var" / "archives")
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=2000)
 
 LOGGING = {
     "version": 1,

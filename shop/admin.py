@@ -3,13 +3,14 @@
 from django.contrib import admin
 from django.db import models as db
 
+from retention.admin import SoftDeleteAdmin
 from versions.admin import TrackedHistoryAdmin
 
 from . import models
 
 
 @admin.register(models.Customer)
-class CustomerAdmin(TrackedHistoryAdmin):
+class CustomerAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
     list_display = ["name", "email", "phone", "created_at"]
     search_fields = ["name", "email", "phone"]
     list_filter = ["created_at"]
@@ -85,7 +86,7 @@ class AnalyticsEventAdmin(CustomerLinkedAdmin):
 
 
 @admin.register(models.Document)
-class DocumentAdmin(TrackedHistoryAdmin):
+class DocumentAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
     list_display = ["title", "owner", "created_at", "updated_at"]
     search_fields = ["title", "owner__email", "owner__name"]
     list_filter = ["created_at"]

@@ -16,6 +16,8 @@ class LedgerAction(models.TextChoices):
     BACKUP = "backup", "Backup"
     BACKUP_RESTORE = "backup_restore", "Restore of a backup"
     POLICY_CHANGE = "policy_change", "Policy change"
+    HOLD_PLACE = "hold_place", "Legal hold placed"
+    HOLD_RELEASE = "hold_release", "Legal hold released"
     ROLE_CHANGE = "role_change", "Role change"
     DEMO_SEED = "demo_seed", "Demo data seeded"
 
