@@ -7,7 +7,8 @@ reviewed; nothing is granted by app label:
   `PROJECT_MODELS` lists; a new model of those apps gives nobody anything until it is listed;
 - each model of the personal-data registry gives both roles `view` on the model and on its
   history, and officers `add` and `change` (deleting personal data is an erasure or a purge,
-  with its own permission and ledger entry);
+  with its own permission and ledger entry); a soft-delete model adds `view_deleted` for
+  both, and for officers `delete` (which hides rows) and `hard_delete`;
 - the apps that hold accounts, permissions and sessions (`FORBIDDEN_APPS`) and the user
   model give neither role anything, whatever the registry holds: an officer who could
   change users, groups or permissions could make themselves superuser.
@@ -38,10 +39,19 @@ OFFICER = "Privacy officer"
 VIEW = ("view",)
 EDIT = ("view", "add", "change")
 
-# The project's own models, "app_label.modelname": the actions each role gets. The ledger is
-# append-only: everyone reads it, nobody edits it in the admin.
+SOFT_DELETE = ("view_deleted",)
+SOFT_DELETE_EDIT = ("view_deleted", "delete", "hard_delete")
+
+# The project's own models, "app_label.modelname": the actions each role gets. The ledger and
+# the purge run log are append-only: everyone reads them, nobody edits them in the admin.
+# Holds are placed (add) and released (change), never deleted.
 PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "versions.ledgerentry": {AUDITOR: VIEW, OFFICER: VIEW},
+    "retention.retentionpolicy": {AUDITOR: VIEW, OFFICER: (*EDIT, "run_purge")},
+    "retention.historicalretentionpolicy": {AUDITOR: VIEW, OFFICER: VIEW},
+    "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},
+    "retention.historicallegalhold": {AUDITOR: VIEW, OFFICER: VIEW},
+    "retention.purgerun": {AUDITOR: VIEW, OFFICER: VIEW},
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})
@@ -65,6 +75,8 @@ def _history_model(model):
 
 def role_permissions() -> dict[str, set[tuple[str, str]]]:
     """Each role's permissions as (app_label, codename) pairs."""
+    from retention.softdelete import is_soft_delete_model
+
     from .registry import registry
 
     grants: dict[str, set[tuple[str, str]]] = {AUDITOR: set(), OFFICER: set()}
@@ -82,6 +94,9 @@ def role_permissions() -> dict[str, set[tuple[str, str]]]:
             continue  # listed in PROJECT_MODELS, or nobody's
         grant(AUDITOR, opts.app_label, opts.model_name, VIEW)
         grant(OFFICER, opts.app_label, opts.model_name, EDIT)
+        if is_soft_delete_model(entry.model):
+            grant(AUDITOR, opts.app_label, opts.model_name, SOFT_DELETE)
+            grant(OFFICER, opts.app_label, opts.model_name, SOFT_DELETE_EDIT)
         history = _history_model(entry.model)
         if history is not None:
             for role in grants:

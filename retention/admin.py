@@ -283,7 +283,7 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
         policy_save(policy=obj, actor=request.user, reason="")
 
     def has_run_purge_permission(self, request):
-        return request.user.has_perm("retention.run_purge")
+        return request.user.has_perm("retention.run_purge_retentionpolicy")
 
     @admin.action(permissions=["run_purge"], description="Preview purge of selected policies")
     def preview_purge(self, request, queryset):

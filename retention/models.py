@@ -59,7 +59,8 @@ class RetentionPolicy(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name_plural = "retention policies"
-        permissions = [("run_purge", "Can run a purge")]
+        # run_purge_retentionpolicy: preview and run purges (the admin's actions, the task).
+        default_permissions = ("add", "change", "delete", "view", "run_purge")
         constraints = [
             models.CheckConstraint(
                 condition=Q(period_days__isnull=True) | Q(period_days__gte=1),

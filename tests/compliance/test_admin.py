@@ -82,16 +82,44 @@ def test_delete_selected_of_three_counts_three(admin_client, customer):
 
 
 def test_cascade_is_counted(admin_client, customer):
-    """Deleting a customer counts the registered rows the cascade removes with it."""
+    """Deleting a customer permanently counts the registered rows the cascade removes."""
     _session(customer)
     _session(customer)
     response = admin_client.post(
-        reverse("admin:shop_customer_delete", args=[customer.pk]), {"post": "yes"}
+        reverse("admin:shop_customer_changelist") + "?state=all",
+        {
+            "action": "hard_delete_selected",
+            "_selected_action": [customer.pk],
+            "post": "yes",
+            "reason": "duplicate",
+        },
     )
     assert response.status_code == 302
     [entry] = _hard_deletes()
     assert entry.target == "shop.Customer"
     assert entry.counts == {"shop.Customer": 1, "shop.Session": 2}
+
+
+def test_soft_delete_in_the_admin_is_no_hard_delete(admin_client, customer):
+    """Deleting a customer in the admin hides it: history records it, the ledger does not."""
+    url = reverse("admin:shop_customer_delete", args=[customer.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert _hard_deletes() == []
+    assert customer.history.latest("history_id").deleted_at is not None
+
+
+def test_a_held_row_cannot_be_deleted_in_the_admin(admin_client, customer):
+    """The delete page lists the held session as protected; a POST deletes nothing."""
+    from retention.services import hold_place
+
+    session = _session(customer)
+    hold_place(record=session, reason="fraud case", ground="art17_3_e", actor=None)
+    url = reverse("admin:shop_session_delete", args=[session.pk])
+    page = admin_client.get(url).content.decode()
+    assert "(under a legal hold)" in page
+    admin_client.post(url, {"post": "yes"})
+    assert Session.objects.filter(pk=session.pk).exists()
+    assert _hard_deletes() == []
 
 
 def test_deleting_an_unregistered_model_writes_no_entry(admin_client):

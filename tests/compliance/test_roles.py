@@ -42,15 +42,32 @@ SHOP_MODELS = [
     "passwordresettoken",
 ]
 # What each role holds in this project: written out, not computed, so a change shows here.
+SOFT_DELETE_MODELS = ["customer", "document"]
+RETENTION_MODELS = [
+    "retentionpolicy",
+    "historicalretentionpolicy",
+    "legalhold",
+    "historicallegalhold",
+    "purgerun",
+]
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
+    *(f"retention.view_{m}" for m in RETENTION_MODELS),
     *(f"shop.view_{m}" for m in SHOP_MODELS),
     *(f"shop.view_historical{m}" for m in SHOP_MODELS),
+    *(f"shop.view_deleted_{m}" for m in SOFT_DELETE_MODELS),
 }
 OFFICER_PERMISSIONS = {
     *AUDITOR_PERMISSIONS,
     *(f"shop.add_{m}" for m in SHOP_MODELS),
     *(f"shop.change_{m}" for m in SHOP_MODELS),
+    *(f"shop.delete_{m}" for m in SOFT_DELETE_MODELS),
+    *(f"shop.hard_delete_{m}" for m in SOFT_DELETE_MODELS),
+    "retention.add_retentionpolicy",
+    "retention.change_retentionpolicy",
+    "retention.run_purge_retentionpolicy",
+    "retention.add_legalhold",
+    "retention.change_legalhold",
 }
 
 
@@ -119,7 +136,7 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         viewable += 1
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
-    assert viewable == len(SHOP_MODELS) + 1  # the shop and the ledger
+    assert viewable == len(SHOP_MODELS) + 4  # the shop, the ledger, policies, holds, runs
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):
