@@ -128,7 +128,10 @@ CELERY_BEAT_SCHEDULE = {
 # The application's own knobs, read through each app's config.py.
 COMPLIANCE_SUBJECT_MODEL = env.str("COMPLIANCE_SUBJECT_MODEL", default="shop.Customer")
 COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", default=0)
+# The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
+LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])
+LEDGER_HEAD_FILE = env.str("LEDGER_HEAD_FILE", default="")
 
 LOGGING = {
     "version": 1,
