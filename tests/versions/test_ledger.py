@@ -619,6 +619,7 @@ def test_ledger_list_shows_counts_readably(auditor_client):
     """The list shows "rows: 3, files: 1", not raw JSON."""
     ledger_append(action=LedgerAction.EXPORT, actor=None, reason="", counts={"rows": 3, "files": 1})
     page = auditor_client.get("/admin/versions/ledgerentry/").content.decode()
+    page = page.replace("<wbr>", "")  # break opportunities after "." and ":"
     assert "rows: 3, files: 1" in page
     assert "{&quot;rows&quot;" not in page and '{"rows"' not in page
 
@@ -633,7 +634,7 @@ def test_ledger_entry_page_is_readable_and_has_no_history(auditor_client):
         details={"format": "json", "models": ["shop.Order", "shop.Customer"]},
     )
     url = f"/admin/versions/ledgerentry/{entry.pk}/change/"
-    page = auditor_client.get(url).content.decode()
+    page = auditor_client.get(url).content.decode().replace("<wbr>", "")
     assert "rows: 3" in page and "format: json, models: [shop.Order, shop.Customer]" in page
     assert "historylink" not in page and "/history/" not in page
     response = auditor_client.get(f"/admin/versions/ledgerentry/{entry.pk}/history/")
