@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from project.celery import app
 from shop.models import Customer
 from tests.conftest import unavailable
 from versions.context import change_context
-from versions.models import LedgerAction
+from versions.models import LedgerAction, LedgerCheckpoint
 from versions.services import ledger_append
 from versions.tasks import ledger_verify_scheduled
 
@@ -73,8 +74,43 @@ def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
 
 def test_ledger_verify_task_reports_the_chain(db):
     """The scheduled verification task returns what it found."""
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert ledger_verify_scheduled.delay().get() == {
+        "ok": True,
+        "checked": 1,
+        "broken_id": None,
+        "head": entry.hash,
+    }
+
+
+def test_ledger_verify_task_records_the_head(db, caplog, django_capture_on_commit_callbacks):
+    """The daily verification records the head it verified: a checkpoint and a log line."""
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_verify_scheduled.delay()
+    checkpoint = LedgerCheckpoint.objects.latest("id")
+    assert (checkpoint.kind, checkpoint.entry_id, checkpoint.head) == (
+        "verification",
+        entry.pk,
+        entry.hash,
+    )
+    assert checkpoint.channel == "task:versions.tasks.ledger_verify_scheduled"
+    assert (checkpoint.actor_label, checkpoint.reason) == ("system", "scheduled")
+    assert f"ledger head entry={entry.pk} head={entry.hash}" in caplog.text
+
+
+def test_ledger_verify_task_logs_missing_entries(db, caplog):
+    """Entries removed from the end are reported by the task, with no head given to it."""
     ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
-    assert ledger_verify_scheduled.delay().get() == {"ok": True, "checked": 1, "broken_id": None}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM versions_ledgerentry")
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+    result = ledger_verify_scheduled.delay().get()
+    assert result["ok"] is False and result["checked"] == 0
+    assert "is no longer in the chain" in caplog.text
 
 
 @pytest.fixture
