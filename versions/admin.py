@@ -14,7 +14,7 @@ from simple_history.utils import get_history_manager_for_model, get_history_mode
 
 from .models import LedgerEntry
 
-__all__ = ["LedgerEntryAdmin", "TrackedHistoryAdmin", "version_or_404"]
+__all__ = ["LedgerEntryAdmin", "TrackedHistoryAdmin"]
 
 
 class TrackedHistoryAdmin(SimpleHistoryAdmin):
@@ -61,7 +61,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         if request.method not in ("GET", "HEAD"):
             raise PermissionDenied  # a version is shown, never saved back from here
         request.current_app = self.admin_site.name
-        record = version_or_404(self.model, object_id, version_id)
+        record = _version_or_404(self.model, object_id, version_id)
         obj = record.instance
         if not self.has_view_history_or_change_history_permission(request, obj):
             raise PermissionDenied
@@ -99,7 +99,7 @@ def _object_pk_or_404(model, object_id):
         raise Http404(f"No {model._meta.verbose_name} with the id {object_id!r}.") from exc
 
 
-def version_or_404(model, object_id, version_id):
+def _version_or_404(model, object_id, version_id):
     """The history row ``version_id`` of the record ``object_id``, whatever the history
     manager of ``model`` is called; ids that do not parse, or do not match, are a 404."""
     history_model = get_history_model_for_model(model)

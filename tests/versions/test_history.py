@@ -283,7 +283,7 @@ def test_failed_history_insert_dooms_the_enclosing_transaction(db, customer):
 
 
 def test_a_reason_of_any_length_is_stored_whole(db, officer, customer):
-    """A reason far over 100 characters from the change context is kept, character for character."""
+    """A reason of 600 characters from the change context is stored character for character."""
     reason = "Art. 17 erasure request, ticket 4711: " + "the subject asked in writing; " * 20
     assert len(reason) > 500
     with change_context(user=officer, reason=reason):
@@ -340,8 +340,7 @@ def test_history_pages_find_a_manager_with_another_name(
 def test_version_page_is_read_only_and_says_who_when_where_and_why(
     officer_client, officer, customer
 ):
-    """A version shows its values as text, no form fields, with user, date, IP, agent, ids,
-    channel and reason."""
+    """A version shows values as text, no form fields, and its user, date, IP, agent, ids, why."""
     import re
 
     from django.utils.formats import date_format
@@ -380,3 +379,15 @@ def test_version_page_is_read_only_and_says_who_when_where_and_why(
         "ada@example.org",
     ]:
         assert shown in content, shown
+
+
+def test_versions_of_a_deleted_record_still_open(admin_client, officer, customer):
+    """After a delete, its history and each version (the deletion included) open read-only."""
+    pk = customer.pk
+    with change_context(user=officer, reason="duplicate account"):
+        customer.delete()
+    deletion = Customer.history.filter(id=pk).latest("history_id")
+    assert admin_client.get(f"/admin/shop/customer/{pk}/history/").status_code == 200
+    page = admin_client.get(f"/admin/shop/customer/{pk}/history/{deletion.pk}/")
+    assert page.status_code == 200
+    assert b"Deleted" in page.content and b"duplicate account" in page.content
