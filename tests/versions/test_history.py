@@ -283,7 +283,7 @@ def test_failed_history_insert_dooms_the_enclosing_transaction(db, customer):
 
 
 def test_a_reason_of_any_length_is_stored_whole(db, officer, customer):
-    """A reason of 600 characters from the change context is stored character for character."""
+    """A reason of over 600 characters from the context is stored character for character."""
     reason = "Art. 17 erasure request, ticket 4711: " + "the subject asked in writing; " * 20
     assert len(reason) > 500
     with change_context(user=officer, reason=reason):
