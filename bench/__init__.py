@@ -15,4 +15,5 @@ absolute times: a PASS/OVER verdict compares the ratio with the module's target.
 # The registry: module names inside `bench`, run in this order.
 BENCHMARKS: list[str] = [
     "history_save",
+    "purge",
 ]

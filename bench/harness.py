@@ -57,9 +57,11 @@ class Result:
     variants: list[VariantStats]
     ratio_label: str  # e.g. "tracked / untracked"
     ratios: list[float]  # one per round
-    target: float | None  # the ratio must be <= target; None: shown for context only
+    target: float | None  # the ratio must be <= target (>= with at_least); None: context only
     notes: list[str] = field(default_factory=list)
     extra_ratios: dict[str, list[float]] = field(default_factory=dict)  # shown, no target
+    at_least: bool = False  # a throughput ratio: the target is a floor, not a ceiling
+    unit: str = "µs/op"  # what the variants' per_op values are shown in
 
     @property
     def ratio(self) -> float:
@@ -69,11 +71,15 @@ class Result:
     def verdict(self) -> str:
         if self.target is None:
             return "context"
+        if self.at_least:
+            return "PASS" if self.ratio >= self.target else "UNDER"
         return "PASS" if self.ratio <= self.target else "OVER"
 
     @property
     def target_text(self) -> str:
-        return "-" if self.target is None else f"<= {self.target:.2f}x"
+        if self.target is None:
+            return "-"
+        return f"{'>=' if self.at_least else '<='} {self.target:.2f}x"
 
 
 # --- setup -------------------------------------------------------------------------------
@@ -83,6 +89,7 @@ def prepare_environment() -> None:
     """Environment defaults for the settings module; explicit variables win."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production")
+    os.environ.setdefault("LEDGER_SECRET", "bench-only-ledger-key-not-for-production-use")
     os.environ.setdefault("DEBUG", "false")  # DEBUG=true would record every query
     os.environ.setdefault("COMPLIANCE_READ_DOTENV", "false")
     os.environ.setdefault("DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -223,13 +230,14 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def report(result: Result, out=sys.stdout) -> None:
-    def us(seconds: float) -> str:
-        return f"{seconds * 1e6:.1f}"
+    def us(value: float) -> str:
+        return f"{value * 1e6:.1f}" if result.unit == "µs/op" else f"{value:,.0f}"
 
     print(f"\n== {result.name}: {result.title}", file=out)
     for note in result.notes:
         print(f"   {note}", file=out)
-    headers = ["variant", "median µs/op", "min µs/op", "max µs/op", "statements/op"]
+    unit = result.unit
+    headers = ["variant", f"median {unit}", f"min {unit}", f"max {unit}", "statements/op"]
     rows = [
         [
             v.name,

@@ -1,12 +1,15 @@
 """The batch engine: purge, erasure of large subjects and backfills all run through it.
 
-Rows are taken in primary-key order from a cursor, ``batch_size`` at a time, each batch in
-its own transaction: on PostgreSQL the batch's rows are locked with
-``FOR UPDATE SKIP LOCKED``, so several workers can share one job without touching a row
-twice. The job is bounded to the rows that existed when it started (the highest key then),
-stops at a time or row budget, and reports the cursor after every committed batch so a
-later run resumes from there. Nothing here knows what a batch does: the caller's `apply`
-gets a queryset of the locked rows and returns its counts.
+A job (named by the caller, e.g. ``purge:policy:3``) is cut into ranges of the primary key,
+each about ``batch_size`` rows of the table, from the lowest key to the highest key that
+existed when the job was planned: rows inserted later wait for the next job. The ranges are
+rows of `BatchRange`; a worker claims one with ``SELECT … FOR UPDATE SKIP LOCKED``, applies
+the caller's work to the rows of that range that the caller's queryset selects, marks the
+range done and commits, all in one transaction. So several workers (threads, processes or
+machines) share one job without touching a row twice, a killed run leaves its unfinished
+ranges for the next one to resume, and each batch is a cheap index range scan, not a rescan.
+
+Nothing here knows what a batch does: `apply` gets the batch's queryset, returns its counts.
 """
 
 from __future__ import annotations
@@ -17,58 +20,100 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import connections, router, transaction
-from django.db.models import Max, QuerySet
+from django.db import connections, models, router, transaction
 from tqdm import tqdm
 
-__all__ = ["BatchReport", "batches_run"]
+from .models import BatchRange
+
+__all__ = ["BatchReport", "batches_planned", "batches_run", "job_plan"]
+
+_PLAN_LOCK = 0x8A7C4  # advisory lock namespace: one planner per job at a time
 
 
 @dataclass
 class BatchReport:
-    """What a run did: batches committed, counts summed over them, where it stopped."""
+    """What a run did: batches committed, counts summed over them, whether the job is done."""
 
     batches: int = 0
     rows: int = 0
     counts: Counter = field(default_factory=Counter)
-    cursor: object = None  # the highest key handled; resume after it
-    finished: bool = False  # True when no eligible row was left below the upper bound
-    upper_bound: object = None
+    finished: bool = False  # no range of the job was left pending
     batch_seconds: list[float] = field(default_factory=list)
+
+
+def job_plan(job: str, queryset, batch_size: int) -> int:
+    """Cut `queryset`'s table into key ranges for `job`, unless ranges are pending already
+    (then this run joins or resumes them). Returns the number of pending ranges."""
+    model = queryset.model
+    alias = router.db_for_write(model)
+    with transaction.atomic(using=alias):
+        if connections[alias].vendor == "postgresql":
+            with connections[alias].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PLAN_LOCK, job])
+        pending = BatchRange.objects.using(alias).filter(job=job, done=False)
+        if pending.exists():
+            return pending.count()
+        BatchRange.objects.using(alias).filter(job=job).delete()  # a finished job's ranges
+        bounds = _bounds(model._base_manager.using(alias), batch_size)
+        BatchRange.objects.using(alias).bulk_create(
+            [BatchRange(job=job, lo="" if lo is None else str(lo), hi=str(hi)) for lo, hi in bounds]
+        )
+        return len(bounds)
+
+
+def batches_planned(queryset, batch_size: int) -> int:
+    """How many batches a new job over `queryset`'s table would have (a dry run's count)."""
+    return len(_bounds(queryset.model._base_manager.using(queryset.db), batch_size))
+
+
+def _bounds(rows: models.QuerySet, batch_size: int) -> list[tuple]:
+    """[(lo, hi)]: ranges lo < key <= hi (lo None: from the start) up to today's top key.
+
+    Integer keys are cut arithmetically (no query per range; gaps make ranges lighter);
+    other keys by walking the index, one query per range.
+    """
+    ends = rows.aggregate(low=models.Min("pk"), top=models.Max("pk"))
+    low, top = ends["low"], ends["top"]
+    if top is None:
+        return []
+    if isinstance(rows.model._meta.pk, models.IntegerField):
+        return [(lo, min(lo + batch_size, top)) for lo in range(low - 1, top, batch_size)]
+    keys = rows.order_by("pk").values_list("pk", flat=True)
+    bounds, lo = [], None
+    while True:
+        window = keys if lo is None else keys.filter(pk__gt=lo)
+        found = list(window[batch_size - 1 : batch_size])
+        if not found or found[0] >= top:
+            bounds.append((lo, top))
+            return bounds
+        bounds.append((lo, found[0]))
+        lo = found[0]
 
 
 def batches_run(
     *,
-    queryset: QuerySet,
-    apply: Callable[[QuerySet], dict[str, int]],
+    job: str,
+    queryset: models.QuerySet,
+    apply: Callable[[models.QuerySet], dict[str, int]],
     batch_size: int = 1000,
-    after=None,
-    upper_bound=None,
     max_seconds: float | None = None,
     max_rows: int | None = None,
     on_batch: Callable[[BatchReport], None] | None = None,
     progress: bool | None = None,
     total: int | None = None,
 ) -> BatchReport:
-    """Apply `apply` to the rows of `queryset` in key order, one transaction per batch.
-
-    `after` resumes behind a cursor of an earlier run; `upper_bound` defaults to the highest
-    key now, so rows inserted meanwhile wait for the next run. `on_batch` sees the report
-    after each committed batch (to save the cursor). `progress` draws a bar on a terminal
-    (default: when stderr is one); `total` sizes it.
-    """
+    """Plan `job` if needed, then claim and apply its ranges until none is left or a budget
+    (`max_seconds`, `max_rows`) is spent. `apply` runs inside each batch's transaction;
+    `on_batch` sees the report after each commit. `progress` draws a bar on a terminal
+    (default: when stderr is one), sized by `total`."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     model = queryset.model
     alias = router.db_for_write(model)
     skip_locked = connections[alias].features.has_select_for_update_skip_locked
-    report = BatchReport(cursor=after)
-    if upper_bound is None:
-        upper_bound = queryset.aggregate(top=Max("pk"))["top"]
-    report.upper_bound = upper_bound
-    if upper_bound is None:
-        report.finished = True
-        return report
+    pk = model._meta.pk
+    job_plan(job, queryset, batch_size)
+    report = BatchReport()
     bar = tqdm(
         total=total,
         unit="rows",
@@ -81,31 +126,33 @@ def batches_run(
         while True:
             if max_seconds is not None and time.monotonic() - started >= max_seconds:
                 break
-            limit = batch_size
-            if max_rows is not None:
-                limit = min(limit, max_rows - report.rows)
-                if limit <= 0:
-                    break
+            if max_rows is not None and report.rows >= max_rows:
+                break
             batch_started = time.monotonic()
             with transaction.atomic(using=alias):
-                window = queryset.filter(pk__lte=upper_bound).order_by("pk")
-                if report.cursor is not None:
-                    window = window.filter(pk__gt=report.cursor)
+                ranges = BatchRange.objects.using(alias).filter(job=job, done=False).order_by("id")
                 if skip_locked:
-                    window = window.select_for_update(skip_locked=True, of=("self",))
-                keys = list(window.values_list("pk", flat=True)[:limit])
-                if not keys:
+                    ranges = ranges.select_for_update(skip_locked=True)
+                claimed = ranges.first()
+                if claimed is None:
                     report.finished = True
                     break
-                counts = apply(model._base_manager.using(alias).filter(pk__in=keys))
+                batch = queryset.filter(pk__lte=pk.to_python(claimed.hi))
+                if claimed.lo:
+                    batch = batch.filter(pk__gt=pk.to_python(claimed.lo))
+                counts = apply(batch.order_by())
+                rows = sum(counts.values())
+                BatchRange.objects.using(alias).filter(pk=claimed.pk).update(done=True, rows=rows)
             report.batches += 1
-            report.rows += len(keys)
+            report.rows += rows
             report.counts.update(counts)
-            report.cursor = keys[-1]
             report.batch_seconds.append(time.monotonic() - batch_started)
-            bar.update(len(keys))
+            bar.update(rows)
             if on_batch is not None:
                 on_batch(report)
     finally:
         bar.close()
+    ranges = BatchRange.objects.using(alias).filter(job=job)
+    if report.finished and not ranges.filter(done=False).exists():
+        ranges.delete()  # the job is done (a worker still in a batch holds one pending)
     return report

@@ -9,7 +9,7 @@ from django.db.models import Q
 
 from versions.history import TrackedHistory
 
-__all__ = ["LegalHold", "PolicyAction", "PurgeRun", "RetentionPolicy"]
+__all__ = ["BatchRange", "LegalHold", "PolicyAction", "PurgeRun", "RetentionPolicy"]
 
 
 class PolicyAction(models.TextChoices):
@@ -158,7 +158,9 @@ class PurgeRun(models.Model):
         default=0, help_text="Eligible rows left after the run."
     )
     batches = models.PositiveIntegerField(default=0)
-    cursor = models.CharField(max_length=64, blank=True, help_text="Last key handled.")
+    batch_median_ms = models.FloatField(
+        null=True, blank=True, help_text="Median time of one committed batch."
+    )
     archives = models.JSONField(default=list, blank=True, help_text="Archive files and sha256.")
     error = models.TextField(blank=True)
     channel = models.CharField(max_length=150, blank=True)
@@ -173,3 +175,23 @@ class PurgeRun(models.Model):
     @property
     def duration(self):
         return (self.finished_at - self.started_at) if self.finished_at else None
+
+
+class BatchRange(models.Model):
+    """One key range of a batch-engine job: claimed by one worker, done once."""
+
+    job = models.CharField(max_length=200)
+    lo = models.TextField(blank=True, help_text="Keys above this (empty: from the first).")
+    hi = models.TextField(help_text="Keys up to and including this.")
+    done = models.BooleanField(default=False)
+    rows = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["job", "id"], condition=Q(done=False), name="retention_range_pending"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.job}: ({self.lo}, {self.hi}]"

@@ -7,7 +7,7 @@ ledger entry).
 
 from __future__ import annotations
 
-import math
+import statistics
 from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
@@ -26,7 +26,7 @@ from versions.setbased import CHANGED, DELETED, history_record
 
 from . import config
 from .archive import archive_write
-from .engine import batches_run
+from .engine import batches_planned, batches_run
 from .models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from .selectors import held_q, policy_scope, policy_validate
 from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
@@ -268,26 +268,30 @@ def policy_purge(
         run.eligible = scope.eligible.count()
         run.held = scope.held.count()
         run.excluded = scope.excluded.count()
-    run.batches = math.ceil(run.eligible / batch_size) if dry_run else 0
-    if dry_run or scope is None or not policy.enabled:
+    if dry_run and run.eligible:
+        run.batches = batches_planned(scope.eligible, batch_size)
+    if dry_run or scope is None:
         run.backlog = run.eligible
         run.status = PurgeRun.Status.DRY_RUN if dry_run else PurgeRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.save()
         return run
     run.save()
-    previous = policy.runs.exclude(pk=run.pk).exclude(status=PurgeRun.Status.DRY_RUN).first()
-    resume = previous.cursor if previous and previous.status in _UNFINISHED else ""
+    batch_seconds: list[float] = []
+
+    def committed(report):
+        batch_seconds[:] = report.batch_seconds
+
     with change_context(user=actor, reason=reason or f"Retention policy: {policy.name}"):
         try:
             report = batches_run(
+                job=f"purge:policy:{policy.pk}",
                 queryset=scope.eligible,
                 apply=_purge_batch(policy, scope.model, run),
                 batch_size=batch_size,
-                after=_key(scope.model, resume),
                 max_seconds=max_seconds,
                 max_rows=max_rows,
-                on_batch=lambda report: _save_cursor(run, report),
+                on_batch=committed,
                 progress=progress,
                 total=run.eligible,
             )
@@ -296,6 +300,7 @@ def policy_purge(
             run.status = PurgeRun.Status.FAILED
             run.error = f"{type(exc).__name__}: {exc}"
         run.backlog = policy_scope(policy).eligible.count()
+        run.batch_median_ms = statistics.median(batch_seconds) * 1000 if batch_seconds else None
         run.finished_at = timezone.now()
         with transaction.atomic():
             run.save()
@@ -314,18 +319,6 @@ def policy_purge(
                 details={"run": run.pk, "status": run.status, "model": scope.model._meta.label},
             )
     return run
-
-
-_UNFINISHED = (PurgeRun.Status.PARTIAL, PurgeRun.Status.FAILED, PurgeRun.Status.RUNNING)
-
-
-def _key(model, text: str):
-    return model._meta.pk.to_python(text) if text else None
-
-
-def _save_cursor(run: PurgeRun, report) -> None:
-    run.cursor = str(report.cursor)
-    PurgeRun.objects.filter(pk=run.pk).update(cursor=run.cursor)
 
 
 def _purge_batch(policy, model, run):
