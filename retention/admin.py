@@ -246,6 +246,12 @@ class SoftDeleteAdmin(ConfirmActionMixin, admin.ModelAdmin):
     actions = ["restore_selected", "hard_delete_selected"]
 
 
+def _target_label(content_type) -> str:
+    """ "Sessions (shop.Session)", "Historical sessions (shop.HistoricalSession)"."""
+    opts = content_type.model_class()._meta
+    return f"{capfirst(opts.verbose_name_plural)} ({opts.label})"
+
+
 @admin.register(RetentionPolicy)
 class RetentionPolicyAdmin(TrackedHistoryAdmin):
     """Policies: validated on the form, each save a ledger entry; preview and run a purge."""
@@ -262,6 +268,9 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
             kwargs["queryset"] = ContentType.objects.filter(pk__in=ids).order_by(
                 "app_label", "model"
             )
+            field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+            field.label_from_instance = _target_label
+            return field
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     @admin.display(description="basis")
