@@ -120,3 +120,20 @@ def test_history_version_and_ledger_pages_are_captured(wide_page, admin_user, de
     wide_page.goto("/admin/versions/ledgerentry/")
     expect(wide_page.locator("#result_list tbody tr")).to_have_count(1)
     assert _shoot(wide_page, shots, "ledger-list").stat().st_size
+
+
+def test_refused_page_keeps_the_admin_layout_and_fits(wide_page, auditor, customer, shots):
+    """An auditor refused an add sees the admin's layout, what was refused and a way back."""
+    login(wide_page, "auditor", "auditor-pass")
+    wide_page.goto("/admin/shop/customer/")
+    response = wide_page.goto("/admin/shop/customer/add/")
+    assert response.status == 403
+    expect(wide_page.locator("#site-name")).to_contain_text("Compliance administration")
+    expect(wide_page.locator(".errornote")).to_have_text(
+        "Your account (auditor) may not add a customer."
+    )
+    _shoot(wide_page, shots, "refused")
+    _assert_fits(wide_page)
+    wide_page.get_by_role("link", name="Back to customers").click()
+    expect(wide_page).to_have_url(re.compile(r"/admin/shop/customer/$"))
+    expect(wide_page.locator("#result_list")).to_contain_text("Ada Lovelace")
