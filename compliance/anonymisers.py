@@ -13,10 +13,16 @@ from django.db import models
 from django.db.models.functions import SHA256, Cast, Concat, Left
 from django.utils.crypto import salted_hmac
 
+from . import config
+
 __all__ = ["Anonymiser", "ANONYMISERS", "get_anonymiser"]
 
 REDACTED = "[redacted]"
 _TEXT = (models.CharField, models.TextField)
+
+
+def _writes_a_constant(field):
+    return "writes the same value into every row"
 
 
 @dataclass(frozen=True)
@@ -26,15 +32,50 @@ class Anonymiser:
     build: Callable[[models.Field], object]
     accepts: Callable[[models.Field], bool]
     requirement: str
+    #: Why it cannot keep a unique field unique (None when it can); read by compliance.E004.
+    unique_problem: Callable[[models.Field], str | None] = _writes_a_constant
 
     def expression(self, field: models.Field):
-        """The value or SQL expression that replaces `field` in an UPDATE."""
+        """The value or SQL expression that replaces `field` in an UPDATE.
+
+        Apply it to the live model and to its history model alike: a record and each of its
+        history rows get the same result (for `hash`: wherever the value is the same).
+        """
         return self.build(field)
 
 
 def _fits(field, text):
     """Cut a literal to the field's max_length so the UPDATE never fails."""
     return text[: field.max_length] if getattr(field, "max_length", None) else text
+
+
+def _cut(field, expression):
+    """Cut an expression's text to the field's max_length, in SQL."""
+    return Left(expression, field.max_length) if getattr(field, "max_length", None) else expression
+
+
+def _tracked_model(field):
+    """The model a field's rows belong to: for a history model, the model it tracks."""
+    return getattr(field.model, "instance_type", field.model)
+
+
+def _record_key(field):
+    """The record's primary key column; history rows copy it under the same name (their own
+    primary key is the history id)."""
+    return _tracked_model(field)._meta.pk.attname
+
+
+def _key_text_length(pk):
+    """The longest text form of a primary key value, None when unknown."""
+    if pk.is_relation:
+        return _key_text_length(pk.target_field)
+    if isinstance(pk, models.IntegerField):  # AutoField and BigAutoField included
+        return 20  # a sign and 19 digits
+    if isinstance(pk, models.UUIDField):
+        return 36
+    if isinstance(pk, models.CharField):
+        return pk.max_length
+    return None
 
 
 class _Sha256Hex(SHA256):
@@ -49,12 +90,45 @@ class _Sha256Hex(SHA256):
         )
 
 
+HASH_UNIQUE_LENGTH = 32  # hex digits: 128 bits, below which truncated digests may collide
+
+
 def _hash(field):
-    # Keyed, so a dictionary of likely values (emails, phone numbers) cannot reverse it.
-    key = salted_hmac("compliance.anonymisers.hash", "key").hexdigest()
-    value = Concat(models.Value(key), Cast(field.attname, models.TextField()))
-    digest = _Sha256Hex(value, output_field=models.CharField())
-    return Left(digest, field.max_length) if getattr(field, "max_length", None) else digest
+    # Keyed, so a dictionary of likely values (emails, phone numbers) cannot reverse it; its
+    # own key, so rotating SECRET_KEY leaves every pseudonym as it was.
+    key = salted_hmac("compliance.anonymisers.hash", "key", secret=config.pseudonym_secret())
+    value = Concat(models.Value(key.hexdigest()), Cast(field.attname, models.TextField()))
+    return _cut(field, _Sha256Hex(value, output_field=models.CharField()))
+
+
+def _hash_unique_problem(field):
+    if getattr(field, "max_length", None) and field.max_length < HASH_UNIQUE_LENGTH:
+        return f"needs max_length of at least {HASH_UNIQUE_LENGTH} to keep digests distinct"
+    return None
+
+
+PLACEHOLDER = ("erased-", "@erased.invalid")
+
+
+def _placeholder(field):
+    prefix, suffix = PLACEHOLDER
+    text = Concat(
+        models.Value(prefix),
+        Cast(_record_key(field), models.TextField()),
+        models.Value(suffix),
+        output_field=models.CharField(),
+    )
+    return _cut(field, text)
+
+
+def _placeholder_unique_problem(field):
+    key = _key_text_length(_tracked_model(field)._meta.pk)
+    if key is None:
+        return "cannot tell how long the record's primary key is as text"
+    need = len("".join(PLACEHOLDER)) + key
+    if getattr(field, "max_length", None) and field.max_length < need:
+        return f"needs max_length of at least {need} to keep {PLACEHOLDER[0]}<id>{PLACEHOLDER[1]}"
+    return None
 
 
 ANONYMISERS = {
@@ -71,7 +145,12 @@ ANONYMISERS = {
             "blank", "Emptied", lambda f: "", lambda f: isinstance(f, _TEXT), "a text field"
         ),
         Anonymiser(
-            "null", "Set to NULL", lambda f: None, lambda f: f.null, "a nullable field (null=True)"
+            "null",
+            "Set to NULL",
+            lambda f: None,
+            lambda f: f.null,
+            "a nullable field (null=True)",
+            unique_problem=lambda f: None,  # NULLs never clash
         ),
         Anonymiser(
             "hash",
@@ -79,18 +158,15 @@ ANONYMISERS = {
             _hash,
             lambda f: isinstance(f, _TEXT),
             "a text field",
+            unique_problem=_hash_unique_problem,
         ),
         Anonymiser(
             "email_placeholder",
-            "Replaced by erased-<id>@erased.invalid (stays unique)",
-            lambda f: Concat(
-                models.Value("erased-"),
-                Cast("pk", models.TextField()),
-                models.Value("@erased.invalid"),
-                output_field=models.CharField(),
-            ),
+            "Replaced by erased-<id>@erased.invalid, <id> the record's (stays unique)",
+            _placeholder,
             lambda f: isinstance(f, models.CharField),
             "a CharField or EmailField",
+            unique_problem=_placeholder_unique_problem,
         ),
         Anonymiser(
             "empty_json",

@@ -16,7 +16,7 @@ from . import config
 from .anonymisers import ANONYMISERS
 from .registry import Erasure, registry
 
-__all__ = ["looks_personal", "project_models", "registry_check"]
+__all__ = ["looks_personal", "project_models", "pseudonym_secret_check", "registry_check"]
 
 # Tokens of a field name that suggest personal data; matched on whole underscore-separated
 # words (and adjacent pairs, so user_agent matches "useragent").
@@ -110,6 +110,19 @@ def _field(model, name):
         return None
 
 
+def _is_unique(model, field) -> bool:
+    """Whether the field alone must be unique: unique=True or a one-field UniqueConstraint."""
+    if field.unique:
+        return True
+    single = [
+        constraint.fields
+        for constraint in model._meta.constraints
+        if isinstance(constraint, models.UniqueConstraint)
+    ]
+    single += [tuple(fields) for fields in model._meta.unique_together]
+    return (field.name,) in {tuple(fields) for fields in single}
+
+
 def _resolve_subject_path(model, path, subject_model):
     """Follow a lookup path; return an error text, or None when it reaches the subject."""
     if path in ("pk", model._meta.pk.name):
@@ -170,6 +183,14 @@ def _declaration_errors(entry, subject_model):
                 "Pick an anonymiser that fits the field's type.",
                 "E004",
             )
+        elif _is_unique(model, field) and (problem := anonymiser.unique_problem(field)):
+            error(
+                f"{label}.{name} is unique but anonymiser '{anonymiser.name}' {problem}: "
+                "the second erasure would fail.",
+                "Use email_placeholder or hash on a text field long enough for them, or null "
+                "on a nullable field.",
+                "E004",
+            )
     for name in entry.not_personal:
         if _field(model, name) is None:
             error(
@@ -225,7 +246,7 @@ def registry_check(app_configs, **kwargs):
         )
     for model in project_models(app_configs):
         entry = registry.get(model)
-        declared = set(entry.fields) | set(entry.not_personal) if entry else set()
+        declared = {*(entry.fields if entry else ()), *registry.not_personal(model)}
         for field in model._meta.get_fields():
             if looks_personal(field) and field.name not in declared:
                 errors.append(
@@ -242,3 +263,31 @@ def registry_check(app_configs, **kwargs):
         for entry in registry.entries():
             errors.extend(_declaration_errors(entry, subject_model))
     return errors
+
+
+PSEUDONYM_SECRET_MIN_LENGTH = 50  # as Django asks of SECRET_KEY
+
+
+@register(Tags.security, deploy=True)
+def pseudonym_secret_check(app_configs, **kwargs):
+    """compliance.E008: pseudonyms (the hash anonymiser) have a long key of their own."""
+    secret = getattr(settings, "PSEUDONYM_SECRET", "")
+    if not secret:
+        problem = "PSEUDONYM_SECRET is not set: pseudonyms are keyed with SECRET_KEY"
+    elif secret in (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", ())):
+        problem = "PSEUDONYM_SECRET is the same as SECRET_KEY"
+    elif len(secret) < PSEUDONYM_SECRET_MIN_LENGTH:
+        problem = f"PSEUDONYM_SECRET is shorter than {PSEUDONYM_SECRET_MIN_LENGTH} characters"
+    elif len(set(secret)) < 5:
+        problem = "PSEUDONYM_SECRET has fewer than 5 different characters: not a random key"
+    else:
+        return []
+    return [
+        Error(
+            f"{problem}.",
+            hint="Set PSEUDONYM_SECRET to a long random value of its own (e.g. python -c "
+            "'import secrets; print(secrets.token_urlsafe(50))') and keep it: changing it "
+            "changes every pseudonym written afterwards.",
+            id="compliance.E008",
+        )
+    ]

@@ -113,6 +113,7 @@ class PrivacyRegistry:
 
     def __init__(self):
         self._registry: dict[type[models.Model], ModelPrivacy] = {}
+        self._not_personal: dict[type[models.Model], tuple[str, ...]] = {}
 
     def register(self, model: type[models.Model], privacy_class: type[ModelPrivacy] | None = None):
         """Register `model`; usable as ``@registry.register(Model)`` on a class."""
@@ -127,6 +128,16 @@ class PrivacyRegistry:
             wrap(privacy_class)
             return privacy_class
         return wrap
+
+    def declare_not_personal(self, model: type[models.Model], *fields: str) -> None:
+        """Fields of a model that holds no personal data but whose names look personal
+        (a policy's ``name``): silences compliance.E001 without registering the model."""
+        self._not_personal[model] = (*self._not_personal.get(model, ()), *fields)
+
+    def not_personal(self, model: type[models.Model]) -> tuple[str, ...]:
+        """Fields declared not personal, by the model's entry or `declare_not_personal`."""
+        entry = self._registry.get(model)
+        return (*(entry.not_personal if entry else ()), *self._not_personal.get(model, ()))
 
     def unregister(self, model: type[models.Model]) -> None:
         self._registry.pop(model, None)

@@ -1,4 +1,5 @@
-"""The admin site: the stock one, plus the personal-data inventory in the app list."""
+"""The admin site: the stock one, plus the personal-data inventory in the app list, and the
+registry's rules (ledgered deletes, read-only retention dates) on every model admin."""
 
 import csv
 
@@ -8,6 +9,7 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from .admin import with_registry_rules
 from .registry import registry
 from .selectors import inventory
 
@@ -25,6 +27,11 @@ class ComplianceAdminSite(admin.AdminSite):
     site_header = "Compliance administration"
     site_title = "Compliance"
     index_title = "Personal data, history and compliance"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Register as usual, with `RegistryAdminMixin` added to whatever admin class."""
+        admin_class = with_registry_rules(admin_class or admin.ModelAdmin)
+        super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self):
         return [

@@ -125,12 +125,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "versions.tasks.ledger_verify_scheduled",
         "schedule": 24 * 3600,
     },
+    "retention-purge-daily": {
+        "task": "retention.tasks.purge_scheduled",
+        "schedule": 24 * 3600,
+    },
 }
 
 # The application's own knobs, read through each app's config.py.
 COMPLIANCE_SUBJECT_MODEL = env.str("COMPLIANCE_SUBJECT_MODEL", default="shop.Customer")
 COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", default=0)
+COMPLIANCE_PROXY_SETS_REQUEST_ID = env.bool("COMPLIANCE_PROXY_SETS_REQUEST_ID", default=False)
+PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
+RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=BASE_DIR / "var" / "archives")
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=2000)
+# The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
+LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])
+LEDGER_HEAD_FILE = env.str("LEDGER_HEAD_FILE", default="")
 
 LOGGING = {
     "version": 1,

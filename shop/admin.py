@@ -12,6 +12,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from retention.admin import SoftDeleteAdmin
 from versions.admin import TrackedHistoryAdmin
 
 from . import models
@@ -63,7 +64,7 @@ def _name_column(field: str, description: str):
 
 
 @admin.register(models.Customer)
-class CustomerAdmin(TrackedHistoryAdmin):
+class CustomerAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
     list_display = ["name", "email", "phone_number", "joined"]
     search_fields = ["name", "email", "phone"]
     # The date hierarchy filters by sign-up date; a filter sidebar would repeat it.
@@ -176,7 +177,7 @@ class AnalyticsEventAdmin(CustomerLinkedAdmin):
 
 
 @admin.register(models.Document)
-class DocumentAdmin(TrackedHistoryAdmin):
+class DocumentAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
     list_display = ["title", "owner_name", "updated"]
     search_fields = ["title", "owner__email", "owner__name"]
     list_filter = ["created_at"]

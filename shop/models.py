@@ -13,6 +13,7 @@ from django.utils.formats import date_format
 # with a clear message, and both rest on `phonenumbers`, Google's libphonenumber metadata.
 from phonenumber_field.modelfields import PhoneNumberField
 
+from retention.softdelete import NOT_DELETED, SoftDeleteModel
 from versions.history import TrackedHistory
 
 
@@ -53,10 +54,10 @@ def _touching_save(self, *args, **kwargs):
     return models.Model.save(self, *args, **kwargs)
 
 
-class Customer(models.Model):
-    """The data subject."""
+class Customer(SoftDeleteModel):
+    """The data subject. Deleting one hides it (and its documents) until purged."""
 
-    email = models.EmailField(unique=True)
+    email = models.EmailField()
     name = models.CharField(max_length=200)
     phone = PhoneNumberField(
         max_length=40, blank=True, help_text="With the country code, e.g. +44 20 7946 0958."
@@ -68,8 +69,20 @@ class Customer(models.Model):
 
     history = TrackedHistory()
 
-    class Meta:
+    class Meta(SoftDeleteModel.Meta):
         ordering = ["name"]
+        constraints = [
+            # Unique among live customers: a deleted customer's email can sign up again.
+            models.UniqueConstraint(
+                fields=["email"],
+                condition=NOT_DELETED,
+                name="shop_customer_email_live_unique",
+                violation_error_message="A customer with this email already exists.",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["name"], condition=NOT_DELETED, name="shop_customer_name_live"),
+        ]
 
     save = _touching_save
 
@@ -221,7 +234,7 @@ class AnalyticsEvent(models.Model):
         return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
-class Document(models.Model):
+class Document(SoftDeleteModel):
     owner = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="documents")
     title = models.CharField(max_length=200)
     content = models.TextField()
@@ -230,8 +243,13 @@ class Document(models.Model):
 
     history = TrackedHistory()
 
-    class Meta:
+    class Meta(SoftDeleteModel.Meta):
         ordering = ["-updated_at"]
+        indexes = [
+            models.Index(
+                fields=["owner", "-updated_at"], condition=NOT_DELETED, name="shop_document_live"
+            ),
+        ]
 
     save = _touching_save
 

@@ -6,7 +6,7 @@ import os
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import connection
+from django.db import connection, connections
 
 from compliance.roles import AUDITOR, OFFICER
 
@@ -18,6 +18,22 @@ def unavailable(reason: str):
     if STRICT:
         pytest.fail(f"required in this run but unavailable: {reason}")
     pytest.skip(reason)
+
+
+# On PostgreSQL a trigger refuses TRUNCATE of the ledger unless the database carries this
+# setting (versions migration 0003 explains why); Django's test flush TRUNCATEs every table.
+LEDGER_TRUNCATE_SETTING = "versions.ledger_truncate"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test databases, on which the test flush may TRUNCATE the ledger."""
+    with django_db_blocker.unblock():
+        for conn in connections.all():
+            if conn.vendor == "postgresql":
+                name = conn.ops.quote_name(conn.settings_dict["NAME"])
+                with conn.cursor() as cursor:
+                    cursor.execute(f"ALTER DATABASE {name} SET {LEDGER_TRUNCATE_SETTING} = 'allow'")
 
 
 @pytest.fixture

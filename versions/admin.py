@@ -3,6 +3,11 @@
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -51,16 +56,63 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
+def _readable(value) -> str:
+    """A counts or details value as a person reads it: "rows: 3, files: 1"."""
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_readable(item)}" for key, item in value.items()) or "—"
+    if isinstance(value, list):
+        return "[" + ", ".join(_readable(item) for item in value) + "]"
+    return "—" if value is None else str(value)
+
+
+def _breakable(text: str):
+    """Escaped text that may wrap after "." and ":" (model labels, "shop.Customer:17")."""
+    return mark_safe(escape(text).replace(".", ".<wbr>").replace(":", ":<wbr>"))
+
+
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(admin.ModelAdmin):
     """Everyone with access may read the ledger; nobody may change it."""
 
-    list_display = ["id", "created_at", "action", "actor_label", "channel", "target", "counts"]
+    # Six narrow columns so that the list fits a 1280-pixel window beside the filters.
+    list_display = ["id", "created", "action", "actor_and_channel", "target_text", "counts_text"]
     list_filter = ["action", "created_at"]
     search_fields = ["actor_label", "target", "request_id", "task_id"]
-    readonly_fields = [f.name for f in LedgerEntry._meta.fields]
+    fieldsets = [
+        (None, {"fields": ["created_at", "action", "actor_label", "channel", "reason"]}),
+        ("What", {"fields": ["target", "counts_text", "details_text"]}),
+        ("Where from", {"fields": ["request_id", "task_id"]}),
+        ("Chain", {"fields": ["key_id", "prev_hash", "hash"]}),
+    ]
+    readonly_fields = [
+        *(f.name for f in LedgerEntry._meta.fields if f.name not in ("counts", "details")),
+        "counts_text",
+        "details_text",
+    ]
     show_full_result_count = False
     list_per_page = 50
+
+    @admin.display(description="Created at", ordering="created_at")
+    def created(self, obj):
+        return date_format(timezone.localtime(obj.created_at), "j M Y, H:i")
+
+    @admin.display(description="Actor", ordering="actor_label")
+    def actor_and_channel(self, obj):
+        if not obj.channel:
+            return obj.actor_label
+        return format_html("{}<br><small>via {}</small>", obj.actor_label, obj.channel)
+
+    @admin.display(description="Target", ordering="target")
+    def target_text(self, obj):
+        return _breakable(obj.target)
+
+    @admin.display(description="Counts")
+    def counts_text(self, obj):
+        return _breakable(_readable(obj.counts))
+
+    @admin.display(description="Details")
+    def details_text(self, obj):
+        return _breakable(_readable(obj.details))
 
     def has_add_permission(self, request):
         return False
@@ -70,3 +122,7 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def history_view(self, request, object_id, extra_context=None):
+        # An entry never changes, so it has no history: its own page says everything.
+        return redirect("admin:versions_ledgerentry_change", object_id)

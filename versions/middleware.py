@@ -6,7 +6,10 @@ import re
 from . import config
 from .context import change_context, new_request_id
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# What a proxy generates: nginx's $request_id (32 hex digits) or a canonical UUID.
+_REQUEST_ID = re.compile(
+    r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
 USER_AGENT_MAX = 512
 
 
@@ -15,6 +18,8 @@ def client_ip(request) -> str | None:
 
     Each trusted proxy appends the address it saw to X-Forwarded-For, so with N of them
     the client is the N-th entry from the right; anything further left is client-supplied.
+    This holds only while the application is reachable through those proxies alone: a
+    client that reaches it directly sends its own X-Forwarded-For and so picks the address.
     """
     address = request.META.get("REMOTE_ADDR", "")
     proxies = config.trusted_proxy_count()
@@ -28,6 +33,18 @@ def client_ip(request) -> str | None:
         return None
 
 
+def _proxy_request_id(request) -> str:
+    """The proxy's X-Request-ID, when the proxy is declared to overwrite it and it is well formed.
+
+    Proxies forward a client's headers unless told otherwise, so the header is trusted only
+    under COMPLIANCE_PROXY_SETS_REQUEST_ID; even then only a proxy-made id is accepted.
+    """
+    if not config.proxy_sets_request_id():
+        return ""
+    incoming = request.headers.get("X-Request-ID", "")
+    return incoming if _REQUEST_ID.fullmatch(incoming) else ""
+
+
 class ChangeContextMiddleware:
     """Must come after AuthenticationMiddleware; echoes the request id as X-Request-ID."""
 
@@ -35,9 +52,7 @@ class ChangeContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        # Only our own proxy may name the request; a client could forge any id.
-        incoming = request.headers.get("X-Request-ID", "") if config.trusted_proxy_count() else ""
-        request_id = incoming if _REQUEST_ID.match(incoming) else new_request_id()
+        request_id = _proxy_request_id(request) or new_request_id()
         with change_context(
             user=getattr(request, "user", None),
             ip=client_ip(request),

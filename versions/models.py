@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-__all__ = ["LedgerEntry", "LedgerAction"]
+__all__ = ["LedgerAction", "LedgerCheckpoint", "LedgerEntry"]
 
 
 class LedgerAction(models.TextChoices):
@@ -16,6 +16,8 @@ class LedgerAction(models.TextChoices):
     BACKUP = "backup", "Backup"
     BACKUP_RESTORE = "backup_restore", "Restore of a backup"
     POLICY_CHANGE = "policy_change", "Policy change"
+    HOLD_PLACE = "hold_place", "Legal hold placed"
+    HOLD_RELEASE = "hold_release", "Legal hold released"
     ROLE_CHANGE = "role_change", "Role change"
     DEMO_SEED = "demo_seed", "Demo data seeded"
 
@@ -45,12 +47,15 @@ class LedgerEntry(models.Model):
     channel = models.CharField(
         max_length=150, blank=True, help_text="Command or task that acted; empty for the admin."
     )
-    reason = models.CharField(max_length=500, blank=True)
+    reason = models.TextField(blank=True)
     target = models.CharField(max_length=200, blank=True, help_text="Model, policy or object.")
     counts = models.JSONField(default=dict, blank=True)
     details = models.JSONField(default=dict, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     task_id = models.CharField(max_length=64, blank=True)
+    key_id = models.CharField(
+        max_length=16, help_text="Fingerprint of the ledger key that signed the entry."
+    )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 
@@ -75,3 +80,42 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("The ledger is append-only: entries cannot be deleted.")
+
+
+class LedgerCheckpoint(models.Model):
+    """The ledger's head as the application last knew it, signed with the ledger key.
+
+    One is recorded with every append (in its transaction) and every verification that
+    passed; `verify_ledger` then finds entries missing from the end of the chain.
+    """
+
+    class Kind(models.TextChoices):
+        APPEND = "append", "Append"
+        VERIFICATION = "verification", "Verification"
+
+    created_at = models.DateTimeField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    entry_id = models.BigIntegerField(help_text="Id of the head entry; 0 for an empty ledger.")
+    head = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=16)
+    mac = models.CharField(max_length=64)
+    actor_label = models.CharField(max_length=150)
+    channel = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["entry_id", "id"], name="ledger_checkpoint_head_idx")]
+
+    def __str__(self):
+        return f"checkpoint #{self.pk}: entry #{self.entry_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Ledger checkpoints cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Ledger checkpoints cannot be deleted.")

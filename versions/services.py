@@ -1,31 +1,125 @@
-"""Ledger services: append an entry, verify the chain."""
+"""Ledger services: append an entry, verify the chain; both record the head they leave."""
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import os
+import re
+import tempfile
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import config
 from .context import current
-from .models import LedgerAction, LedgerEntry
+from .models import LedgerAction, LedgerCheckpoint, LedgerEntry
 
-__all__ = ["GENESIS", "LedgerReport", "ledger_append", "ledger_verify", "entry_hash"]
+__all__ = [
+    "GENESIS",
+    "HEAD_PATTERN",
+    "LedgerReport",
+    "canonical_json",
+    "entry_hash",
+    "key_id",
+    "ledger_append",
+    "ledger_verify",
+]
 
 GENESIS = "0" * 64
+HEAD_PATTERN = re.compile(r"[0-9a-f]{64}")
 _HASH_SALT = "versions.ledger"
+_CHECKPOINT_SALT = "versions.ledger.checkpoint"
+_KEY_ID_SALT = "versions.ledger.key-id"
 _LOCK_KEY = 0x1ED6E7  # advisory lock serialising appends on PostgreSQL
 _APPEND_ATTEMPTS = 5
+
+# Operators ship this logger's lines elsewhere: each names the head after a commit.
+logger = logging.getLogger("versions.ledger")
+
+
+class _UnknownKey(LookupError):
+    pass
+
+
+def key_id(secret: str) -> str:
+    """The public fingerprint of a ledger key, stored with every entry it signs."""
+    return salted_hmac(_KEY_ID_SALT, "key id", secret=secret, algorithm="sha256").hexdigest()[:16]
+
+
+def _keys() -> dict[str, str]:
+    """Key id -> key, for LEDGER_SECRET and every key in LEDGER_PREVIOUS_SECRETS."""
+    keys = {key_id(secret): secret for secret in config.ledger_previous_secrets()}
+    current_secret = config.ledger_secret()
+    keys[key_id(current_secret)] = current_secret
+    return keys
+
+
+def _mac(salt: str, payload: str, secret: str) -> str:
+    return salted_hmac(salt, payload, secret=secret, algorithm="sha256").hexdigest()
+
+
+def canonical_json(value, *, name: str = "value"):
+    """`value` in the form that is stored and hashed, identical after any database's JSON
+    round trip; ValueError for what JSON or PostgreSQL cannot hold.
+
+    PostgreSQL keeps JSON numbers as decimals: `1e16` comes back as the integer
+    10000000000000000 and `-0.0` as `0.0`. A float with an integral value is therefore
+    stored as that integer; other floats come back as the same float. NaN, infinities,
+    NUL characters and lone surrogates are refused, as are keys that are not strings.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} is {value!r}: JSON has no NaN or infinity")
+        return int(value) if value.is_integer() else value
+    if isinstance(value, str):
+        return _text(value, name)
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{name} has the key {key!r}: JSON keys are strings")
+            result[_text(key, f"a key of {name}")] = canonical_json(item, name=f"{name}[{key!r}]")
+        return result
+    if isinstance(value, list | tuple):
+        return [canonical_json(item, name=f"{name}[{i}]") for i, item in enumerate(value)]
+    raise ValueError(
+        f"{name} is a {type(value).__name__}: give str, int, float, bool, None, list or dict"
+    )
+
+
+def _text(value: str, name: str) -> str:
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character, which PostgreSQL cannot store")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} contains a lone surrogate, which is not Unicode text") from None
+    return value
 
 
 def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
     """The keyed hash of an entry's content chained to its predecessor's hash.
 
-    The id is not hashed: each entry's `prev_hash` already fixes its place in the chain.
+    The key is the one whose id the entry carries (LEDGER_SECRET or a previous one). The id
+    is not hashed: each entry's `prev_hash` already fixes its place in the chain.
     """
+    secret = _keys().get(entry.key_id)
+    if secret is None:
+        raise _UnknownKey(entry.key_id)
+    return _entry_hash(entry, prev_hash, secret)
+
+
+def _entry_hash(entry: LedgerEntry, prev_hash: str, secret: str) -> str:
     payload = json.dumps(
         {
             "created_at": entry.created_at.isoformat(),
@@ -35,19 +129,17 @@ def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
             "channel": entry.channel,
             "reason": entry.reason,
             "target": entry.target,
-            "counts": entry.counts,
-            "details": entry.details,
+            "counts": canonical_json(entry.counts, name="counts"),
+            "details": canonical_json(entry.details, name="details"),
             "request_id": entry.request_id,
             "task_id": entry.task_id,
+            "key_id": entry.key_id,
             "prev_hash": prev_hash,
         },
         sort_keys=True,
         separators=(",", ":"),
-        default=str,
     )
-    return salted_hmac(
-        _HASH_SALT, payload, secret=config.ledger_secret(), algorithm="sha256"
-    ).hexdigest()
+    return _mac(_HASH_SALT, payload, secret)
 
 
 def ledger_append(
@@ -63,22 +155,34 @@ def ledger_append(
 
     `actor` is the user who acts (None for the system) and `reason` why; the channel, IP and
     request or task id come from the change context. `counts` and `details` must not hold
-    personal data (ids, model names, numbers).
+    personal data (ids, model names, numbers); they are stored in canonical form (see
+    `canonical_json`). The new head is recorded as a checkpoint in the same transaction,
+    and logged (and written to LEDGER_HEAD_FILE) once the transaction commits.
     """
     if action not in LedgerAction.values:
         raise ValueError(f"unknown ledger action {action!r}")
+    counts = canonical_json(counts or {}, name="counts")
+    details = canonical_json(details or {}, name="details")
+    reason, target = _text(reason, "reason"), _text(target, "target")
+    secret = config.ledger_secret()
     ctx = current()
     for attempt in range(_APPEND_ATTEMPTS):
         try:
             with transaction.atomic():
-                return _append(action, actor, reason, ctx, target, counts or {}, details or {})
+                entry = _append(action, actor, reason, ctx, target, counts, details, secret)
+                checkpoint = _record_head(
+                    LedgerCheckpoint.Kind.APPEND, entry.pk, entry.hash, actor, "", ctx, secret
+                )
+            break
         except IntegrityError:
             # Another writer took the head between our read and insert (SQLite); retry.
             if attempt == _APPEND_ATTEMPTS - 1:
                 raise
+    transaction.on_commit(partial(_publish, checkpoint))
+    return entry
 
 
-def _append(action, actor, reason, ctx, target, counts, details) -> LedgerEntry:
+def _append(action, actor, reason, ctx, target, counts, details, secret) -> LedgerEntry:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
@@ -88,7 +192,7 @@ def _append(action, actor, reason, ctx, target, counts, details) -> LedgerEntry:
         created_at=timezone.now(),
         action=str(action),
         actor=actor,
-        actor_label=actor.get_username() if actor is not None else "system",
+        actor_label=_label(actor),
         channel=ctx.channel,
         reason=reason,
         target=target,
@@ -96,11 +200,92 @@ def _append(action, actor, reason, ctx, target, counts, details) -> LedgerEntry:
         details=details,
         request_id=ctx.request_id,
         task_id=ctx.task_id,
+        key_id=key_id(secret),
         prev_hash=prev_hash,
     )
-    entry.hash = entry_hash(entry, prev_hash)
+    entry.hash = _entry_hash(entry, prev_hash, secret)
     entry.save()
     return entry
+
+
+def _label(actor) -> str:
+    return actor.get_username() if actor is not None else "system"
+
+
+def _checkpoint_mac(entry_id: int, head: str, secret: str) -> str:
+    return _mac(_CHECKPOINT_SALT, f"{entry_id}:{head}", secret)
+
+
+def _record_head(kind, entry_id, head, actor, reason, ctx, secret) -> LedgerCheckpoint:
+    return LedgerCheckpoint.objects.create(
+        created_at=timezone.now(),
+        kind=kind,
+        entry_id=entry_id,
+        head=head,
+        key_id=key_id(secret),
+        mac=_checkpoint_mac(entry_id, head, secret),
+        actor_label=_label(actor),
+        channel=ctx.channel,
+        reason=reason,
+    )
+
+
+def _head_line(checkpoint: LedgerCheckpoint) -> str:
+    return (
+        f"entry={checkpoint.entry_id} head={checkpoint.head} "
+        f"key_id={checkpoint.key_id} mac={checkpoint.mac}"
+    )
+
+
+def _publish(checkpoint: LedgerCheckpoint) -> None:
+    """After commit: log the head, and write it to LEDGER_HEAD_FILE if one is set."""
+    line = _head_line(checkpoint)
+    logger.info("ledger head %s", line)
+    path = config.ledger_head_file()
+    if path is None:
+        return
+    try:
+        recorded = _read_head_file(path)
+        # Commits can finish out of order: never move the file back to an older head.
+        if recorded is not None and recorded.get("entry", -1) > checkpoint.entry_id:
+            return
+        _write_atomically(path, line + "\n")
+    except (OSError, ValueError) as exc:
+        # The transaction has committed; failing now would only hide that from the caller.
+        logger.error("could not write the ledger head file %s: %s", path, exc)
+
+
+def _write_atomically(path, text: str) -> None:
+    """Replace `path` with `text` in one step: a reader sees the old file or the new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_head_file(path) -> dict | None:
+    """The head recorded in the file, None if there is no file; ValueError if malformed."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        raise ValueError("it is not a ledger head line") from None
+    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
+    if (
+        set(fields) != {"entry", "head", "key_id", "mac"}
+        or not fields["entry"].isdigit()
+        or not HEAD_PATTERN.fullmatch(fields["head"])
+    ):
+        raise ValueError("it is not a ledger head line (entry=… head=… key_id=… mac=…)")
+    return {**fields, "entry": int(fields["entry"])}
 
 
 @dataclass(frozen=True)
@@ -112,21 +297,45 @@ class LedgerReport:
     head: str
     broken_id: int | None = None
     problem: str = ""
+    head_id: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.problem
 
 
-def ledger_verify(*, expect_head: str = "", chunk_size: int = 2000) -> LedgerReport:
+@dataclass(frozen=True)
+class _Reference:
+    """A head recorded earlier that the chain must still contain."""
+
+    head: str
+    description: str
+
+
+def ledger_verify(
+    *, actor, reason: str, expect_head: str = "", chunk_size: int = 2000
+) -> LedgerReport:
     """Recompute the chain in id order and stop at the first entry that does not fit.
 
-    `expect_head` is a head hash recorded earlier (outside the database): it must still be
-    in the chain, which catches the newest entries having been deleted.
+    Also checks the heads recorded earlier — the newest checkpoint, the head in
+    LEDGER_HEAD_FILE, and `expect_head` (a hash kept outside the database) — each of which
+    must still be in the chain: otherwise entries were removed from its end (deleted,
+    truncated, or the database rolled back). Every checkpoint's MAC is checked too.
+
+    A verification that passes records the head it verified (a checkpoint, then a log line
+    and the head file after commit): that is a write, so like every state-changing service
+    it takes the `actor` who verifies (None for the system) and the `reason`.
     """
-    prev_hash = GENESIS
-    checked = 0
-    seen_expected = not expect_head
+    expect_head = expect_head.strip().lower()
+    if expect_head and not HEAD_PATTERN.fullmatch(expect_head):
+        raise ValueError(f"expected head {expect_head!r} is not a hash of 64 hex digits")
+    keys = _keys()
+    # Heads recorded before the walk starts: any entry they name is visible to the walk.
+    references, reference_problem = _references(keys, expect_head)
+
+    prev_hash, head_id, checked = GENESIS, 0, 0
+    found = {ref.head for ref in references if ref.head == GENESIS}
+    wanted = {ref.head for ref in references}
     entries = LedgerEntry.objects.order_by("id").iterator(chunk_size=chunk_size)
     for entry in entries:
         if entry.prev_hash != prev_hash:
@@ -137,7 +346,10 @@ def ledger_verify(*, expect_head: str = "", chunk_size: int = 2000) -> LedgerRep
                 "its link to the previous entry is broken: an entry before it was "
                 "deleted, altered or inserted",
             )
-        if entry.hash != entry_hash(entry, prev_hash):
+        secret = keys.get(entry.key_id)
+        if secret is None:
+            return LedgerReport(checked, prev_hash, entry.pk, _unknown_key(entry.key_id))
+        if not constant_time_compare(entry.hash, _entry_hash(entry, prev_hash, secret)):
             return LedgerReport(
                 checked,
                 prev_hash,
@@ -145,15 +357,90 @@ def ledger_verify(*, expect_head: str = "", chunk_size: int = 2000) -> LedgerRep
                 "its content does not match its hash: the entry was altered or inserted "
                 "outside the application",
             )
-        prev_hash = entry.hash
-        seen_expected = seen_expected or entry.hash == expect_head
+        prev_hash, head_id = entry.hash, entry.pk
+        if entry.hash in wanted:
+            found.add(entry.hash)
         checked += 1
-    if not seen_expected:
-        return LedgerReport(
-            checked,
-            prev_hash,
-            None,
-            f"the recorded head {expect_head} is no longer in the chain: entries were deleted "
-            "from its end",
+    if reference_problem:  # reported after the chain's own problems, which say more
+        return LedgerReport(checked, prev_hash, None, reference_problem, head_id)
+    for ref in references:
+        if ref.head not in found:
+            return LedgerReport(
+                checked,
+                prev_hash,
+                None,
+                f"{ref.description} is no longer in the chain, which ends at entry "
+                f"#{head_id}: entries were removed from its end (deleted, truncated, or "
+                "the database was rolled back)",
+                head_id,
+            )
+    secret = config.ledger_secret()
+    with transaction.atomic():
+        checkpoint = _record_head(
+            LedgerCheckpoint.Kind.VERIFICATION, head_id, prev_hash, actor, reason, current(), secret
         )
-    return LedgerReport(checked, prev_hash)
+        transaction.on_commit(partial(_publish, checkpoint))
+    return LedgerReport(checked, prev_hash, head_id=head_id)
+
+
+def _unknown_key(kid: str, what: str = "entry") -> str:
+    return (
+        f"it was signed with key id {kid or '(none)'}, which is neither LEDGER_SECRET nor "
+        "any key in LEDGER_PREVIOUS_SECRETS: add the retired key to LEDGER_PREVIOUS_SECRETS, "
+        f"or the {what} was forged"
+    )
+
+
+def _checkpoint_problem(checkpoint: LedgerCheckpoint, keys) -> str:
+    secret = keys.get(checkpoint.key_id)
+    what = f"checkpoint #{checkpoint.pk} (entry #{checkpoint.entry_id})"
+    if secret is None:
+        return f"{what}: {_unknown_key(checkpoint.key_id, 'checkpoint')}"
+    mac = _checkpoint_mac(checkpoint.entry_id, checkpoint.head, secret)
+    if not constant_time_compare(checkpoint.mac, mac):
+        return f"{what} does not match its MAC: it was altered or forged outside the application"
+    return ""
+
+
+def _references(keys, expect_head) -> tuple[list[_Reference], str]:
+    """The recorded heads to look for in the chain, or a problem with one of them."""
+    references = []
+    # The furthest head the application recorded; read first, then every MAC is checked.
+    newest = LedgerCheckpoint.objects.order_by("-entry_id", "-id").first()
+    if newest is not None:
+        checkpoints = LedgerCheckpoint.objects.order_by("id")
+        for checkpoint in chain([newest], checkpoints.iterator(chunk_size=2000)):
+            problem = _checkpoint_problem(checkpoint, keys)
+            if problem:
+                return [], problem
+        references.append(
+            _Reference(
+                newest.head,
+                f"the head recorded by checkpoint #{newest.pk} (entry #{newest.entry_id}, "
+                f"{newest.head})",
+            )
+        )
+    path = config.ledger_head_file()
+    if path is not None:
+        try:
+            recorded = _read_head_file(path)
+        except (OSError, ValueError) as exc:
+            return [], f"the head file {path} cannot be read: {exc}"
+        if recorded is not None:
+            secret = keys.get(recorded["key_id"])
+            if secret is None:
+                return [], f"the head file {path}: {_unknown_key(recorded['key_id'], 'file')}"
+            mac = _checkpoint_mac(recorded["entry"], recorded["head"], secret)
+            if not constant_time_compare(recorded["mac"], mac):
+                return [], (
+                    f"the head file {path} does not match its MAC: it was altered or forged"
+                )
+            references.append(
+                _Reference(
+                    recorded["head"],
+                    f"the head recorded in {path} (entry #{recorded['entry']}, {recorded['head']})",
+                )
+            )
+    if expect_head:
+        references.append(_Reference(expect_head, f"the expected head {expect_head}"))
+    return references, ""

@@ -17,11 +17,17 @@ _open_contexts: dict[str, object] = {}
 
 @shared_task
 def ledger_verify_scheduled():
-    """Verify the ledger's chain; log an error naming the first broken entry."""
-    report = ledger_verify()
+    """Verify the ledger's chain and record its head; log an error naming what is broken."""
+    ctx = current()
+    report = ledger_verify(actor=ctx.authenticated_user, reason=ctx.reason or "scheduled")
     if not report.ok:
         logger.error("ledger broken at entry #%s: %s", report.broken_id, report.problem)
-    return {"ok": report.ok, "checked": report.checked, "broken_id": report.broken_id}
+    return {
+        "ok": report.ok,
+        "checked": report.checked,
+        "broken_id": report.broken_id,
+        "head": report.head,
+    }
 
 
 @before_task_publish.connect

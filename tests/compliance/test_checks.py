@@ -3,16 +3,25 @@
 import os
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import models
 from django.test import override_settings
+from django.test.utils import isolate_apps
 
-from compliance.checks import looks_personal, registry_check
+from compliance.checks import (
+    _declaration_errors,
+    looks_personal,
+    pseudonym_secret_check,
+    registry_check,
+)
 from compliance.registry import Erasure, ModelPrivacy, Personal, registry
-from shop.models import Order, Session
+from shop.models import Customer, Order, Session
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,3 +152,111 @@ def test_unknown_subject_model_is_reported():
 def test_checks_are_registered_with_django():
     """The registry check runs as part of `manage.py check`."""
     assert registry_check in checks.registry.registry.get_checks()
+
+
+def _e004(errors):
+    return [e.msg for e in errors if e.id == "compliance.E004"]
+
+
+def test_constant_anonymiser_on_a_unique_field_is_refused(swap):
+    """redact on Customer.email (unique) would make the second erasure an IntegrityError."""
+
+    class Redacted(ModelPrivacy):
+        subject = "pk"
+        fields = {**registry.get(Customer).fields, "email": Personal("contact")}
+
+    swap(Customer, Redacted)
+    messages = _e004(registry_check(None))
+    assert messages == [
+        "shop.Customer.email is unique but anonymiser 'redact' writes the same value into "
+        "every row: the second erasure would fail."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("anonymiser", "needs"),
+    [("email_placeholder", "at least 42"), ("hash", "at least 32"), ("blank", "same value")],
+)
+def test_anonymiser_without_room_in_a_unique_field_is_refused(swap, anonymiser, needs):
+    """Order.number is unique and 20 long: too short for a whole placeholder or digest."""
+
+    class Numbered(ModelPrivacy):
+        subject = "customer"
+        fields = {**registry.get(Order).fields, "number": Personal("financial", anonymiser)}
+        erasure = Erasure.RETAIN
+        legal_ground = "Tax law."
+
+    swap(Order, Numbered)
+    [message] = _e004(registry_check(None))
+    assert message.startswith(f"shop.Order.number is unique but anonymiser '{anonymiser}'")
+    assert needs in message
+
+
+def test_unique_fields_that_stay_unique_pass(swap):
+    """email_placeholder on a unique email and hash on a unique 64-long token are accepted."""
+    assert registry.get(Customer).fields["email"].anonymiser == "email_placeholder"
+    assert registry.get(Session).fields["token"].anonymiser == "hash"
+    assert _e004(registry_check(None)) == []
+
+
+@isolate_apps("shop")
+def test_a_one_field_unique_constraint_counts_as_unique():
+    """A UniqueConstraint on the field alone is checked like unique=True; one on several is not."""
+
+    class Member(models.Model):
+        handle = models.CharField(max_length=100)
+        nickname = models.CharField(max_length=100)
+        team = models.CharField(max_length=100)
+
+        class Meta:
+            app_label = "shop"
+            constraints = [
+                models.UniqueConstraint(fields=["handle"], name="one"),
+                models.UniqueConstraint(fields=["nickname", "team"], name="two"),
+            ]
+
+        def __str__(self):
+            return self.handle
+
+    class MemberPrivacy(ModelPrivacy):
+        subject = "pk"
+        fields = {"handle": Personal("identity"), "nickname": Personal("identity")}
+
+    messages = _e004(_declaration_errors(MemberPrivacy(Member), Member))
+    assert len(messages) == 1 and messages[0].startswith("shop.Member.handle is unique")
+
+
+LONG_KEY = "Qm3vT9xLr2Wn8KcJ5pHd7sYb4gFz6aEu1oNi0kRt" * 2  # 80 characters
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("", "PSEUDONYM_SECRET is not set"),
+        ("same-as-the-secret-key-" * 3, "the same as SECRET_KEY"),
+        ("short-but-random-Zx81", "shorter than 50 characters"),
+        ("ab" * 40, "fewer than 5 different characters"),
+    ],
+)
+def test_pseudonym_secret_must_be_its_own_long_key(secret, problem):
+    """check --deploy refuses a missing, reused, short or uniform PSEUDONYM_SECRET."""
+    with override_settings(PSEUDONYM_SECRET=secret, SECRET_KEY="same-as-the-secret-key-" * 3):
+        [error] = pseudonym_secret_check(None)
+    assert error.id == "compliance.E008" and problem in error.msg
+
+
+def test_pseudonym_secret_of_its_own_passes():
+    """A long random key that is not SECRET_KEY passes."""
+    with override_settings(PSEUDONYM_SECRET=LONG_KEY):
+        assert pseudonym_secret_check(None) == []
+
+
+def test_pseudonym_secret_is_a_deployment_check():
+    """It runs under `check --deploy`, where an unset key stops the deployment check."""
+    assert pseudonym_secret_check not in checks.registry.registry.get_checks()
+    assert pseudonym_secret_check in checks.registry.registry.get_checks(
+        include_deployment_checks=True
+    )
+    with override_settings(PSEUDONYM_SECRET=""), pytest.raises(SystemCheckError) as raised:
+        call_command("check", deploy=True, tags=["security"], stdout=StringIO())
+    assert "compliance.E008" in str(raised.value)

@@ -49,24 +49,64 @@ def test_middleware_opens_a_context_with_a_fresh_request_id():
     assert current().request_id == ""
 
 
-@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1)
-def test_request_id_from_a_trusted_proxy_is_kept():
-    """Behind our proxy, its X-Request-ID ties history rows to the proxy's logs."""
-    ctx, response = _through_middleware(HTTP_X_REQUEST_ID="req-12345678")
-    assert ctx.request_id == response["X-Request-ID"] == "req-12345678"
+NGINX_ID = "0f3c9a6e2b7d4c1a8e5f6a7b8c9d0e1f"  # $request_id: 32 hex digits
+UUID_ID = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+
+
+@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1, COMPLIANCE_PROXY_SETS_REQUEST_ID=True)
+@pytest.mark.parametrize("incoming", [NGINX_ID, UUID_ID])
+def test_request_id_set_by_our_proxy_is_kept(incoming):
+    """A proxy declared to overwrite X-Request-ID names the request: history meets its logs."""
+    ctx, response = _through_middleware(HTTP_X_REQUEST_ID=incoming)
+    assert ctx.request_id == response["X-Request-ID"] == incoming
 
 
 @override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1)
-def test_malformed_request_id_is_replaced():
-    """A request id that is not a short token is replaced by a fresh one."""
-    ctx, response = _through_middleware(HTTP_X_REQUEST_ID="<script>")
-    assert response["X-Request-ID"] == ctx.request_id != "<script>"
+def test_request_id_is_generated_when_the_proxy_only_forwards_it():
+    """A proxy count alone does not trust X-Request-ID: a proxy forwards the client's header."""
+    ctx, response = _through_middleware(HTTP_X_REQUEST_ID=NGINX_ID)
+    assert ctx.request_id == response["X-Request-ID"] != NGINX_ID
+    assert len(ctx.request_id) == 32
+
+
+@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=0, COMPLIANCE_PROXY_SETS_REQUEST_ID=True)
+def test_request_id_is_generated_without_a_proxy():
+    """Without a proxy count there is no proxy to set the header: a client sent it."""
+    ctx, _response = _through_middleware(HTTP_X_REQUEST_ID=NGINX_ID)
+    assert ctx.request_id != NGINX_ID
+
+
+@override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1, COMPLIANCE_PROXY_SETS_REQUEST_ID=True)
+@pytest.mark.parametrize(
+    "incoming",
+    [
+        "<script>",
+        "req-12345678",  # a token, but not what a proxy generates
+        NGINX_ID.upper(),
+        NGINX_ID + "0",
+        UUID_ID.replace("-", "_"),
+        f"{NGINX_ID}\n{NGINX_ID}",
+    ],
+)
+def test_malformed_request_id_is_replaced(incoming):
+    """Even from our proxy, only 32 hex digits or a canonical UUID are kept."""
+    ctx, response = _through_middleware(HTTP_X_REQUEST_ID=incoming)
+    assert response["X-Request-ID"] == ctx.request_id != incoming
+    assert len(ctx.request_id) == 32
 
 
 def test_forwarded_for_is_ignored_without_trusted_proxies():
     """X-Forwarded-For is client-controlled: ignored unless proxies are configured."""
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
     assert client_ip(request) == "10.0.0.1"
+
+
+def test_a_client_reaching_the_application_directly_picks_its_address():
+    """The documented limit: with a proxy count set, a request that bypasses the proxies
+    records whatever X-Forwarded-For the client sent; only the network can prevent it."""
+    request = RequestFactory().get("/", REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    with override_settings(COMPLIANCE_TRUSTED_PROXY_COUNT=1):
+        assert client_ip(request) == "6.6.6.6"
 
 
 def test_client_is_the_hop_our_proxies_appended():

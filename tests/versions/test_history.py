@@ -283,7 +283,7 @@ def test_delete_writes_a_history_row_with_the_context(db, officer):
     customer = Customer.objects.create(email="gone@example.com", name="Gone")
     pk = customer.pk
     with change_context(user=officer, ip="198.51.100.9", user_agent="UA", reason="duplicate"):
-        customer.delete()
+        customer.hard_delete()
     row = Customer.history.filter(id=pk).latest("history_id")
     assert (row.history_type, row.email, row.history_user_id) == (
         "-",

@@ -1,16 +1,35 @@
 """The ledger: append-only, hash-chained, verified by `verify_ledger`."""
 
+import logging
+import math
 import threading
+from decimal import Decimal
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.checks import Tags, run_checks
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import ManagementUtility, call_command
 from django.core.management.base import CommandError
-from django.db import connection, connections
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
+from django.db.models.signals import pre_save
 
+from tests.conftest import LEDGER_TRUNCATE_SETTING
+from versions import config
+from versions.checks import ledger_secret_check
 from versions.context import change_context
-from versions.models import LedgerAction, LedgerEntry
-from versions.services import GENESIS, ledger_append, ledger_verify
+from versions.models import LedgerAction, LedgerCheckpoint, LedgerEntry
+from versions.services import GENESIS, key_id, ledger_append
+
+KEY_A = "ledger-key-a-0123456789abcdefghijklmnopqrstuvwxyz"
+KEY_B = "ledger-key-b-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def ledger_verify(**kwargs):
+    """The service as a scheduled run calls it: the system verifies."""
+    from versions.services import ledger_verify as verify
+
+    return verify(actor=None, reason="test", **kwargs)
 
 
 @pytest.fixture
@@ -89,9 +108,11 @@ def test_deleted_newest_entries_are_found_with_a_recorded_head(chain):
     """A head hash kept outside the database exposes entries deleted from the end."""
     recorded = ledger_verify().head
     assert "Ledger intact: 5 entries verified" in _verify()
+    # Deleting the newest entry and every checkpoint that knew it leaves a consistent chain...
     _sql("DELETE FROM versions_ledgerentry WHERE id = %s", [chain[-1].pk])
-    assert ledger_verify().ok  # the shorter chain is still consistent on its own...
-    with pytest.raises(CommandError, match="the recorded head .* is no longer in the chain"):
+    _sql("DELETE FROM versions_ledgercheckpoint WHERE head = %s", [chain[-1].hash])
+    assert ledger_verify().ok
+    with pytest.raises(CommandError, match="the expected head .* is no longer in the chain"):
         call_command("verify_ledger", expect_head=recorded, stdout=StringIO())
 
 
@@ -136,8 +157,6 @@ def _sql(statement, params=()):
 )
 def test_database_refuses_sql_changes_to_entries(postgres, chain, statement):
     """On PostgreSQL a trigger refuses UPDATE and DELETE, whoever sends them (bar the owner)."""
-    from django.db import DatabaseError, transaction
-
     with (
         pytest.raises(DatabaseError, match="the ledger is append-only"),
         transaction.atomic(),
@@ -166,9 +185,9 @@ def test_inserted_row_is_named(chain):
     head = chain[-1]
     _sql(
         "INSERT INTO versions_ledgerentry (created_at, action, actor_label, channel, reason, "
-        "target, counts, details, request_id, task_id, prev_hash, hash) "
-        "VALUES (%s, 'erasure', 'mallory', '', '', '', '{}', '{}', '', '', %s, %s)",
-        [head.created_at, head.hash, "f" * 64],
+        "target, counts, details, request_id, task_id, key_id, prev_hash, hash) "
+        "VALUES (%s, 'erasure', 'mallory', '', '', '', '{}', '{}', '', '', %s, %s, %s)",
+        [head.created_at, head.key_id, head.hash, "f" * 64],
     )
     forged = LedgerEntry.objects.order_by("-id").first()
     report = ledger_verify()
@@ -212,3 +231,411 @@ def test_concurrent_appends_keep_one_chain(postgres, transactional_db):
     assert errors == []
     report = ledger_verify()
     assert report.ok and report.checked == 40
+
+
+# --- Keys: the ledger's own, rotatable -------------------------------------------------
+
+
+def test_entries_carry_the_id_of_their_key(chain, settings):
+    """Every entry names the fingerprint of the LEDGER_SECRET that signed it."""
+    assert {e.key_id for e in chain} == {key_id(settings.LEDGER_SECRET)}
+    assert key_id(settings.LEDGER_SECRET) != key_id(settings.SECRET_KEY)
+
+
+def test_rotated_key_keeps_old_entries_verifiable(db, settings):
+    """With the old key moved to LEDGER_PREVIOUS_SECRETS, old and new entries verify."""
+    settings.LEDGER_SECRET = KEY_A
+    old = [ledger_append(action=LedgerAction.BACKUP, actor=None, reason="") for _ in range(3)]
+    settings.LEDGER_SECRET, settings.LEDGER_PREVIOUS_SECRETS = KEY_B, [KEY_A]
+    new = [ledger_append(action=LedgerAction.BACKUP, actor=None, reason="") for _ in range(2)]
+    assert {e.key_id for e in old} == {key_id(KEY_A)} and {e.key_id for e in new} == {key_id(KEY_B)}
+    assert new[0].prev_hash == old[-1].hash
+    assert "Ledger intact: 5 entries verified" in _verify()
+
+
+def test_entry_with_an_unknown_key_id_is_reported_clearly(db, settings):
+    """A key rotated without keeping the old one: the first entry it signed is named, and why."""
+    settings.LEDGER_SECRET = KEY_A
+    first = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    settings.LEDGER_SECRET = KEY_B
+    ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    with pytest.raises(CommandError) as excinfo:
+        _verify()
+    message = str(excinfo.value)
+    assert f"entry #{first.pk}: it was signed with key id {key_id(KEY_A)}" in message
+    assert "add the retired key to LEDGER_PREVIOUS_SECRETS" in message
+
+
+def test_missing_ledger_secret_stops_the_ledger(db, settings):
+    """Outside the demo the ledger refuses to run without LEDGER_SECRET (no SECRET_KEY fallback)."""
+    settings.LEDGER_SECRET, settings.DEMO = "", False
+    with pytest.raises(ImproperlyConfigured, match="Set the LEDGER_SECRET"):
+        ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert not LedgerEntry.objects.exists()
+
+
+def test_demo_uses_its_own_built_in_key(db, settings):
+    """DEMO=true without LEDGER_SECRET signs with the demo key, not SECRET_KEY."""
+    settings.LEDGER_SECRET, settings.DEMO = "", True
+    entry = ledger_append(action=LedgerAction.DEMO_SEED, actor=None, reason="")
+    assert entry.key_id == key_id(config.DEMO_LEDGER_SECRET)
+
+
+@pytest.mark.parametrize(
+    ("secret", "expected"),
+    [
+        ("", ["versions.E001"]),
+        ("same-as-secret-key", ["versions.E002"]),
+        ("too-short-0123456789", ["versions.E003"]),
+        (KEY_A, []),
+    ],
+    ids=["missing", "secret-key", "short", "good"],
+)
+def test_deploy_check_refuses_a_weak_ledger_secret(settings, secret, expected):
+    """`check --deploy` refuses a missing LEDGER_SECRET, SECRET_KEY itself, or a short one."""
+    if secret == "same-as-secret-key":
+        secret = settings.SECRET_KEY
+    settings.LEDGER_SECRET = secret
+    deploy = run_checks(tags=[Tags.security], include_deployment_checks=True)
+    assert [m.id for m in deploy if m.id.startswith("versions.")] == expected
+    assert [m.id for m in ledger_secret_check(None)] == expected
+    assert not [m for m in run_checks() if m.id.startswith("versions.")]  # deploy-time only
+
+
+# --- Canonical form: no false alarm after the database's JSON round trip ---------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e16, -0.0, 1e300, 1.0, 0.1, 1.5e-10, 5e-324, 2**70, -1e-7, [1e16, -0.0], {"n": -0.0}],
+    ids=repr,
+)
+def test_numbers_the_database_reshapes_still_verify(db, value):
+    """A value PostgreSQL's JSON would rewrite (1e16 -> integer, -0.0 -> 0) verifies untouched."""
+    entry = ledger_append(
+        action=LedgerAction.EXPORT, actor=None, reason="", counts={"v": value}, details={"v": value}
+    )
+    stored = LedgerEntry.objects.get(pk=entry.pk)
+    assert stored.counts == entry.counts and stored.details == entry.details
+    assert ledger_verify().ok
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ({"v": math.nan}, "JSON has no NaN or infinity"),
+        ({"v": math.inf}, "JSON has no NaN or infinity"),
+        ({"v": [-math.inf]}, "JSON has no NaN or infinity"),
+        ({"v": "a\x00b"}, "NUL character"),
+        ({"a\x00": 1}, "NUL character"),
+        ({"v": "\ud800"}, "lone surrogate"),
+        ({1: 2}, "JSON keys are strings"),
+        ({"v": Decimal("1.5")}, "is a Decimal"),
+    ],
+    ids=["nan", "inf", "-inf", "nul", "nul-key", "surrogate", "int-key", "decimal"],
+)
+def test_values_json_cannot_hold_are_refused(db, counts, message):
+    """NaN, infinities, NUL characters and non-JSON types are a clear ValueError, not an entry."""
+    with pytest.raises(ValueError, match=message):
+        ledger_append(action=LedgerAction.EXPORT, actor=None, reason="", counts=counts)
+    with pytest.raises(ValueError, match=message):
+        ledger_append(action=LedgerAction.EXPORT, actor=None, reason="", details=counts)
+    assert not LedgerEntry.objects.exists()
+
+
+def test_nul_in_reason_is_refused(db):
+    """A reason PostgreSQL could not store is refused on every database."""
+    with pytest.raises(ValueError, match="reason contains a NUL"):
+        ledger_append(action=LedgerAction.EXPORT, actor=None, reason="ticket\x00 7")
+
+
+def test_long_reason_is_stored_whole(db):
+    """A reason of 5,000 characters is kept in full and verifies."""
+    reason = ("Art. 17 request, see ticket 4711. " * 150)[:5000]
+    entry = ledger_append(action=LedgerAction.ERASURE, actor=None, reason=reason)
+    assert LedgerEntry.objects.get(pk=entry.pk).reason == reason
+    assert ledger_verify().ok
+
+
+# --- Appends under contention --------------------------------------------------------
+
+
+@pytest.fixture
+def head_taken(db):
+    """Before the next `times` inserts, another entry takes the head they read."""
+    state = {"left": 0, "fired": 0}
+
+    def take_head(sender, instance, **kwargs):
+        if state["left"] and instance.pk is None:
+            state["left"] -= 1
+            state["fired"] += 1
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO versions_ledgerentry (created_at, action, actor_label, "
+                    "channel, reason, target, counts, details, request_id, task_id, key_id, "
+                    "prev_hash, hash) VALUES (%s, 'backup', 'other', '', '', '', '{}', '{}', "
+                    "'', '', '', %s, %s)",
+                    [instance.created_at, instance.prev_hash, f"{state['fired']:064x}"],
+                )
+
+    pre_save.connect(take_head, sender=LedgerEntry)
+    yield state
+    pre_save.disconnect(take_head, sender=LedgerEntry)
+
+
+def test_append_retries_when_another_writer_took_the_head(chain, head_taken):
+    """An insert that collides on the head (IntegrityError) is retried and joins the chain."""
+    head_taken["left"] = 2
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert head_taken["fired"] == 2
+    assert entry.prev_hash == chain[-1].hash
+    assert "Ledger intact: 6 entries verified" in _verify()
+
+
+def test_append_gives_up_after_repeated_collisions(chain, head_taken):
+    """When the head is taken on every attempt the IntegrityError reaches the caller."""
+    head_taken["left"] = 100
+    with pytest.raises(IntegrityError):
+        ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert head_taken["fired"] == 5
+    assert LedgerEntry.objects.count() == 5
+
+
+# --- Truncation and rollback: recorded heads ------------------------------------------
+
+
+def test_each_append_and_passing_verification_records_a_checkpoint(db, officer):
+    """Appends record their head in their transaction; a verification records who ran it."""
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=officer, reason="")
+    appended = LedgerCheckpoint.objects.get()
+    assert (appended.kind, appended.entry_id, appended.head) == ("append", entry.pk, entry.hash)
+    with change_context(channel="command:verify_ledger"):
+        from versions.services import ledger_verify as verify
+
+        verify(actor=officer, reason="quarterly audit")
+    verified = LedgerCheckpoint.objects.latest("id")
+    assert (verified.kind, verified.entry_id, verified.head) == (
+        "verification",
+        entry.pk,
+        entry.hash,
+    )
+    assert (verified.actor_label, verified.channel, verified.reason) == (
+        "officer",
+        "command:verify_ledger",
+        "quarterly audit",
+    )
+
+
+def test_failed_verification_records_no_checkpoint(chain):
+    """A broken chain is not blessed with a new checkpoint."""
+    _sql("UPDATE versions_ledgerentry SET target = 'x' WHERE id = %s", [chain[2].pk])
+    before = LedgerCheckpoint.objects.count()
+    assert not ledger_verify().ok
+    assert LedgerCheckpoint.objects.count() == before
+
+
+def _empty_ledger_as_owner():
+    if connection.vendor == "postgresql":
+        _sql("TRUNCATE versions_ledgerentry")
+    else:
+        _sql("DELETE FROM versions_ledgerentry")
+
+
+def test_truncated_ledger_is_reported_without_being_told(chain):
+    """With every entry gone, verify_ledger (no argument) names the head that was recorded."""
+    _empty_ledger_as_owner()
+    assert not LedgerEntry.objects.exists()
+    with pytest.raises(CommandError) as excinfo:
+        _verify()
+    message = str(excinfo.value)
+    assert f"(entry #{chain[-1].pk}, {chain[-1].hash}) is no longer in the chain" in message
+    assert "entries were removed from its end" in message
+
+
+def test_deleted_newest_entries_are_reported_without_being_told(chain):
+    """Deleting the newest entries in SQL is caught by the checkpoints alone."""
+    _sql("DELETE FROM versions_ledgerentry WHERE id >= %s", [chain[3].pk])
+    report = ledger_verify()
+    assert not report.ok and report.broken_id is None and report.checked == 3
+    assert f"entry #{chain[-1].pk}" in report.problem
+
+
+def test_forged_checkpoint_is_reported(chain):
+    """A checkpoint altered in SQL does not match its MAC, and verify_ledger says so."""
+    checkpoint = LedgerCheckpoint.objects.latest("id")
+    _sql(
+        "UPDATE versions_ledgercheckpoint SET head = %s WHERE id = %s",
+        [chain[1].hash, checkpoint.pk],
+    )
+    with pytest.raises(
+        CommandError, match=rf"checkpoint #{checkpoint.pk} .* does not match its MAC"
+    ):
+        _verify()
+
+
+def test_checkpoint_with_an_unknown_key_is_reported(chain, settings):
+    """A checkpoint signed by a key no longer configured is named, with what to do."""
+    _empty_ledger_as_owner()
+    settings.LEDGER_SECRET = KEY_B
+    with pytest.raises(
+        CommandError, match="checkpoint #.* signed with key id .* neither LEDGER_SECRET nor"
+    ):
+        _verify()
+
+
+def test_head_is_logged_after_commit(db, caplog, django_capture_on_commit_callbacks):
+    """Each append logs the new head on `versions.ledger`, but only once it has committed."""
+    with caplog.at_level(logging.INFO, logger="versions.ledger"):
+        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+            entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+            assert entry.hash not in caplog.text
+        assert f"ledger head entry={entry.pk} head={entry.hash}" in caplog.text
+
+
+def test_head_file_is_written_after_commit(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """LEDGER_HEAD_FILE holds the newest head after each commit, replaced in one step."""
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+        assert not (tmp_path / "ledger.head").exists()
+    text = (tmp_path / "ledger.head").read_text()
+    assert text.startswith(f"entry={entry.pk} head={entry.hash} key_id=")
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.head"]  # no temporary left over
+    with django_capture_on_commit_callbacks(execute=True):
+        assert ledger_verify().ok
+    assert (tmp_path / "ledger.head").read_text() == text  # same head, same signed line
+
+
+def test_rollback_known_to_the_head_file_is_reported(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """The database rolled back to an earlier state (checkpoints too): the head file knows."""
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    with django_capture_on_commit_callbacks(execute=True):
+        entries = [
+            ledger_append(action=LedgerAction.BACKUP, actor=None, reason="") for _ in range(5)
+        ]
+    # What a restore of yesterday's dump would leave: three entries and their checkpoints.
+    _sql("DELETE FROM versions_ledgerentry WHERE id > %s", [entries[2].pk])
+    _sql("DELETE FROM versions_ledgercheckpoint WHERE entry_id > %s", [entries[2].pk])
+    with pytest.raises(CommandError) as excinfo:
+        _verify()
+    assert f"the head recorded in {tmp_path / 'ledger.head'} (entry #{entries[-1].pk}" in str(
+        excinfo.value
+    )
+
+
+def test_forged_head_file_is_reported(db, settings, tmp_path):
+    """A head file that is not a signed head line is reported, not trusted."""
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    head_file = tmp_path / "ledger.head"
+    settings.LEDGER_HEAD_FILE = str(head_file)
+    head_file.write_text(f"entry={entry.pk} head={entry.hash} key_id=abc mac={'0' * 64}\n")
+    assert "signed with key id abc" in ledger_verify().problem
+    head_file.write_text(
+        f"entry={entry.pk} head={entry.hash} key_id={entry.key_id} mac={'0' * 64}\n"
+    )
+    assert "does not match its MAC" in ledger_verify().problem
+    head_file.write_text("hello\n")
+    assert "is not a ledger head line" in ledger_verify().problem
+
+
+@pytest.mark.parametrize("value", ["abc", "g" * 64, "0" * 63, ""])
+def test_malformed_expected_head_is_a_usage_error(value, capsys):
+    """`--expect-head` with something other than 64 hex digits exits 2, as argparse does."""
+    utility = ManagementUtility(["manage.py", "verify_ledger", "--expect-head", value])
+    with pytest.raises(SystemExit) as excinfo:
+        utility.execute()
+    assert excinfo.value.code == 2
+    assert "argument --expect-head" in capsys.readouterr().err
+
+
+def test_expected_head_is_accepted_in_capitals(chain):
+    """A head copied in upper case is the same hash."""
+    out = StringIO()
+    call_command("verify_ledger", expect_head=chain[-1].hash.upper(), stdout=out)
+    assert "Ledger intact: 5 entries verified" in out.getvalue()
+
+
+def _alter_database(action):
+    name = connection.ops.quote_name(connection.settings_dict["NAME"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE {name} {action}")
+
+
+@pytest.mark.parametrize("table", ["versions_ledgerentry", "versions_ledgercheckpoint"])
+def test_database_refuses_truncate(postgres, chain, table):
+    """Without the test database's setting, TRUNCATE is refused, even if a session sets it."""
+    _alter_database(f"RESET {LEDGER_TRUNCATE_SETTING}")  # undone with the test's transaction
+    for session in ("", f"SET LOCAL {LEDGER_TRUNCATE_SETTING} = 'allow'"):
+        with (
+            pytest.raises(DatabaseError, match=f"TRUNCATE of {table} refused"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            if session:
+                cursor.execute(session)
+            cursor.execute(f"TRUNCATE {table}")
+    assert "5 entries verified" in _verify()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE versions_ledgercheckpoint SET head = %s",
+        "DELETE FROM versions_ledgercheckpoint WHERE head = %s",
+    ],
+    ids=["update", "delete"],
+)
+def test_database_refuses_sql_changes_to_checkpoints(postgres, chain, statement):
+    """Checkpoints are append-only in the database too (PostgreSQL)."""
+    with (
+        pytest.raises(
+            DatabaseError, match="append-only: (UPDATE|DELETE) of versions_ledgercheckpoint"
+        ),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement, [chain[0].hash])
+
+
+def test_checkpoints_cannot_be_changed_through_the_orm(chain):
+    """The ORM refuses to update or delete checkpoints."""
+    checkpoint = LedgerCheckpoint.objects.first()
+    with pytest.raises(PermissionError):
+        checkpoint.save()
+    with pytest.raises(PermissionError):
+        checkpoint.delete()
+    with pytest.raises(PermissionError):
+        LedgerCheckpoint.objects.all().delete()
+
+
+# --- The admin ------------------------------------------------------------------------
+
+
+def test_ledger_list_shows_counts_readably(auditor_client):
+    """The list shows "rows: 3, files: 1", not raw JSON."""
+    ledger_append(action=LedgerAction.EXPORT, actor=None, reason="", counts={"rows": 3, "files": 1})
+    page = auditor_client.get("/admin/versions/ledgerentry/").content.decode()
+    page = page.replace("<wbr>", "")  # break opportunities after "." and ":"
+    assert "rows: 3, files: 1" in page
+    assert "{&quot;rows&quot;" not in page and '{"rows"' not in page
+
+
+def test_ledger_entry_page_is_readable_and_has_no_history(auditor_client):
+    """An entry's page shows counts and details as text and offers no empty History page."""
+    entry = ledger_append(
+        action=LedgerAction.EXPORT,
+        actor=None,
+        reason="subject request",
+        counts={"rows": 3},
+        details={"format": "json", "models": ["shop.Order", "shop.Customer"]},
+    )
+    url = f"/admin/versions/ledgerentry/{entry.pk}/change/"
+    page = auditor_client.get(url).content.decode().replace("<wbr>", "")
+    assert "rows: 3" in page and "format: json, models: [shop.Order, shop.Customer]" in page
+    assert "historylink" not in page and "/history/" not in page
+    response = auditor_client.get(f"/admin/versions/ledgerentry/{entry.pk}/history/")
+    assert response.status_code == 302 and response.url == url

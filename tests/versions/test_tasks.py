@@ -1,16 +1,20 @@
 """Celery tasks run inside a change context: task id, actor, and the enqueuing user."""
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from project.celery import app
 from shop.models import Customer
 from tests.conftest import unavailable
 from versions.context import change_context
-from versions.models import LedgerAction
+from versions.models import LedgerAction, LedgerCheckpoint
 from versions.services import ledger_append
 from versions.tasks import ledger_verify_scheduled
 
@@ -22,8 +26,36 @@ def rename_customer(customer_id, name):
     customer.save()
 
 
+def _eager_with(**env) -> str:
+    """Whether the Celery app of a fresh process runs tasks eagerly, given these variables."""
+    base = {k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", EAGER_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**base, "DEMO": "true", **env},
+        timeout=120,
+        check=True,
+    )
+    return result.stdout.strip()
+
+
+EAGER_PROBE = (
+    "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'project.settings'); "
+    "django.setup(); from project.celery import app; print(app.conf.task_always_eager)"
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
 def test_tasks_run_in_process_without_a_broker():
-    """With CELERY_BROKER_URL unset the demo runs tasks eagerly."""
+    """With CELERY_BROKER_URL unset tasks run eagerly; with a broker they are queued."""
+    assert _eager_with() == "True"
+    assert _eager_with(CELERY_BROKER_URL="redis://127.0.0.1:6379/0") == "False"
+
+
+def test_suite_runs_tasks_in_process_whatever_the_developer_set():
+    """The test settings never take a developer's broker: tasks run in-process."""
     assert settings.CELERY_BROKER_URL == ""
     assert app.conf.task_always_eager is True
 
@@ -42,8 +74,43 @@ def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
 
 def test_ledger_verify_task_reports_the_chain(db):
     """The scheduled verification task returns what it found."""
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert ledger_verify_scheduled.delay().get() == {
+        "ok": True,
+        "checked": 1,
+        "broken_id": None,
+        "head": entry.hash,
+    }
+
+
+def test_ledger_verify_task_records_the_head(db, caplog, django_capture_on_commit_callbacks):
+    """The daily verification records the head it verified: a checkpoint and a log line."""
+    entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_verify_scheduled.delay()
+    checkpoint = LedgerCheckpoint.objects.latest("id")
+    assert (checkpoint.kind, checkpoint.entry_id, checkpoint.head) == (
+        "verification",
+        entry.pk,
+        entry.hash,
+    )
+    assert checkpoint.channel == "task:versions.tasks.ledger_verify_scheduled"
+    assert (checkpoint.actor_label, checkpoint.reason) == ("system", "scheduled")
+    assert f"ledger head entry={entry.pk} head={entry.hash}" in caplog.text
+
+
+def test_ledger_verify_task_logs_missing_entries(db, caplog):
+    """Entries removed from the end are reported by the task, with no head given to it."""
     ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
-    assert ledger_verify_scheduled.delay().get() == {"ok": True, "checked": 1, "broken_id": None}
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("DELETE FROM versions_ledgerentry")
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+    result = ledger_verify_scheduled.delay().get()
+    assert result["ok"] is False and result["checked"] == 0
+    assert "is no longer in the chain" in caplog.text
 
 
 @pytest.fixture

@@ -1,9 +1,9 @@
 """On PostgreSQL, the database itself refuses to change or delete ledger rows.
 
 The ORM and the admin refuse already; this also stops UPDATE and DELETE sent in SQL by any
-role that does not own the table. An owner or superuser can still disable the trigger or
-TRUNCATE (Django's test flush does): the keyed hash chain and `verify_ledger --expect-head`
-catch what they do. SQLite has no such guard.
+role that does not own the table. An owner or superuser can still disable the trigger: the
+keyed hash chain and the recorded heads catch what they do. TRUNCATE fires no row trigger;
+0003 refuses it. SQLite has no such guard.
 """
 
 from django.db import migrations

@@ -1,0 +1,404 @@
+"""Retention services: soft delete, restore and hard delete of records.
+
+Each takes the acting user (None for the system) and a reason, checks the actor's
+permission, and runs in one transaction with its history rows (and, for a hard delete, its
+ledger entry).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.db.models import ProtectedError, RestrictedError
+from django.utils import timezone
+from django.utils.text import slugify
+
+from compliance.anonymisers import get_anonymiser
+from compliance.registry import registry
+from versions.context import change_context, current
+from versions.models import LedgerAction
+from versions.services import ledger_append
+from versions.setbased import CHANGED, DELETED, history_record
+
+from . import config
+from .archive import archive_write
+from .engine import batches_run
+from .models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
+from .selectors import held_q, policy_scope, policy_validate
+from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
+
+__all__ = [
+    "RetentionRefused",
+    "RowsResult",
+    "hold_place",
+    "hold_release",
+    "policy_purge",
+    "policy_save",
+    "rows_hard_delete",
+    "rows_restore",
+    "rows_soft_delete",
+]
+
+
+class RetentionRefused(Exception):
+    """The operation was refused and changed nothing; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RowsResult:
+    total: int
+    per_model: dict[str, int] = field(default_factory=dict)
+
+
+def _require(actor, model, action: str) -> None:
+    opts = model._meta
+    if actor is not None and not actor.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"):
+        raise PermissionDenied(
+            f"{actor} may not {action.replace('_', ' ')} {opts.verbose_name_plural}."
+        )
+
+
+def _soft_model(queryset) -> type[models.Model]:
+    if not is_soft_delete_model(queryset.model):
+        raise RetentionRefused(f"{queryset.model._meta.label} does not support soft delete.")
+    return queryset.model
+
+
+def rows_soft_delete(*, queryset, actor, reason: str) -> RowsResult:
+    """Hide the live rows of `queryset` and the dependants that cascade from them."""
+    model = _soft_model(queryset)
+    _require(actor, model, "delete")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        total, per_model = model.all_objects.filter(
+            NOT_DELETED, pk__in=queryset.values("pk")
+        ).delete()
+    return RowsResult(total, per_model)
+
+
+def rows_restore(*, queryset, actor, reason: str) -> RowsResult:
+    """Bring back deleted rows and exactly what their delete hid with them.
+
+    Refused, changing nothing, when a restored row would clash with a live row on a unique
+    constraint, or when a row's parent is itself deleted (restore the parent instead).
+    """
+    model = _soft_model(queryset)
+    _require(actor, model, "change")
+    _require(actor, model, "view_deleted")
+    deleted = model.all_objects.filter(deleted_at__isnull=False, pk__in=queryset.values("pk"))
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        _refuse_deleted_parents(model, deleted)
+        _refuse_unique_clashes(model, deleted)
+        total, per_model = deleted.restore()
+    return RowsResult(total, per_model)
+
+
+def rows_hard_delete(*, queryset, actor, reason: str) -> RowsResult:
+    """Delete rows for good (live or soft-deleted), with a ledger entry; never the data."""
+    model = queryset.model
+    _require(actor, model, "hard_delete" if is_soft_delete_model(model) else "delete")
+    manager = model.all_objects if is_soft_delete_model(model) else model._base_manager
+    rows = manager.filter(pk__in=queryset.values("pk"))
+    held = rows.filter(held_q(model)).count()
+    if held:
+        raise RetentionRefused(
+            f"{held} of these {model._meta.verbose_name_plural} are under a legal hold and are "
+            "never deleted: release the hold first, or leave them out."
+        )
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        try:
+            total, per_model = models.QuerySet.delete(rows)
+        except (ProtectedError, RestrictedError) as exc:
+            blockers = getattr(exc, "protected_objects", None) or exc.restricted_objects
+            names = sorted({str(obj._meta.verbose_name_plural) for obj in blockers})
+            raise RetentionRefused(
+                f"Cannot delete these {model._meta.verbose_name_plural} for good: "
+                f"{', '.join(names)} still refer to them and are kept."
+            ) from exc
+        if total:
+            ledger_append(
+                action=LedgerAction.HARD_DELETE,
+                actor=actor,
+                reason=reason,
+                target=model._meta.label,
+                counts=per_model,
+            )
+    return RowsResult(total, per_model)
+
+
+def _refuse_deleted_parents(model, deleted) -> None:
+    for parent_model in _soft_parents(model):
+        for fk in _cascading_fks(model, parent_model):
+            parents = parent_model.all_objects.filter(
+                deleted_at__isnull=False, pk__in=deleted.values(fk.attname)
+            )
+            # A row whose parent was hidden by the same delete comes back with the parent.
+            if parents.exists():
+                raise RetentionRefused(
+                    f"Some of these {model._meta.verbose_name_plural} belong to a deleted "
+                    f"{parent_model._meta.verbose_name}: restore the "
+                    f"{parent_model._meta.verbose_name} instead, which brings them back too."
+                )
+
+
+def _soft_parents(model):
+    return {
+        f.related_model
+        for f in model._meta.concrete_fields
+        if f.many_to_one and is_soft_delete_model(f.related_model)
+    }
+
+
+def _cascading_fks(model, parent_model):
+    return [fk for dependant, fk in cascade_dependants(parent_model) if dependant is model]
+
+
+def _refuse_unique_clashes(model, deleted) -> None:
+    """A restored row must not take a unique value a live row has taken since."""
+    for constraint in model._meta.constraints:
+        if not isinstance(constraint, models.UniqueConstraint) or not constraint.fields:
+            continue
+        live = model.objects.all()
+        clash = live.filter(
+            models.Exists(
+                deleted.filter(**{name: models.OuterRef(name) for name in constraint.fields})
+            )
+        )
+        if clash.exists():
+            raise RetentionRefused(
+                f"Cannot restore: a live {model._meta.verbose_name} already has the same "
+                f"{', '.join(constraint.fields)}. Change or delete that one first."
+            )
+
+
+# Legal holds ---------------------------------------------------------------------------
+
+
+def hold_place(*, record, reason: str, ground: str, actor) -> LegalHold:
+    """Hold a record (or, for a row of the subject model, everything about that person)."""
+    _require(actor, LegalHold, "add")
+    if not reason.strip():
+        raise RetentionRefused("Give the reason for the hold: it is shown wherever it applies.")
+    if ground not in LegalHold.Ground.values:
+        raise RetentionRefused(
+            f"Unknown ground {ground!r}: choose one of {', '.join(LegalHold.Ground.values)}."
+        )
+    content_type = ContentType.objects.get_for_model(type(record))
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        hold = LegalHold.objects.create(
+            content_type=content_type,
+            object_id=str(record.pk),
+            reason=reason,
+            ground=ground,
+            placed_by=actor,
+            placed_at=timezone.now(),
+        )
+        ledger_append(
+            action=LedgerAction.HOLD_PLACE,
+            actor=actor,
+            reason=reason,
+            target=f"{content_type.app_label}.{content_type.model}:{record.pk}",
+            details={"hold": hold.pk, "ground": ground},
+        )
+    return hold
+
+
+def hold_release(*, hold: LegalHold, reason: str, actor) -> LegalHold:
+    """Release an active hold; the rows it kept become purgeable again."""
+    _require(actor, LegalHold, "change")
+    if not hold.is_active:
+        raise RetentionRefused(f"{hold} was already released on {hold.released_at:%Y-%m-%d}.")
+    if not reason.strip():
+        raise RetentionRefused("Give the reason for releasing the hold.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        hold.released_at = timezone.now()
+        hold.released_by = actor
+        hold.release_reason = reason
+        hold.save(update_fields=["released_at", "released_by", "release_reason"])
+        ledger_append(
+            action=LedgerAction.HOLD_RELEASE,
+            actor=actor,
+            reason=reason,
+            target=f"{hold.content_type.app_label}.{hold.content_type.model}:{hold.object_id}",
+            details={"hold": hold.pk},
+        )
+    return hold
+
+
+# Purge ---------------------------------------------------------------------------------
+
+
+def policy_purge(
+    *,
+    policy: RetentionPolicy,
+    actor,
+    reason: str = "",
+    dry_run: bool = False,
+    batch_size: int | None = None,
+    max_seconds: float | None = None,
+    max_rows: int | None = None,
+    progress: bool | None = None,
+) -> PurgeRun:
+    """Remove (or anonymise) what `policy` says has expired, minus exclusions and holds.
+
+    Batched through the batch engine, each batch archived first when the policy says so;
+    the run is logged (a `PurgeRun`, updated with every committed batch) and, unless a dry
+    run, recorded in the ledger. A failure stops the run and is logged with it: the
+    batches committed before stay done, and the next run goes on from where it stopped.
+    """
+    _require(actor, RetentionPolicy, "run_purge")
+    try:
+        policy_validate(policy)
+    except ValidationError as exc:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        raise RetentionRefused(f"Policy {policy.name!r} cannot run: {problems}") from exc
+    batch_size = batch_size or config.batch_size()
+    scope = policy_scope(policy)
+    run = PurgeRun(
+        policy=policy,
+        started_at=timezone.now(),
+        channel=current().channel,
+        status=PurgeRun.Status.DRY_RUN if dry_run else PurgeRun.Status.RUNNING,
+    )
+    if scope is not None:
+        run.cutoff = scope.cutoff
+        run.eligible = scope.eligible.count()
+        run.held = scope.held.count()
+        run.excluded = scope.excluded.count()
+    run.batches = math.ceil(run.eligible / batch_size) if dry_run else 0
+    if dry_run or scope is None or not policy.enabled:
+        run.backlog = run.eligible
+        run.status = PurgeRun.Status.DRY_RUN if dry_run else PurgeRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.save()
+        return run
+    run.save()
+    previous = policy.runs.exclude(pk=run.pk).exclude(status=PurgeRun.Status.DRY_RUN).first()
+    resume = previous.cursor if previous and previous.status in _UNFINISHED else ""
+    with change_context(user=actor, reason=reason or f"Retention policy: {policy.name}"):
+        try:
+            report = batches_run(
+                queryset=scope.eligible,
+                apply=_purge_batch(policy, scope.model, run),
+                batch_size=batch_size,
+                after=_key(scope.model, resume),
+                max_seconds=max_seconds,
+                max_rows=max_rows,
+                on_batch=lambda report: _save_cursor(run, report),
+                progress=progress,
+                total=run.eligible,
+            )
+            run.status = PurgeRun.Status.SUCCEEDED if report.finished else PurgeRun.Status.PARTIAL
+        except Exception as exc:  # logged with the run, then reported to the caller
+            run.status = PurgeRun.Status.FAILED
+            run.error = f"{type(exc).__name__}: {exc}"
+        run.backlog = policy_scope(policy).eligible.count()
+        run.finished_at = timezone.now()
+        with transaction.atomic():
+            run.save()
+            ledger_append(
+                action=LedgerAction.PURGE,
+                actor=actor,
+                reason=reason or f"Retention policy: {policy.name}",
+                target=f"policy:{policy.name}",
+                counts={
+                    "purged": run.purged,
+                    "archived": run.archived,
+                    "held": run.held,
+                    "excluded": run.excluded,
+                    "backlog": run.backlog,
+                },
+                details={"run": run.pk, "status": run.status, "model": scope.model._meta.label},
+            )
+    return run
+
+
+_UNFINISHED = (PurgeRun.Status.PARTIAL, PurgeRun.Status.FAILED, PurgeRun.Status.RUNNING)
+
+
+def _key(model, text: str):
+    return model._meta.pk.to_python(text) if text else None
+
+
+def _save_cursor(run: PurgeRun, report) -> None:
+    run.cursor = str(report.cursor)
+    PurgeRun.objects.filter(pk=run.pk).update(cursor=run.cursor)
+
+
+def _purge_batch(policy, model, run):
+    """What one batch does, inside its transaction: archive, then delete or anonymise."""
+
+    def apply(batch):
+        if policy.archive:
+            name = f"{policy.pk}-{slugify(policy.name)}/run-{run.pk}-batch-{run.batches + 1:06d}"
+            written = archive_write(batch, config.archive_dir() / f"{name}.jsonl.gz")
+            run.archives.append({**written, "file": f"{name}.jsonl.gz"})
+            run.archived += written["rows"]
+        if policy.action == PolicyAction.SOFT_DELETE:
+            done, _ = model.all_objects.filter(pk__in=batch.values("pk")).delete()
+        elif policy.action == PolicyAction.ANONYMISE:
+            done = _anonymise(model, batch)
+        else:
+            done = _delete(model, batch)
+        run.purged += done
+        run.batches += 1
+        run.save(update_fields=["purged", "archived", "archives", "batches"])
+        return {"purged": done}
+
+    return apply
+
+
+def _delete(model, batch) -> int:
+    """Delete a batch: set-based when nothing depends on the model, else Django's cascade."""
+    if not model._meta.related_objects:
+        history_record(batch, history_type=DELETED)
+        return batch._raw_delete(batch.db)
+    deleted, _ = models.QuerySet.delete(batch)
+    return deleted
+
+
+def _anonymise(model, batch) -> int:
+    """Anonymise the registry's personal fields of a batch, set-based, with history."""
+    entry = registry.get(getattr(model, "instance_type", model))
+    values = {
+        name: get_anonymiser(personal.anonymiser).expression(model._meta.get_field(name))
+        for name, personal in entry.fields.items()
+    }
+    done = batch.update(**values)
+    history_record(batch, history_type=CHANGED)
+    return done
+
+
+# Policies ------------------------------------------------------------------------------
+
+
+def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> RetentionPolicy:
+    """Create or change a policy after validating it; the change is a ledger entry."""
+    _require(actor, RetentionPolicy, "change" if policy.pk else "add")
+    try:
+        policy.full_clean()
+    except ValidationError as exc:
+        raise RetentionRefused("; ".join(exc.messages)) from exc
+    created = policy.pk is None
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        policy.save()
+        ledger_append(
+            action=LedgerAction.POLICY_CHANGE,
+            actor=actor,
+            reason=reason,
+            target=f"policy:{policy.name}",
+            details={
+                "policy": policy.pk,
+                "created": created,
+                "model": f"{policy.target.app_label}.{policy.target.model}",
+                "period_days": policy.period_days,
+                "action": policy.action,
+                "archive": policy.archive,
+                "enabled": policy.enabled,
+                "exclusions": policy.exclusions,
+            },
+        )
+    return policy

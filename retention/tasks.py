@@ -1,0 +1,31 @@
+"""Celery tasks of the retention app: take ids, call one service."""
+
+import logging
+
+from celery import shared_task
+
+from .models import RetentionPolicy
+from .services import policy_purge
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task
+def purge_policy(policy_id: int, max_seconds: float | None = None) -> dict:
+    """Run one policy's purge; several of these may share a policy (SKIP LOCKED)."""
+    run = policy_purge(
+        policy=RetentionPolicy.objects.get(pk=policy_id), actor=None, max_seconds=max_seconds
+    )
+    if run.status == run.Status.FAILED:
+        logger.error("purge of policy %s failed: %s", run.policy, run.error)
+    return {"run": run.pk, "status": run.status, "purged": run.purged, "backlog": run.backlog}
+
+
+@shared_task
+def purge_scheduled(workers: int = 1) -> list[int]:
+    """The daily purge: every enabled policy, each fanned out over `workers` tasks."""
+    ids = list(RetentionPolicy.objects.filter(enabled=True).values_list("pk", flat=True))
+    for policy_id in ids:
+        for _ in range(max(1, workers)):
+            purge_policy.delay(policy_id)
+    return ids

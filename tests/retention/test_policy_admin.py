@@ -1,0 +1,142 @@
+"""Policies, holds and the run log in the admin."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.utils import timezone
+
+from retention.models import LegalHold, PurgeRun, RetentionPolicy
+from shop.models import Session
+from versions.models import LedgerEntry
+
+POLICIES = "/admin/retention/retentionpolicy/"
+
+
+@pytest.fixture
+def session_type(db):
+    return ContentType.objects.get_for_model(Session)
+
+
+@pytest.fixture
+def old_sessions(customer):
+    when = timezone.now() - timedelta(days=200)
+    return [
+        Session.objects.create(customer=customer, created_at=when, expires_at=when)
+        for _ in range(3)
+    ]
+
+
+def _form(session_type, **overrides):
+    return {
+        "name": "sessions",
+        "target": session_type.pk,
+        "basis_field": "created_at",
+        "period_days": "90",
+        "action": "hard_delete",
+        "exclusions": "[]",
+        "enabled": "on",
+        **overrides,
+    }
+
+
+def test_policy_form_refuses_a_basis_that_is_not_a_date(admin_client, session_type):
+    """The form names the problem and no policy is created."""
+    response = admin_client.post(f"{POLICIES}add/", _form(session_type, basis_field="user_agent"))
+    assert response.status_code == 200
+    assert "has no date or datetime field &#x27;user_agent&#x27;" in response.content.decode()
+    assert not RetentionPolicy.objects.exists()
+
+
+def test_policy_form_refuses_unknown_exclusion_fields(admin_client, session_type):
+    """Exclusions are checked against the model's fields, never run as SQL."""
+    bad = '[{"field": "1=1; DROP TABLE x", "lookup": "exact", "value": 1}]'
+    response = admin_client.post(f"{POLICIES}add/", _form(session_type, exclusions=bad))
+    assert "has no field" in response.content.decode()
+    assert not RetentionPolicy.objects.exists()
+
+
+def test_saving_a_policy_is_a_ledger_entry_and_a_history_row(admin_client, session_type):
+    """Created through the form: tracked in history and recorded in the ledger."""
+    response = admin_client.post(f"{POLICIES}add/", _form(session_type))
+    assert response.status_code == 302
+    policy = RetentionPolicy.objects.get()
+    entry = LedgerEntry.objects.get(action="policy_change")
+    assert entry.details["period_days"] == 90 and entry.target == "policy:sessions"
+    assert policy.history.count() == 1
+
+
+def test_preview_shows_the_dry_run_and_changes_nothing(admin_client, session_type, old_sessions):
+    """The preview page lists what would go; every session is still there."""
+    policy = RetentionPolicy.objects.create(name="s", target=session_type, period_days=90)
+    response = admin_client.post(
+        POLICIES, {"action": "preview_purge", "_selected_action": [policy.pk]}
+    )
+    page = response.content.decode()
+    assert "Purge preview" in page and "<td>3</td>" in page
+    assert Session.objects.count() == 3
+
+
+def test_run_now_enqueues_the_purge_and_says_so(
+    admin_client, session_type, old_sessions, django_capture_on_commit_callbacks
+):
+    """Run now queues the task after commit (in-process here); the run log shows its result."""
+    policy = RetentionPolicy.objects.create(name="s", target=session_type, period_days=90)
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        response = admin_client.post(
+            POLICIES, {"action": "run_now", "_selected_action": [policy.pk]}, follow=True
+        )
+    assert len(queued) == 1
+    assert "Queued 1 purge(s)" in response.content.decode()
+    run = PurgeRun.objects.get()
+    assert (run.status, run.purged) == ("succeeded", 3)
+    log = admin_client.get("/admin/retention/purgerun/").content.decode()
+    assert "Succeeded" in log
+
+
+def test_placing_a_hold_in_the_admin_names_a_real_record(admin_client, customer):
+    """An unknown id is refused on the form; a real one is held and recorded."""
+    customer_type = ContentType.objects.get_for_model(customer)
+    form = {"content_type": customer_type.pk, "ground": "art17_3_e", "reason": "claim"}
+    refused = admin_client.post("/admin/retention/legalhold/add/", {**form, "object_id": "999"})
+    assert "There is no customer with id 999." in refused.content.decode()
+    admin_client.post("/admin/retention/legalhold/add/", {**form, "object_id": str(customer.pk)})
+    hold = LegalHold.objects.get()
+    assert (hold.object_id, hold.reason) == (str(customer.pk), "claim")
+    assert LedgerEntry.objects.filter(action="hold_place").count() == 1
+
+
+def test_releasing_a_hold_needs_a_reason(admin_client, customer):
+    """Release asks for a reason, then releases and records it."""
+    from retention.services import hold_place
+
+    hold = hold_place(record=customer, reason="claim", ground="art17_3_e", actor=None)
+    url = "/admin/retention/legalhold/"
+    asked = admin_client.post(
+        url, {"action": "release_selected", "_selected_action": [hold.pk], "post": "yes"}
+    )
+    assert "Give a reason" in asked.content.decode()
+    admin_client.post(
+        url,
+        {
+            "action": "release_selected",
+            "_selected_action": [hold.pk],
+            "post": "yes",
+            "reason": "claim settled",
+        },
+    )
+    hold.refresh_from_db()
+    assert hold.release_reason == "claim settled" and not hold.is_active
+
+
+def test_run_log_and_holds_cannot_be_edited(admin_client, customer, session_type):
+    """Runs are read-only; a hold's page offers no save and no delete."""
+    from retention.services import hold_place, policy_purge
+
+    policy = RetentionPolicy.objects.create(name="s", target=session_type, period_days=90)
+    run = policy_purge(policy=policy, actor=None)
+    hold = hold_place(record=customer, reason="claim", ground="art17_3_e", actor=None)
+    run_page = admin_client.get(f"/admin/retention/purgerun/{run.pk}/change/").content.decode()
+    hold_page = admin_client.get(f"/admin/retention/legalhold/{hold.pk}/change/").content.decode()
+    assert 'name="_save"' not in run_page and 'name="_save"' not in hold_page
+    assert admin_client.get(f"/admin/retention/legalhold/{hold.pk}/delete/").status_code == 403

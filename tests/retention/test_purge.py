@@ -1,0 +1,335 @@
+"""Purge: policies, exclusions, holds, archives, the run log, the ledger and failures."""
+
+import gzip
+import json
+import threading
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from retention import services
+from retention.archive import archive_verify
+from retention.models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
+from retention.selectors import policy_validate
+from retention.services import hold_place, hold_release, policy_purge
+from shop.models import AnalyticsEvent, Customer, Session
+from versions.context import change_context
+from versions.models import LedgerEntry
+
+OLD = timezone.now() - timedelta(days=200)
+NEW = timezone.now() - timedelta(days=5)
+
+
+def _policy(model, name="sessions", **fields):
+    values = {"period_days": 90, "action": PolicyAction.HARD_DELETE, **fields}
+    return RetentionPolicy.objects.create(
+        name=name, target=ContentType.objects.get_for_model(model), **values
+    )
+
+
+def _sessions(customer, when, n):
+    return [
+        Session.objects.create(
+            customer=customer,
+            ip_address="192.0.2.1",
+            user_agent="UA",
+            created_at=when,
+            expires_at=when + timedelta(days=1),
+        )
+        for _ in range(n)
+    ]
+
+
+def _archived(directory):
+    """Every row in the archives under `directory`."""
+    rows = []
+    for path in sorted(directory.rglob("*.jsonl.gz")):
+        with gzip.open(path) as stream:
+            rows.extend(json.loads(line) for line in stream)
+    return rows
+
+
+@pytest.fixture
+def archive_dir(settings, tmp_path):
+    settings.RETENTION_ARCHIVE_DIR = tmp_path / "archives"
+    return settings.RETENTION_ARCHIVE_DIR
+
+
+def test_dry_run_counts_and_changes_nothing(customer):
+    """Eligible, held, excluded and batches are counted; no row goes, no ledger entry."""
+    _sessions(customer, OLD, 5)
+    _sessions(customer, NEW, 2)
+    run = policy_purge(policy=_policy(Session), actor=None, dry_run=True, batch_size=2)
+    assert (run.status, run.eligible, run.held, run.excluded, run.batches) == (
+        "dry_run",
+        5,
+        0,
+        0,
+        3,
+    )
+    assert Session.objects.count() == 7 and not LedgerEntry.objects.exists()
+
+
+def test_purge_deletes_expired_rows_in_batches_with_history_and_a_run_log(customer):
+    """Expired sessions go, new ones stay; deletion history is set-based with the context."""
+    old = _sessions(customer, OLD, 5)
+    _sessions(customer, NEW, 2)
+    with change_context(channel="command:purge_expired"):
+        run = policy_purge(policy=_policy(Session), actor=None, batch_size=2)
+    assert (run.status, run.purged, run.batches, run.backlog) == ("succeeded", 5, 3, 0)
+    assert Session.objects.count() == 2
+    deletions = Session.history.filter(history_type="-")
+    assert sorted(deletions.values_list("id", flat=True)) == sorted(s.pk for s in old)
+    assert set(deletions.values_list("history_channel", flat=True)) == {"command:purge_expired"}
+    entry = LedgerEntry.objects.get(action="purge")
+    assert entry.counts["purged"] == 5 and entry.target == "policy:sessions"
+
+
+def test_purge_is_bounded_batches_of_one_statement_each(customer):
+    """A batch of a leaf model is one SELECT, one history INSERT … SELECT and one DELETE."""
+    _sessions(customer, OLD, 6)
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        policy_purge(policy=_policy(Session), actor=None, batch_size=3)
+    deletes = [q for q in queries if q["sql"].startswith("DELETE")]
+    inserts = [q for q in queries if q["sql"].startswith('INSERT INTO "shop_historicalsession"')]
+    assert len(deletes) == 2 and len(inserts) == 2
+
+
+def test_subject_and_record_holds_keep_rows_and_are_counted(officer, customer):
+    """A hold on the customer keeps all their sessions; a hold on one session keeps it."""
+    other = Customer.objects.create(email="bo@example.org", name="Bo")
+    _sessions(customer, OLD, 3)
+    kept = _sessions(other, OLD, 2)
+    hold_place(record=customer, reason="litigation 7", ground="art17_3_e", actor=None)
+    hold_place(record=kept[0], reason="fraud case", ground="art17_3_e", actor=None)
+    run = policy_purge(policy=_policy(Session), actor=None)
+    assert (run.purged, run.held) == (1, 4)
+    assert set(Session.objects.values_list("pk", flat=True)) >= {kept[0].pk}
+    assert Session.objects.filter(customer=customer).count() == 3
+
+
+def test_placing_and_releasing_a_hold_are_ledger_entries(customer):
+    """Both are recorded; a released hold no longer keeps rows."""
+    _sessions(customer, OLD, 2)
+    hold = hold_place(record=customer, reason="audit", ground="art17_3_b", actor=None)
+    hold_release(hold=hold, reason="audit closed", actor=None)
+    assert list(LedgerEntry.objects.order_by("id").values_list("action", flat=True)) == [
+        "hold_place",
+        "hold_release",
+    ]
+    assert policy_purge(policy=_policy(Session), actor=None).purged == 2
+    with pytest.raises(services.RetentionRefused, match="already released"):
+        hold_release(hold=LegalHold.objects.get(), reason="again", actor=None)
+
+
+def test_exclusions_keep_matching_rows(customer):
+    """Structured exclusions keep rows whatever their age, and are counted."""
+    for name in ("page_view", "purchase", "page_view"):
+        AnalyticsEvent.objects.create(customer=customer, name=name, occurred_at=OLD)
+    policy = _policy(
+        AnalyticsEvent,
+        name="events",
+        exclusions=[{"field": "name", "lookup": "exact", "value": "purchase"}],
+    )
+    run = policy_purge(policy=policy, actor=None)
+    assert (run.purged, run.excluded) == (2, 1)
+    assert list(AnalyticsEvent.objects.values_list("name", flat=True)) == ["purchase"]
+
+
+def test_archive_is_written_with_its_checksum_before_rows_go(customer, archive_dir):
+    """Each batch's rows are in a JSONL.gz whose sha256 is beside it and in the run log."""
+    old = _sessions(customer, OLD, 3)
+    run = policy_purge(policy=_policy(Session, archive=True), actor=None, batch_size=2)
+    assert run.archived == 3 and len(run.archives) == 2
+    files = sorted(archive_dir.rglob("*.jsonl.gz"))
+    assert all(archive_verify(path) for path in files)
+    assert sorted(r["fields"]["id"] for r in _archived(archive_dir)) == sorted(s.pk for s in old)
+    assert {a["sha256"] for a in run.archives} == {
+        (path.parent / (path.name + ".sha256")).read_text().split()[0] for path in files
+    }
+
+
+def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continues(
+    customer, archive_dir, monkeypatch
+):
+    """An injected failure in the third batch: two batches done and archived, run FAILED;
+    the next run purges the rest."""
+    _sessions(customer, OLD, 6)
+    real_delete = services._delete
+    calls = []
+
+    def failing(model, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk gone")
+        return real_delete(model, batch)
+
+    monkeypatch.setattr(services, "_delete", failing)
+    policy = _policy(Session, archive=True)
+    failed = policy_purge(policy=policy, actor=None, batch_size=2)
+    assert (failed.status, failed.purged, failed.backlog) == ("failed", 4, 2)
+    assert "disk gone" in failed.error
+    archived = {row["fields"]["id"] for row in _archived(archive_dir)}
+    deleted = set(Session.history.filter(history_type="-").values_list("id", flat=True))
+    assert deleted <= archived and len(deleted) == 4
+    monkeypatch.setattr(services, "_delete", real_delete)
+    again = policy_purge(policy=policy, actor=None, batch_size=2)
+    assert (again.status, again.purged) == ("succeeded", 2)
+    assert not Session.objects.exists()
+
+
+def test_soft_deleted_customers_are_purged_after_the_grace_period(db):
+    """Basis deleted_at: a customer deleted 40 days ago goes for good, one deleted today stays."""
+    early = Customer.objects.create(email="early@example.org", name="Early")
+    late = Customer.objects.create(email="late@example.org", name="Late")
+    early.delete()
+    late.delete()
+    Customer.all_objects.filter(pk=early.pk).update(deleted_at=timezone.now() - timedelta(days=40))
+    policy = _policy(Customer, name="deleted customers", basis_field="deleted_at", period_days=30)
+    assert policy_purge(policy=policy, actor=None).purged == 1
+    assert list(Customer.all_objects.values_list("pk", flat=True)) == [late.pk]
+
+
+def test_a_history_table_can_be_a_policys_target(customer):
+    """Old history rows of sessions are purged by their history date."""
+    _sessions(customer, NEW, 2)
+    Session.history.update(history_date=OLD)
+    policy = _policy(Session.history.model, name="old session history")
+    assert policy_purge(policy=policy, actor=None).purged == 2
+    assert Session.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"basis_field": "ip_address"}, "no date or datetime field 'ip_address'"),
+        ({"exclusions": [{"field": "nope", "lookup": "exact", "value": 1}]}, "no field 'nope'"),
+        (
+            {"exclusions": [{"field": "ip_address", "lookup": "regex", "value": "."}]},
+            "lookup 'regex' is not one of",
+        ),
+        ({"exclusions": [{"field": "created_at", "lookup": "isnull"}]}, "exactly"),
+        ({"action": PolicyAction.SOFT_DELETE}, "has no soft delete"),
+    ],
+)
+def test_invalid_policies_are_refused_with_a_message(db, fields, problem):
+    """Each mistake is named; nothing runs."""
+    policy = RetentionPolicy(
+        name="bad", target=ContentType.objects.get_for_model(Session), period_days=1, **fields
+    )
+    with pytest.raises(ValidationError) as caught:
+        policy_validate(policy)
+    assert problem in str(caught.value)
+
+
+def test_a_policy_on_an_unregistered_model_is_refused(db):
+    """Only the registry's models (and their history) can be targets."""
+    policy = RetentionPolicy(
+        name="users", target=ContentType.objects.get(app_label="auth", model="user"), period_days=1
+    )
+    with pytest.raises(ValidationError, match="neither in the registry"):
+        policy_validate(policy)
+
+
+def test_command_dry_run_prints_per_policy_and_exits_zero(customer):
+    """purge_expired --dry-run prints the counts and changes nothing."""
+    _sessions(customer, OLD, 3)
+    _policy(Session)
+    out = StringIO()
+    call_command("purge_expired", "--dry-run", stdout=out)
+    assert "sessions: 3 eligible, 0 held, 0 excluded, 1 batch(es) [dry run" in out.getvalue()
+    assert Session.objects.count() == 3
+
+
+def test_command_unknown_policy_is_a_clear_error(db):
+    """--policy with an unknown name lists the policies instead of failing silently."""
+    _policy(Session)
+    with pytest.raises(CommandError, match="No policy named 'x'. Policies: sessions."):
+        call_command("purge_expired", "--policy", "x", stdout=StringIO())
+
+
+def test_command_exits_non_zero_when_a_policy_fails(customer, monkeypatch):
+    """A failed policy is reported on stderr and the command fails."""
+    _sessions(customer, OLD, 1)
+    _policy(Session)
+    monkeypatch.setattr(services, "_delete", lambda model, batch: 1 / 0)
+    err = StringIO()
+    with pytest.raises(CommandError, match="Failed: sessions"):
+        call_command("purge_expired", stdout=StringIO(), stderr=err)
+    assert "ZeroDivisionError" in err.getvalue()
+    assert PurgeRun.objects.get().status == "failed"
+
+
+def test_two_workers_share_a_purge_without_touching_a_row_twice(postgres, transactional_db):
+    """Two concurrent runs of one policy (SKIP LOCKED) purge every row exactly once."""
+    owner = Customer.objects.create(email="many@example.org", name="Many")
+    _sessions(owner, OLD, 400)
+    policy = _policy(Session)
+    runs, errors = [], []
+
+    def worker():
+        try:
+            runs.append(policy_purge(policy=policy, actor=None, batch_size=25))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(run.purged for run in runs) == 400
+    assert not Session.objects.exists()
+    assert Session.history.filter(history_type="-").count() == 400
+
+
+def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactional_db):
+    """While a purge runs, another connection inserts and updates sessions of the same table:
+    neither side sees an error or a deadlock, and no new row is purged."""
+    owner = Customer.objects.create(email="busy@example.org", name="Busy")
+    _sessions(owner, OLD, 300)
+    live = _sessions(owner, NEW, 20)
+    policy = _policy(Session)
+    stop, errors, runs = threading.Event(), [], []
+
+    def writer():
+        try:
+            while not stop.is_set():
+                fresh = _sessions(owner, NEW, 1)[0]
+                Session.objects.filter(pk__in=[s.pk for s in live]).update(user_agent="UA2")
+                fresh.user_agent = "UA3"
+                fresh.save()
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def purger():
+        try:
+            runs.append(policy_purge(policy=policy, actor=None, batch_size=10))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    background = threading.Thread(target=writer)
+    background.start()
+    purge = threading.Thread(target=purger)
+    purge.start()
+    purge.join()
+    stop.set()
+    background.join()
+    assert errors == []
+    assert (runs[0].status, runs[0].purged) == ("succeeded", 300)
+    assert Session.objects.filter(created_at__gte=NEW - timedelta(minutes=1)).count() >= 20

@@ -1,0 +1,88 @@
+"""Retention services: permission checks, refusals that change nothing, the ledger."""
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+
+from retention.services import RetentionRefused, rows_hard_delete, rows_restore, rows_soft_delete
+from shop.models import Customer, Document, Order
+from versions.models import LedgerEntry
+
+
+def _all(model, pk):
+    return model.all_objects.filter(pk=pk)
+
+
+def test_soft_delete_needs_the_delete_permission(db, customer):
+    """A staff user without delete_customer is refused and nothing is hidden."""
+    clerk = get_user_model().objects.create_user("clerk", is_staff=True)
+    with pytest.raises(PermissionDenied):
+        rows_soft_delete(queryset=_all(Customer, customer.pk), actor=clerk, reason="")
+    assert Customer.objects.filter(pk=customer.pk).exists()
+
+
+def test_restore_is_refused_when_the_email_was_taken_since(db, customer):
+    """A new customer took the email: the restore says so and changes nothing."""
+    rows_soft_delete(queryset=_all(Customer, customer.pk), actor=None, reason="left")
+    Customer.objects.create(email=customer.email, name="Newcomer")
+    with pytest.raises(RetentionRefused, match="already has the same email"):
+        rows_restore(queryset=_all(Customer, customer.pk), actor=None, reason="mistake")
+    assert Customer.deleted_objects.filter(pk=customer.pk).exists()
+
+
+def test_restoring_a_document_of_a_deleted_customer_is_refused(db, customer):
+    """The document came down with its owner: restore the owner instead."""
+    doc = Document.objects.create(owner=customer, title="Invoice", content="x")
+    customer.delete()
+    with pytest.raises(RetentionRefused, match="restore the customer instead"):
+        rows_restore(queryset=_all(Document, doc.pk), actor=None, reason="")
+    assert Document.deleted_objects.filter(pk=doc.pk).exists()
+
+
+def test_hard_delete_needs_its_own_permission(db, customer):
+    """delete_customer (soft) is not enough to delete for good."""
+    clerk = get_user_model().objects.create_user("clerk", is_staff=True)
+    clerk.user_permissions.add(
+        *clerk.user_permissions.model.objects.filter(codename="delete_customer")
+    )
+    clerk = get_user_model().objects.get(pk=clerk.pk)
+    rows_soft_delete(queryset=_all(Customer, customer.pk), actor=clerk, reason="")
+    with pytest.raises(PermissionDenied):
+        rows_hard_delete(queryset=_all(Customer, customer.pk), actor=clerk, reason="")
+    assert Customer.all_objects.filter(pk=customer.pk).exists()
+
+
+def test_hard_delete_writes_a_ledger_entry_without_personal_data(db, customer):
+    """The entry names the model and counts, never the email or name."""
+    Document.objects.create(owner=customer, title="Invoice", content="x")
+    rows_hard_delete(queryset=_all(Customer, customer.pk), actor=None, reason="request 12")
+    entry = LedgerEntry.objects.get()
+    assert (entry.action, entry.target, entry.reason) == (
+        "hard_delete",
+        "shop.Customer",
+        "request 12",
+    )
+    assert entry.counts == {"shop.Customer": 1, "shop.Document": 1}
+    assert customer.email not in str(entry.details) + str(entry.counts)
+
+
+def test_hard_delete_of_a_customer_with_orders_is_refused_clearly(db, customer):
+    """Orders protect their customer: a message, no traceback, nothing deleted, no entry."""
+    Order.objects.create(
+        customer=customer,
+        number="A-1",
+        total=Decimal("9.99"),
+        shipping_name="Ada",
+        shipping_address="1 Road",
+        shipping_postcode="N1",
+        shipping_city="London",
+        shipping_country="GB",
+        created_at=timezone.now(),
+    )
+    with pytest.raises(RetentionRefused, match="orders still refer to them"):
+        rows_hard_delete(queryset=_all(Customer, customer.pk), actor=None, reason="")
+    assert Customer.all_objects.filter(pk=customer.pk).exists()
+    assert not LedgerEntry.objects.exists()
