@@ -82,11 +82,10 @@ def test_run_now_enqueues_the_purge_and_says_so(
 ):
     """Run now queues the task after commit (in-process here); the run log shows its result."""
     policy = RetentionPolicy.objects.create(name="s", target=session_type, period_days=90)
-    with django_capture_on_commit_callbacks(execute=True) as queued:
+    with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             POLICIES, {"action": "run_now", "_selected_action": [policy.pk]}, follow=True
         )
-    assert len(queued) == 1
     assert "Queued 1 purge(s)" in response.content.decode()
     run = PurgeRun.objects.get()
     assert (run.status, run.purged) == ("succeeded", 3)
