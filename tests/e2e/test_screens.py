@@ -65,8 +65,9 @@ _WRAPPED_CELLS = """cells => cells.filter(cell => {
 }).map(cell => cell.className + ": " + cell.innerText)"""
 
 
-def _assert_fits(page):
-    """No horizontal scroll at 1280 px, in the page or in the list, and no wrapped cell."""
+def _assert_fits(page, may_wrap: tuple[str, ...] = ()):
+    """No horizontal scroll at 1280 px, in the page or in the list, and no wrapped cell
+    except in the columns named in MAY_WRAP."""
     assert _scroll_width(page) <= WIDTH, f"{page.url} is {_scroll_width(page)} px wide"
     results = page.locator(".results")
     if results.count():
@@ -75,13 +76,14 @@ def _assert_fits(page):
     wrapped = page.locator("#result_list tbody td, #result_list tbody th").evaluate_all(
         _WRAPPED_CELLS
     )
+    wrapped = [cell for cell in wrapped if cell.split(":")[0] not in may_wrap]
     assert not wrapped, f"{page.url}: {len(wrapped)} cells wrap, e.g. {wrapped[:3]}"
 
 
 @pytest.mark.parametrize(
     ("name", "url", "rows"),
     [
-        ("customer-list", "/admin/shop/customer/", 100),
+        ("customer-list", "/admin/shop/customer/", 100),  # names may take two lines
         ("order-list", "/admin/shop/order/", 100),
         ("session-list", "/admin/shop/session/", 100),
         ("reset-token-list", "/admin/shop/passwordresettoken/", None),
@@ -101,7 +103,7 @@ def test_shop_lists_fit_a_1280_pixel_window(
     if rows:
         expect(wide_page.locator("#result_list tbody tr")).to_have_count(rows)
     _shoot(wide_page, shots, name)
-    _assert_fits(wide_page)
+    _assert_fits(wide_page, may_wrap=("field-name",) if name == "customer-list" else ())
 
 
 def test_history_version_and_ledger_pages_are_captured(wide_page, admin_user, demo_data, shots):

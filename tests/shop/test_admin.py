@@ -31,12 +31,12 @@ def test_refused_change_names_the_change_and_the_object_kind(auditor_client, cus
     assert "may not change this customer." in response.content.decode()
 
 
-def test_refused_delete_for_an_officer(officer_client, customer):
-    """Officers delete nothing: the delete page is refused, in the layout, naming the delete."""
-    response = officer_client.get(f"/admin/shop/customer/{customer.pk}/delete/")
+def test_refused_delete_names_the_delete(auditor_client, customer):
+    """Auditors delete nothing: the delete page is refused, in the layout, naming the delete."""
+    response = auditor_client.get(f"/admin/shop/customer/{customer.pk}/delete/")
     assert response.status_code == 403
     page = response.content.decode()
-    assert "Your account (officer) may not delete this customer." in page
+    assert "Your account (auditor) may not delete this customer." in page
     assert "Back to customers" in page
 
 

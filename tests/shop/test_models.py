@@ -79,6 +79,6 @@ def test_a_history_label_survives_its_customer(db, customer):
     at = timezone.now()
     session = Session.objects.create(customer=customer, expires_at=at)
     customer_id = customer.pk
-    Customer.objects.filter(pk=customer_id).delete()
+    customer.hard_delete()
     version = Session.history.filter(id=session.pk).first()
     assert f"Session of customer {customer_id}," in str(version.instance)
