@@ -8,7 +8,7 @@ Each benchmark is a module of this package listed in `BENCHMARKS`. A module prov
   target or (target None) shown for context.
 
 Modules are imported only after ``django.setup()``, so they may import models at the top.
-Results are ratios between two variants measured interleaved in the same process, never
+Results are ratios between variants measured interleaved in the same process, never
 absolute times: a PASS/OVER verdict compares the ratio with the module's target.
 """
 

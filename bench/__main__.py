@@ -23,8 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=(
             "Interleaved micro-benchmarks against PostgreSQL (DATABASE_URL, default "
             "postgres://postgres@127.0.0.1:5432/compliance_bench; the database is created "
-            "if missing and migrated). Each benchmark reports a ratio between two variants "
-            "against a target and prints PASS or OVER; the exit status is 0 either way, "
+            "if missing and migrated). Each benchmark reports ratios between variants, one "
+            "against a target, and prints PASS or OVER; the exit status is 0 either way, "
             "2 if setup fails."
         ),
         epilog="benchmarks: " + ", ".join(BENCHMARKS),

@@ -39,7 +39,7 @@ class Config:
 class VariantStats:
     name: str
     per_op: list[float]  # seconds per operation, one entry per round
-    queries_per_op: float | None = None
+    statements_per_op: float | None = None  # counted with CaptureQueriesContext
 
     @property
     def median(self) -> float:
@@ -59,6 +59,7 @@ class Result:
     ratios: list[float]  # one per round
     target: float | None  # the ratio must be <= target; None: shown for context only
     notes: list[str] = field(default_factory=list)
+    extra_ratios: dict[str, list[float]] = field(default_factory=dict)  # shown, no target
 
     @property
     def ratio(self) -> float:
@@ -201,17 +202,6 @@ def measure_interleaved(
     return per_op
 
 
-def queries_per_call(fn: Callable[[], None], calls: int) -> float:
-    """Average number of SQL statements one call of ``fn`` issues (untimed)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as captured:
-        for _ in range(calls):
-            fn()
-    return len(captured.captured_queries) / calls
-
-
 def ratios(numerator: Sequence[float], denominator: Sequence[float]) -> list[float]:
     return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
@@ -239,14 +229,14 @@ def report(result: Result, out=sys.stdout) -> None:
     print(f"\n== {result.name}: {result.title}", file=out)
     for note in result.notes:
         print(f"   {note}", file=out)
-    headers = ["variant", "median µs/op", "min µs/op", "max µs/op", "SQL/op"]
+    headers = ["variant", "median µs/op", "min µs/op", "max µs/op", "statements/op"]
     rows = [
         [
             v.name,
             us(v.median),
             us(v.minimum),
             us(max(v.per_op)),
-            "-" if v.queries_per_op is None else f"{v.queries_per_op:g}",
+            "-" if v.statements_per_op is None else f"{v.statements_per_op:g}",
         ]
         for v in result.variants
     ]
@@ -259,11 +249,30 @@ def report(result: Result, out=sys.stdout) -> None:
         f"{len(result.ratios)} per-round ratios; {spread}){target}  {result.verdict}",
         file=out,
     )
+    for label, values in result.extra_ratios.items():
+        print(
+            f"   ratio {label}: {statistics.median(values):.2f}x "
+            f"(per-round range {min(values):.2f}x-{max(values):.2f}x)",
+            file=out,
+        )
 
 
 def summary(results: list[Result], out=sys.stdout) -> None:
     print("\n== summary", file=out)
-    headers = ["benchmark", "ratio", "target", "verdict"]
-    rows = [[r.name, f"{r.ratio:.2f}x", r.target_text, r.verdict] for r in results]
+    headers = ["benchmark", "ratio", "", "target", "verdict", "also"]
+    rows = [
+        [
+            r.name,
+            f"{r.ratio:.2f}x",
+            r.ratio_label,
+            r.target_text,
+            r.verdict,
+            "; ".join(
+                f"{label} {statistics.median(values):.2f}x"
+                for label, values in r.extra_ratios.items()
+            ),
+        ]
+        for r in results
+    ]
     for line in _table(headers, rows):
         print(f"   {line}", file=out)

@@ -1,23 +1,34 @@
 """Admin of the versions app: the read-only ledger, and history pages with context columns."""
 
 from django.contrib import admin
+from django.contrib.admin.utils import display_for_field, quote, unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
 from .models import LedgerEntry
 
-__all__ = ["TrackedHistoryAdmin", "LedgerEntryAdmin"]
+__all__ = ["LedgerEntryAdmin", "TrackedHistoryAdmin"]
 
 
 class TrackedHistoryAdmin(SimpleHistoryAdmin):
-    """SimpleHistoryAdmin whose history page shows who, from where and in which request."""
+    """SimpleHistoryAdmin whose history pages show who, when, from where and why.
+
+    The history list has a column per context field; a version opens read-only, with its
+    context. Versions are read here, never reverted: restoring one is the restore
+    service's job (simple-history's revert saves without a transaction, a permission of its
+    own or a ledger entry).
+    """
 
     history_list_display = [
         "history_channel",
@@ -28,9 +39,11 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
     ]
 
     object_history_list_template = "versions/object_history_list.html"
+    object_history_form_template = "versions/object_history_version.html"
 
     def history_view(self, request, object_id, extra_context=None):
-        history_opts = self.model.history.model._meta
+        _object_pk_or_404(self.model, object_id)
+        history_opts = get_history_model_for_model(self.model)._meta
         labels = [
             capfirst(history_opts.get_field(name).verbose_name)
             for name in self.get_history_list_display(request)
@@ -48,12 +61,89 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             record.changed_by = users.get(record.history_user_id)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
-        # simple-history's revert saves without a transaction, a permission of its own or a
-        # ledger entry, and accepts a POST even where it renders the form read-only. Versions
-        # are shown here; restoring one is the restore service's job.
-        if request.method == "POST":
+        """One version, read-only: the record's values and the context it was made in."""
+        if request.method not in ("GET", "HEAD"):
+            raise PermissionDenied  # a version is shown, never saved back from here
+        request.current_app = self.admin_site.name
+        record = _version_or_404(self.model, object_id, version_id)
+        obj = record.instance
+        if not self.has_view_history_or_change_history_permission(request, obj):
             raise PermissionDenied
-        return super().history_form_view(request, object_id, version_id, extra_context)
+        opts = self.model._meta
+        prefix = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}"
+        user_id = record.history_user_id
+        user = (
+            None
+            if user_id is None
+            else get_user_model()._default_manager.filter(pk=user_id).first()
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Version of %(object)s") % {"object": obj},
+            "opts": opts,
+            "app_label": opts.app_label,
+            "original": obj,
+            "record": record,
+            "changed_by": user,
+            "context_rows": _context_rows(record),
+            "field_rows": _field_rows(self.model, record),
+            "changelist_url": reverse(f"{prefix}_changelist"),
+            "change_url": reverse(f"{prefix}_change", args=(quote(obj.pk),)),
+            "history_url": reverse(f"{prefix}_history", args=(quote(obj.pk),)),
+            **(extra_context or {}),
+        }
+        return self.render_history_view(request, self.object_history_form_template, context)
+
+
+def _object_pk_or_404(model, object_id):
+    """The primary key in a URL as the model's type; an id that cannot be one is a 404."""
+    try:
+        return model._meta.pk.to_python(unquote(object_id))
+    except ValidationError as exc:
+        raise Http404(f"No {model._meta.verbose_name} with the id {object_id!r}.") from exc
+
+
+def _version_or_404(model, object_id, version_id):
+    """The history row ``version_id`` of the record ``object_id``, whatever the history
+    manager of ``model`` is called; ids that do not parse, or do not match, are a 404."""
+    history_model = get_history_model_for_model(model)
+    pk = _object_pk_or_404(model, object_id)
+    try:
+        version = history_model._meta.pk.to_python(version_id)
+    except ValidationError as exc:
+        raise Http404(f"No version with the id {version_id!r}.") from exc
+    return get_object_or_404(
+        get_history_manager_for_model(model), **{model._meta.pk.attname: pk, "pk": version}
+    )
+
+
+def _context_rows(record):
+    """(label, value) of the circumstances a version was made in, in reading order."""
+    stored = {f.name: f for f in record._meta.concrete_fields}
+    names = ["history_channel", "history_ip", "history_user_agent"]
+    names += ["history_request_id", "history_task_id"]
+    rows = [(capfirst(stored[n].verbose_name), getattr(record, n)) for n in names if n in stored]
+    return [*rows, (_("Reason"), record.history_change_reason)]
+
+
+def _field_rows(model, record):
+    """(label, display value) of each tracked field the version holds."""
+    stored = {f.attname for f in record._meta.concrete_fields}
+    rows = []
+    for field in model._meta.concrete_fields:
+        if field.attname not in stored:
+            continue  # excluded from history (credentials)
+        if field.is_relation:
+            target_id = getattr(record, field.attname)
+            try:
+                value = getattr(record, field.name)
+            except ObjectDoesNotExist:
+                value = f"#{target_id} (deleted)"
+            value = "-" if target_id is None else value
+        else:
+            value = display_for_field(getattr(record, field.attname), field, "-")
+        rows.append((capfirst(field.verbose_name), value))
+    return rows
 
 
 def _readable(value) -> str:
