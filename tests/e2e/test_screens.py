@@ -106,22 +106,27 @@ def test_shop_lists_fit_a_1280_pixel_window(
     _assert_fits(wide_page, may_wrap=("field-name",) if name == "customer-list" else ())
 
 
-def test_history_version_and_ledger_pages_are_captured(wide_page, admin_user, demo_data, shots):
-    """Screenshots of a customer's history page, one version from it, and the ledger list."""
+def test_history_version_and_ledger_pages_fit_a_1280_pixel_window(
+    wide_page, admin_user, demo_data, shots
+):
+    """A customer's history page, one version from it and the ledger list: no wider than 1280 px."""
     login(wide_page, "admin", "password")
     edited = Customer.history.filter(history_type="~").values_list("id", flat=True)
     customer = Customer.objects.get(pk=edited.first())
     wide_page.goto(f"/admin/shop/customer/{customer.pk}/history/")
     expect(wide_page.locator("#change-history tbody tr")).to_have_count(2)
     assert _shoot(wide_page, shots, "customer-history").stat().st_size
+    assert _scroll_width(wide_page) <= WIDTH
 
     wide_page.locator("#change-history tbody tr a").first.click()
     expect(wide_page).to_have_url(re.compile(rf"/admin/shop/customer/{customer.pk}/history/\d+/"))
     assert _shoot(wide_page, shots, "customer-version").stat().st_size
+    assert _scroll_width(wide_page) <= WIDTH
 
     wide_page.goto("/admin/versions/ledgerentry/")
     expect(wide_page.locator("#result_list tbody tr")).to_have_count(1)
     assert _shoot(wide_page, shots, "ledger-list").stat().st_size
+    assert _scroll_width(wide_page) <= WIDTH
 
 
 def test_refused_page_keeps_the_admin_layout_and_fits(wide_page, auditor, customer, shots):
