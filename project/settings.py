@@ -103,6 +103,8 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
 # Versions are read, not reverted, until restore is a service that checks and logs it.
 SIMPLE_HISTORY_REVERT_DISABLED = True
+# Phone numbers are stored as E.164 (+442079460958) and shown spaced (+44 20 7946 0958).
+PHONENUMBER_DEFAULT_FORMAT = "INTERNATIONAL"
 SILENCED_SYSTEM_CHECKS = [
     # HSTS preloading is irreversible for the whole domain; the operator opts in with
     # SECURE_HSTS_PRELOAD=true once the domain is submitted to the preload list.

@@ -6,3 +6,6 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
 ]
+
+# A refusal in the admin's layout, saying what was refused (templates/403.html).
+handler403 = "project.views.permission_denied"

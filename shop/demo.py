@@ -1,7 +1,8 @@
 """Demo data: realistic, deterministic customers with rows in every table and history.
 
 Same seed, same day: same data. Dates spread over the three years before today; every
-address, phone number and IP comes from ranges reserved for documentation.
+address, phone number and IP comes from ranges reserved for documentation or fiction (the
+phone numbers from Ofcom's drama ranges, which `phonenumbers` accepts as valid).
 """
 
 from __future__ import annotations
@@ -231,7 +232,7 @@ class _Builder:
             customer = Customer(
                 email=f"{slug}.{i}@{DEMO_EMAIL_DOMAIN}",
                 name=f"{first} {last}",
-                phone=f"+44 7700 900{i % 1000:03d}",
+                phone=f"+44 20 7946 0{i % 1000:03d}",
                 avatar_url=f"https://avatars.{DEMO_EMAIL_DOMAIN}/{i}.png" if i % 3 else "",
                 date_of_birth=(self.end - timedelta(days=rng.randrange(18 * 365, 80 * 365))).date(),
                 created_at=joined,
@@ -363,7 +364,7 @@ def _edits(rng: random.Random, customers, orders, notifications, end):
     """Later changes, written as history rows dated when they happened."""
     changed = []
     for customer in rng.sample(customers, k=len(customers) * 2 // 5):
-        customer.phone = f"+44 7700 901{rng.randrange(1000):03d}"
+        customer.phone = f"+44 161 496 0{rng.randrange(1000):03d}"
         customer.updated_at = _at(rng, customer.created_at, end)
         changed.append(_dated(customer, customer.updated_at))
     bulk_update_with_context(changed, Customer, ["phone", "updated_at"])

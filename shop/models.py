@@ -3,8 +3,15 @@
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
+
+# django-phonenumber-field rather than a hand-written validator on a CharField: its model
+# field stores every valid number in one form (E.164), its form field refuses invalid ones
+# with a clear message, and both rest on `phonenumbers`, Google's libphonenumber metadata.
+from phonenumber_field.modelfields import PhoneNumberField
 
 from retention.softdelete import NOT_DELETED, SoftDeleteModel
 from versions.history import TrackedHistory
@@ -17,6 +24,25 @@ def new_session_token() -> str:
 def new_token_hash() -> str:
     """The SHA-256 of a fresh random token (the token itself is only ever emailed)."""
     return hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+
+
+def validate_not_in_future(value) -> None:
+    """Refuse a date after today (a date of birth, for instance)."""
+    if value and value > timezone.localdate():
+        raise ValidationError("This date is in the future.", code="future_date")
+
+
+def short_datetime(moment) -> str:
+    """A compact local date and time for labels and list columns: 3 Oct 2024, 14:05."""
+    return date_format(timezone.localtime(moment), "j M Y, H:i") if moment else "-"
+
+
+def _customer_name(obj) -> str:
+    """The customer's name, or their id once the customer row is gone (history rows)."""
+    try:
+        return obj.customer.name
+    except Customer.DoesNotExist:
+        return f"customer {obj.customer_id}"
 
 
 def _touching_save(self, *args, **kwargs):
@@ -33,9 +59,11 @@ class Customer(SoftDeleteModel):
 
     email = models.EmailField()
     name = models.CharField(max_length=200)
-    phone = models.CharField(max_length=40, blank=True)
+    phone = PhoneNumberField(
+        max_length=40, blank=True, help_text="With the country code, e.g. +44 20 7946 0958."
+    )
     avatar_url = models.URLField(blank=True)
-    date_of_birth = models.DateField(null=True, blank=True)
+    date_of_birth = models.DateField(null=True, blank=True, validators=[validate_not_in_future])
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -77,7 +105,7 @@ class Session(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"Session {self.pk} of {self.customer_id}"
+        return f"Session of {_customer_name(self)}, {short_datetime(self.created_at)}"
 
 
 class Order(models.Model):
@@ -248,4 +276,4 @@ class PasswordResetToken(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self):
-        return f"Reset token {self.pk} of {self.customer_id}"
+        return f"Reset token of {_customer_name(self)}, {short_datetime(self.created_at)}"

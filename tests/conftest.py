@@ -77,4 +77,6 @@ def auditor_client(client, auditor):
 def customer(db):
     from shop.models import Customer
 
-    return Customer.objects.create(email="ada@example.org", name="Ada Lovelace", phone="+44 1")
+    return Customer.objects.create(
+        email="ada@example.org", name="Ada Lovelace", phone="+44 20 7946 0001"
+    )

@@ -104,7 +104,7 @@ def test_updated_at_follows_saves_but_keeps_seeded_dates(db):
     _seed(customers=3, no_logins=True)
     customer = Customer.objects.order_by("created_at").first()
     assert customer.updated_at.date() < timezone.now().date()  # seeded dates end yesterday
-    customer.phone = "+44 0"
+    customer.phone = "+44 20 7946 0999"
     customer.save(update_fields=["phone"])
     customer.refresh_from_db()
     assert customer.updated_at > timezone.now() - timedelta(minutes=1)

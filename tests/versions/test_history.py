@@ -31,10 +31,10 @@ def _change_customer(client, customer, **changes):
 
 def test_admin_change_records_user_ip_agent_and_request(officer_client, officer, customer):
     """An officer's edit in the admin leaves a history row with the full context."""
-    response = _change_customer(officer_client, customer, phone="+44 2")
+    response = _change_customer(officer_client, customer, phone="+44 20 7946 0002")
     assert response.status_code == 302
     row = customer.history.latest()
-    assert row.phone == "+44 2"
+    assert row.phone == "+44 20 7946 0002"
     assert row.history_type == "~"
     assert row.history_user == officer
     assert row.history_ip == "203.0.113.5"
@@ -51,11 +51,11 @@ def test_admin_write_and_history_row_share_one_transaction(officer_client, custo
     pre_create_historical_record.connect(fail, dispatch_uid="test-fail")
     try:
         with pytest.raises(RuntimeError):
-            _change_customer(officer_client, customer, phone="+44 999")
+            _change_customer(officer_client, customer, phone="+44 20 7946 0999")
     finally:
         pre_create_historical_record.disconnect(dispatch_uid="test-fail")
     customer.refresh_from_db()
-    assert customer.phone == "+44 1"
+    assert customer.phone == "+44 20 7946 0001"
     assert customer.history.count() == 1  # only the creation
 
 
@@ -112,7 +112,7 @@ def test_plain_save_outside_any_context_still_records_history(db):
 
 def test_history_page_shows_context_columns(officer_client, customer):
     """The admin history page lists IP address and user agent columns."""
-    _change_customer(officer_client, customer, phone="+44 3")
+    _change_customer(officer_client, customer, phone="+44 20 7946 0003")
     page = officer_client.get(f"/admin/shop/customer/{customer.pk}/history/")
     assert page.status_code == 200
     assert b"203.0.113.5" in page.content
@@ -147,11 +147,11 @@ def test_admin_change_rolls_back_when_the_database_refuses_its_history_row(
     rename("shop_historicalcustomer", "shop_historicalcustomer_away")
     try:
         with pytest.raises(DatabaseError):
-            _change_customer(officer_client, customer, phone="+44 998")
+            _change_customer(officer_client, customer, phone="+44 20 7946 0998")
     finally:
         rename("shop_historicalcustomer_away", "shop_historicalcustomer")
     customer.refresh_from_db()
-    assert customer.phone == "+44 1"
+    assert customer.phone == "+44 20 7946 0001"
     assert customer.history.count() == 1  # only the creation
 
 
@@ -186,7 +186,7 @@ def test_history_page_looks_users_up_once_per_page(officer_client, officer, cust
 
 def test_history_names_a_deleted_user_by_id(officer_client, officer, customer):
     """Deleting a user keeps who changed what: the history page shows the former user's id."""
-    _change_customer(officer_client, customer, phone="+44 4")
+    _change_customer(officer_client, customer, phone="+44 20 7946 0004")
     officer_id = officer.pk
     officer_client.logout()
     officer.delete()
@@ -279,7 +279,7 @@ def test_failed_history_insert_dooms_the_enclosing_transaction(db, customer):
     finally:
         rename("shop_historicalcustomer_away", "shop_historicalcustomer")
     customer.refresh_from_db()
-    assert customer.phone == "+44 1"
+    assert customer.phone == "+44 20 7946 0001"
 
 
 def test_a_reason_of_any_length_is_stored_whole(db, officer, customer):

@@ -1,0 +1,84 @@
+"""The project's error pages: a refusal is shown in the admin's layout, saying what was refused."""
+
+from urllib.parse import urlsplit
+
+from django.contrib import admin
+from django.http import HttpResponseForbidden
+from django.template.loader import render_to_string
+from django.urls import Resolver404, resolve, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+
+__all__ = ["permission_denied"]
+
+# What a refused admin view would have done, by the last part of its URL name.
+_READ, _WRITE = "GET", "POST"
+_ACTIONS = {
+    ("add", _READ): "add a {name}",
+    ("add", _WRITE): "add a {name}",
+    ("change", _READ): "view this {name}",
+    ("change", _WRITE): "change this {name}",
+    ("delete", _READ): "delete this {name}",
+    ("delete", _WRITE): "delete this {name}",
+    ("history", _READ): "view the history of this {name}",
+    ("simple_history", _READ): "view this version of the {name}",
+    ("simple_history", _WRITE): "revert this {name} to an earlier version",
+    ("changelist", _READ): "view the list of {names}",
+    ("changelist", _WRITE): "run this action on {names}",
+}
+
+
+def _model_admin_view(request):
+    """(model admin, view name) when the refused page is a model's admin page, else None."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return None
+    model_admin = getattr(match.func, "model_admin", None)
+    if model_admin is None or "admin" not in match.namespaces:
+        return None
+    opts = model_admin.model._meta
+    return model_admin, match.url_name.removeprefix(f"{opts.app_label}_{opts.model_name}_")
+
+
+def _refused(request, model_admin, view) -> str:
+    if model_admin is None:
+        return "open this page"
+    method = _READ if request.method in ("GET", "HEAD") else _WRITE
+    template = _ACTIONS.get((view, method), "open this page")
+    opts = model_admin.model._meta
+    return template.format(name=opts.verbose_name, names=opts.verbose_name_plural)
+
+
+def _way_back(request, model_admin, view) -> tuple[str, str]:
+    """The model's list when the user may see it (and was not refused it), else the index."""
+    site = admin.site
+    if (
+        model_admin is not None
+        and view != "changelist"
+        and model_admin.has_view_or_change_permission(request)
+    ):
+        opts = model_admin.model._meta
+        url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_changelist")
+        return url, f"Back to {opts.verbose_name_plural}"
+    return reverse(f"{site.name}:index"), "Back to the administration home page"
+
+
+def permission_denied(request, exception):
+    """handler403: what was refused, why when the refusal says so, and the way back."""
+    found = _model_admin_view(request)
+    model_admin, view = found if found else (None, None)
+    back_url, back_label = _way_back(request, model_admin, view)
+    referer = request.headers.get("referer", "")
+    safe_referer = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    context = {
+        **admin.site.each_context(request),
+        "title": "Not allowed",
+        "refused": _refused(request, model_admin, view),
+        "reason": str(exception or ""),
+        "back_url": back_url,
+        "back_label": back_label,
+        "previous_url": referer if safe_referer and urlsplit(referer).path != back_url else "",
+    }
+    return HttpResponseForbidden(render_to_string("403.html", context, request))
