@@ -137,7 +137,7 @@ COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", defau
 COMPLIANCE_PROXY_SETS_REQUEST_ID = env.bool("COMPLIANCE_PROXY_SETS_REQUEST_ID", default=False)
 PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
 RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=BASE_DIR / "var" / "archives")
-RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=2000)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 # The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])

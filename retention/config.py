@@ -12,4 +12,4 @@ def archive_dir() -> Path:
 
 def batch_size() -> int:
     """Rows per batch of a purge unless a run says otherwise (RETENTION_BATCH_SIZE)."""
-    return int(getattr(settings, "RETENTION_BATCH_SIZE", 2000))
+    return int(getattr(settings, "RETENTION_BATCH_SIZE", 10_000))

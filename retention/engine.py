@@ -38,27 +38,29 @@ class BatchReport:
     rows: int = 0
     counts: Counter = field(default_factory=Counter)
     finished: bool = False  # no range of the job was left pending
+    top: object = None  # the highest key the job covers
     batch_seconds: list[float] = field(default_factory=list)
 
 
-def job_plan(job: str, queryset, batch_size: int) -> int:
+def job_plan(job: str, queryset, batch_size: int):
     """Cut `queryset`'s table into key ranges for `job`, unless ranges are pending already
-    (then this run joins or resumes them). Returns the number of pending ranges."""
+    (then this run joins or resumes them). Returns the highest key the job covers."""
     model = queryset.model
     alias = router.db_for_write(model)
     with transaction.atomic(using=alias):
         if connections[alias].vendor == "postgresql":
             with connections[alias].cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PLAN_LOCK, job])
-        pending = BatchRange.objects.using(alias).filter(job=job, done=False)
-        if pending.exists():
-            return pending.count()
-        BatchRange.objects.using(alias).filter(job=job).delete()  # a finished job's ranges
+        ranges = BatchRange.objects.using(alias).filter(job=job)
+        if ranges.filter(done=False).exists():
+            top = ranges.order_by("-id").values_list("hi", flat=True).first()
+            return model._meta.pk.to_python(top)
+        ranges.delete()  # a finished job's
         bounds = _bounds(model._base_manager.using(alias), batch_size)
         BatchRange.objects.using(alias).bulk_create(
             [BatchRange(job=job, lo="" if lo is None else str(lo), hi=str(hi)) for lo, hi in bounds]
         )
-        return len(bounds)
+        return bounds[-1][1] if bounds else None
 
 
 def batches_planned(queryset, batch_size: int) -> int:
@@ -112,8 +114,7 @@ def batches_run(
     alias = router.db_for_write(model)
     skip_locked = connections[alias].features.has_select_for_update_skip_locked
     pk = model._meta.pk
-    job_plan(job, queryset, batch_size)
-    report = BatchReport()
+    report = BatchReport(top=job_plan(job, queryset, batch_size))
     bar = tqdm(
         total=total,
         unit="rows",

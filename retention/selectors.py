@@ -35,6 +35,8 @@ EXCLUSION_LOOKUPS = {
     "lt": None,
     "lte": None,
     "in": list,
+    "startswith": str,
+    "endswith": str,
 }
 
 

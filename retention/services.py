@@ -8,6 +8,7 @@ ledger entry).
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
@@ -299,7 +300,10 @@ def policy_purge(
         except Exception as exc:  # logged with the run, then reported to the caller
             run.status = PurgeRun.Status.FAILED
             run.error = f"{type(exc).__name__}: {exc}"
-        run.backlog = policy_scope(policy).eligible.count()
+        left = policy_scope(policy).eligible
+        if run.status == PurgeRun.Status.SUCCEEDED and report.top is not None:
+            left = left.filter(pk__gt=report.top)  # all below was just handled
+        run.backlog = left.count()
         run.batch_median_ms = statistics.median(batch_seconds) * 1000 if batch_seconds else None
         run.finished_at = timezone.now()
         with transaction.atomic():
@@ -338,10 +342,18 @@ def _purge_batch(policy, model, run):
             done = _delete(model, batch)
         run.purged += done
         run.batches += 1
-        run.save(update_fields=["purged", "archived", "archives", "batches"])
+        # The run log follows the work: with every archived batch (its file must be listed
+        # with the delete it backs), else every few seconds; the ranges table has the rest.
+        if policy.archive or time.monotonic() - saved[0] >= _PROGRESS_SECONDS:
+            run.save(update_fields=["purged", "archived", "archives", "batches"])
+            saved[0] = time.monotonic()
         return {"purged": done}
 
+    saved = [time.monotonic()]
     return apply
+
+
+_PROGRESS_SECONDS = 2.0
 
 
 def _delete(model, batch) -> int:

@@ -17,10 +17,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
 from compliance.roles import AUDITOR, OFFICER
+from retention.models import LegalHold, PolicyAction, RetentionPolicy
+from retention.services import hold_place, policy_save, rows_soft_delete
 from versions.context import change_context
 from versions.history import bulk_create_with_context, bulk_update_with_context
 from versions.models import LedgerAction
@@ -386,7 +389,7 @@ def demo_seed(
 ) -> DemoSeedResult:
     """Create the demo data once; a second run finds it and adds nothing."""
     _require_demo()
-    existing = Customer.objects.filter(email__endswith=f"@{DEMO_EMAIL_DOMAIN}").count()
+    existing = Customer.all_objects.filter(email__endswith=f"@{DEMO_EMAIL_DOMAIN}").count()
     if existing:
         return DemoSeedResult(created=False, counts={"shop.Customer": existing})
     today = timezone.make_aware(datetime.combine(timezone.now().date(), time.min))
@@ -409,6 +412,7 @@ def demo_seed(
             reason="Demo data: later corrections",
         ):
             _edits(builder.rng, created, builder.rows[Order], builder.rows[Notification], today)
+        _retention(builder.rng, created, officer, today)
         counts = {model._meta.label: len(objs) for model, objs in builder.rows.items()}
         ledger_append(
             action=LedgerAction.DEMO_SEED,
@@ -419,3 +423,93 @@ def demo_seed(
             details={"seed": seed},
         )
     return DemoSeedResult(created=True, counts=counts)
+
+
+# The seed's retention policies for the sample shop: (name, model, basis, days, action,
+# archive, exclusions). Soft-deleted customers are anonymised, not deleted: their orders are
+# accounting records that keep pointing at them.
+DEMO_POLICIES = [
+    ("Sessions: 90 days", Session, "created_at", 90, PolicyAction.HARD_DELETE, False, []),
+    (
+        "Read notifications: 30 days after reading",
+        Notification,
+        "read_at",
+        30,
+        PolicyAction.HARD_DELETE,
+        False,
+        [{"field": "read_at", "lookup": "isnull", "value": True}],
+    ),
+    (
+        "Password-reset tokens: 24 hours",
+        PasswordResetToken,
+        "created_at",
+        1,
+        PolicyAction.HARD_DELETE,
+        False,
+        [],
+    ),  # fmt: skip
+    (
+        "Analytics events: 365 days, archived",
+        AnalyticsEvent,
+        "occurred_at",
+        365,
+        PolicyAction.HARD_DELETE,
+        True,
+        [],
+    ),  # fmt: skip
+    (
+        "Deleted customers: anonymised after 30 days",
+        Customer,
+        "deleted_at",
+        30,
+        PolicyAction.ANONYMISE,
+        False,
+        [{"field": "email", "lookup": "endswith", "value": "@erased.invalid"}],
+    ),
+    (
+        "Analytics history: 2 years",
+        AnalyticsEvent.history.model,
+        "history_date",
+        730,
+        PolicyAction.HARD_DELETE,
+        False,
+        [],
+    ),  # fmt: skip
+]
+
+
+def _retention(rng: random.Random, customers, officer, today) -> None:
+    """The seed's policies, a few customers deleted (one long enough ago to be anonymised
+    by the next purge) and a legal hold, so every retention page has something to show."""
+    for name, model, basis, days, action, archive, exclusions in DEMO_POLICIES:
+        if not RetentionPolicy.objects.filter(name=name).exists():
+            policy_save(
+                policy=RetentionPolicy(
+                    name=name,
+                    target=ContentType.objects.get_for_model(model),
+                    basis_field=basis,
+                    period_days=days,
+                    action=action,
+                    archive=archive,
+                    exclusions=exclusions,
+                ),
+                actor=None,
+                reason="Demo data: the sample shop's retention policies",
+            )
+    gone = rng.sample(customers, min(3, len(customers) - 1))
+    with change_context(user=officer, ip="192.0.2.10", user_agent=AGENTS[0]):
+        for days_ago, customer in zip((45, 10, 2), gone, strict=False):
+            rows_soft_delete(
+                queryset=Customer.objects.filter(pk=customer.pk),
+                actor=officer,
+                reason="Demo data: customer closed the account",
+            )
+            when = today - timedelta(days=days_ago)
+            Customer.all_objects.filter(pk=customer.pk).update(deleted_at=when)
+        held = rng.choice([c for c in customers if c not in gone])
+        hold_place(
+            record=held,
+            reason="Demo data: disputed chargeback, records kept until the claim is settled",
+            ground=LegalHold.Ground.LEGAL_CLAIMS,
+            actor=officer,
+        )

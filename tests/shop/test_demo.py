@@ -32,7 +32,7 @@ def _snapshot():
     return {
         model._meta.label: sorted(
             tuple(str(v) for k, v in row.items() if k != "updated_at" and not k.endswith("id"))
-            for row in model.objects.values()
+            for row in model._base_manager.values()
         )
         for model in apps.get_app_config("shop").get_models()
         if not model.__name__.startswith("Historical")
@@ -52,7 +52,7 @@ def test_refuses_without_demo_mode(db):
 def test_default_run_fills_every_table_and_prints_logins(db):
     """200 customers, rows in every table, dates over three years, history of edits."""
     out = _seed()
-    assert Customer.objects.count() == 200
+    assert Customer.all_objects.count() == 200 and Customer.deleted_objects.count() == 3
     for model in apps.get_app_config("shop").get_models():
         assert model.objects.exists(), model._meta.label
     span = Customer.objects.aggregate(first=Min("created_at"), last=Max("created_at"))
@@ -62,7 +62,8 @@ def test_default_run_fills_every_table_and_prints_logins(db):
     assert Order.history.filter(history_type="~", history_user_id=_user("officer").pk).exists()
     for line in ("admin / demo-admin-pass", "officer / demo-officer-pass", "auditor / demo"):
         assert line in out
-    assert ledger_verify(actor=None, reason="").checked == 1
+    # Six policies, one legal hold, the seed itself.
+    assert ledger_verify(actor=None, reason="").checked == 8
 
 
 def test_same_seed_same_data(db):
@@ -70,11 +71,11 @@ def test_same_seed_same_data(db):
     _seed(customers=15, seed=7, no_logins=True)
     first = _snapshot()
     for model in apps.get_app_config("shop").get_models():
-        model.objects.all()._raw_delete(model.objects.db)
+        model._base_manager.all()._raw_delete(model._base_manager.db)
     _seed(customers=15, seed=7, no_logins=True)
     assert _snapshot() == first
     for model in apps.get_app_config("shop").get_models():
-        model.objects.all()._raw_delete(model.objects.db)
+        model._base_manager.all()._raw_delete(model._base_manager.db)
     _seed(customers=15, seed=8, no_logins=True)
     assert _snapshot() != first
 
@@ -86,7 +87,7 @@ def test_rerun_adds_nothing(db):
     out = _seed(customers=5)
     assert "Demo data already present (5 customers): nothing added." in out
     assert _snapshot() == before
-    assert ledger_verify(actor=None, reason="").checked == 1
+    assert ledger_verify(actor=None, reason="").checked == 8
 
 
 def test_logins_have_their_roles(db, client):
@@ -120,3 +121,21 @@ def test_every_seeded_row_passes_model_validation(db):
             continue
         for obj in model.objects.all():
             obj.full_clean()
+
+
+def test_demo_has_the_seeds_retention_policies_deleted_customers_and_a_hold(db):
+    """Every retention page has something to show, and every policy is valid."""
+    from retention.models import LegalHold, RetentionPolicy
+    from retention.selectors import policy_validate
+    from retention.services import policy_purge
+
+    _seed(customers=12)
+    policies = list(RetentionPolicy.objects.all())
+    assert len(policies) == 6
+    for policy in policies:
+        policy_validate(policy)
+    assert Customer.deleted_objects.count() == 3
+    assert LegalHold.objects.filter(released_at__isnull=True).count() == 1
+    anonymise = RetentionPolicy.objects.get(name__startswith="Deleted customers")
+    assert policy_purge(policy=anonymise, actor=None).purged == 1  # the one deleted 45 days ago
+    assert policy_purge(policy=anonymise, actor=None).purged == 0  # already anonymised
