@@ -504,8 +504,12 @@ def _retention(rng: random.Random, customers, officer, today) -> None:
                 actor=officer,
                 reason="Demo data: customer closed the account",
             )
-            when = today - timedelta(days=days_ago)
-            Customer.all_objects.filter(pk=customer.pk).update(deleted_at=when)
+            # Backdated, with what the delete hid along with the customer.
+            deletion = Customer.all_objects.get(pk=customer.pk).deletion_id
+            for model in (Customer, Document):
+                model.all_objects.filter(deletion_id=deletion).update(
+                    deleted_at=today - timedelta(days=days_ago)
+                )
         held = rng.choice([c for c in customers if c not in gone])
         hold_place(
             record=held,
