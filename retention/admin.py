@@ -154,9 +154,9 @@ class SoftDeleteAdmin(ConfirmActionMixin, admin.ModelAdmin):
         if obj.deleted_at is None:
             return ""
         return format_html(
-            '<span class="deleted-marker" title="deleted by user #{}">Deleted {}</span>',
-            obj.deleted_by_id or "system",
+            '<span class="deleted-marker" title="{} by {}">Deleted</span>',
             obj.deleted_at.strftime("%Y-%m-%d %H:%M"),
+            f"user #{obj.deleted_by_id}" if obj.deleted_by_id else "the system",
         )
 
     def has_change_permission(self, request, obj=None):

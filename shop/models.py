@@ -5,6 +5,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -82,6 +83,12 @@ class Customer(SoftDeleteModel):
         ]
         indexes = [
             models.Index(fields=["name"], condition=NOT_DELETED, name="shop_customer_name_live"),
+            # The Deleted filter and the purge of deleted customers read only deleted rows.
+            models.Index(
+                fields=["deleted_at"],
+                condition=Q(deleted_at__isnull=False),
+                name="shop_customer_deleted",
+            ),
         ]
 
     save = _touching_save
