@@ -23,7 +23,7 @@ from compliance.registry import registry
 from versions.context import change_context, current
 from versions.models import LedgerAction
 from versions.services import ledger_append
-from versions.setbased import CHANGED, DELETED, history_record
+from versions.setbased import rows_delete_with_history, rows_update_with_history
 
 from . import config
 from .archive import archive_write
@@ -359,8 +359,7 @@ _PROGRESS_SECONDS = 2.0
 def _delete(model, batch) -> int:
     """Delete a batch: set-based when nothing depends on the model, else Django's cascade."""
     if not model._meta.related_objects:
-        history_record(batch, history_type=DELETED)
-        return batch._raw_delete(batch.db)
+        return rows_delete_with_history(batch)
     deleted, _ = models.QuerySet.delete(batch)
     return deleted
 
@@ -372,9 +371,7 @@ def _anonymise(model, batch) -> int:
         name: get_anonymiser(personal.anonymiser).expression(model._meta.get_field(name))
         for name, personal in entry.fields.items()
     }
-    done = batch.update(**values)
-    history_record(batch, history_type=CHANGED)
-    return done
+    return rows_update_with_history(batch, values)
 
 
 # Policies ------------------------------------------------------------------------------

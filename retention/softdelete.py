@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from versions.context import current
-from versions.setbased import CHANGED, history_record
+from versions.setbased import rows_update_with_history
 
 __all__ = [
     "NOT_DELETED",
@@ -68,10 +68,6 @@ class SoftDeleteQuerySet(models.QuerySet):
         hidden: dict[type[models.Model], int] = {}
         with transaction.atomic(using=self.db):
             _hide(self.model, self.filter(NOT_DELETED), values, hidden)
-            for model in hidden:
-                history_record(
-                    model.all_objects.filter(deletion_id=deletion_id), history_type=CHANGED
-                )
         return _counted(hidden)
 
     soft_delete.alters_data = True
@@ -179,8 +175,9 @@ def _counted(per_model):
 
 
 def _hide(model, queryset, values, hidden):
-    """UPDATE the live rows of `queryset`, then their dependants, all with one deletion id."""
-    updated = models.QuerySet.update(queryset.order_by(), **values)
+    """UPDATE the live rows of `queryset`, then their dependants, all with one deletion id;
+    each UPDATE writes its history rows with it."""
+    updated = rows_update_with_history(queryset, values)
     if not updated:
         return
     hidden[model] = hidden.get(model, 0) + updated
@@ -204,6 +201,5 @@ def _unhide(model, queryset, restored):
         )
         _unhide(dependant, dependants, restored)
     rows = model.all_objects.filter(pk__in=pks)
-    models.QuerySet.update(rows, deleted_at=None, deleted_by_id=None, deletion_id=None)
-    history_record(rows, history_type=CHANGED)
+    rows_update_with_history(rows, {"deleted_at": None, "deleted_by_id": None, "deletion_id": None})
     restored[model] = restored.get(model, 0) + len(pks)

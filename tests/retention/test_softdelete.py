@@ -36,8 +36,8 @@ def test_queryset_delete_is_one_update_per_model(db):
         Document.objects.create(owner=owner, title="b", content="y")
     with CaptureQueriesContext(connection) as queries:
         total, per_model = Customer.objects.filter(email__startswith="c").delete()
-    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
-    assert len(updates) == 2
+    updates = [q["sql"] for q in queries if "UPDATE " in q["sql"]]
+    assert len(updates) == 2  # customers, documents (with their history on PostgreSQL)
     assert (total, per_model) == (60, {"shop.Customer": 20, "shop.Document": 40})
     assert not Document.objects.exists()
 
