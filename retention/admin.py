@@ -10,6 +10,7 @@ from django.contrib.admin.utils import model_ngettext
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -256,7 +257,7 @@ def _target_label(content_type) -> str:
 class RetentionPolicyAdmin(TrackedHistoryAdmin):
     """Policies: validated on the form, each save a ledger entry; preview and run a purge."""
 
-    list_display = ["name", "target", "basis", "period", "action", "archive", "enabled", "last_run"]
+    list_display = ["name", "target_model", "period", "action", "last_run"]
     list_filter = ["enabled", "action", "archive"]
     search_fields = ["name"]
     actions = ["preview_purge", "run_now"]
@@ -273,20 +274,22 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
             return field
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    @admin.display(description="basis")
-    def basis(self, obj):
-        return obj.basis_field or "(registry default)"
+    @admin.display(description="model", ordering="target__model")
+    def target_model(self, obj):
+        return obj.target.model_class()._meta.label
 
     @admin.display(description="period")
     def period(self, obj):
-        return "keep forever" if obj.period_days is None else f"{obj.period_days} days"
+        if obj.period_days is None:
+            return "keep forever"
+        return f"{obj.period_days} day{'' if obj.period_days == 1 else 's'}"
 
     @admin.display(description="last run")
     def last_run(self, obj):
         run = obj.runs.exclude(status=PurgeRun.Status.DRY_RUN).first()
         if run is None:
             return "never"
-        return f"{run.started_at:%Y-%m-%d %H:%M}: {run.get_status_display()}, {run.purged} purged"
+        return f"{run.started_at:%Y-%m-%d}, {run.purged} {run.get_status_display().lower()}"
 
     def save_model(self, request, obj, form, change):
         policy_save(policy=obj, actor=request.user, reason="")
@@ -327,16 +330,22 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
 class PurgeRunAdmin(admin.ModelAdmin):
     """The run log, read-only for everyone: what each run removed, kept and left behind."""
 
-    list_display = ["policy", "started_at", "status", "purged", "archived", "held", "excluded",
-                    "backlog", "batches", "took"]  # fmt: skip
+    list_display = ["started", "policy_name", "status", "purged", "held", "backlog"]
     list_filter = ["status", "policy", "started_at"]
     date_hierarchy = "started_at"
     list_select_related = ["policy"]
     show_full_result_count = False
 
-    @admin.display(description="duration")
-    def took(self, obj):
-        return f"{obj.duration.total_seconds():.1f} s" if obj.duration else "-"
+    @admin.display(description="policy", ordering="policy__name")
+    def policy_name(self, obj):
+        # Wrapped in a narrow column, so the counts stay in view beside it.
+        return format_html(
+            '<span style="display:inline-block;max-width:14em">{}</span>', obj.policy
+        )
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj):
+        return f"{timezone.localtime(obj.started_at):%Y-%m-%d %H:%M}"
 
     def has_add_permission(self, request):
         return False

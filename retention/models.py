@@ -15,7 +15,7 @@ __all__ = ["BatchRange", "LegalHold", "PolicyAction", "PurgeRun", "RetentionPoli
 class PolicyAction(models.TextChoices):
     SOFT_DELETE = "soft_delete", "Soft delete"
     HARD_DELETE = "hard_delete", "Delete permanently"
-    ANONYMISE = "anonymise", "Anonymise the personal fields (per the registry)"
+    ANONYMISE = "anonymise", "Anonymise (per the registry)"
 
 
 class RetentionPolicy(models.Model):
