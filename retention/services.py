@@ -1,8 +1,9 @@
-"""Retention services: soft delete, restore and hard delete of records.
+"""Retention services: soft delete, restore and hard delete of rows; legal holds;
+retention policies and their purge.
 
-Each takes the acting user (None for the system) and a reason, checks the actor's
-permission, and runs in one transaction with its history rows (and, for a hard delete, its
-ledger entry).
+Each takes the acting user (`actor`, None for the system) and a `reason`, checks the actor's
+permission, and runs in one transaction with its history rows and, where the action is
+privileged (hard delete, holds, policy changes, purges), its ledger entry.
 """
 
 from __future__ import annotations
