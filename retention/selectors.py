@@ -9,7 +9,8 @@ from datetime import timedelta
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from compliance.registry import registry
@@ -21,6 +22,7 @@ __all__ = [
     "EXCLUSION_LOOKUPS",
     "PolicyScope",
     "held_q",
+    "protected_q",
     "policy_scope",
     "policy_targets",
     "policy_validate",
@@ -88,7 +90,8 @@ def policy_validate(policy: RetentionPolicy) -> None:
         errors["action"] = f"{model._meta.label} has no soft delete: choose another action."
     if policy.action == PolicyAction.ANONYMISE:
         entry = registry.get(_tracked_model(model))
-        if entry is None or not entry.fields:
+        present = {f.name for f in model._meta.concrete_fields}
+        if entry is None or not set(entry.fields) & present:
             errors["action"] = f"The registry declares no personal fields of {model._meta.label}."
     try:
         exclusions_q(model, policy.exclusions)
@@ -136,32 +139,73 @@ def exclusions_q(model, exclusions) -> Q:
     return q
 
 
-def held_q(model) -> Q:
-    """Rows of `model` kept by an active legal hold (on their subject or on themselves)."""
+def held_q(model, *, dependants: int = 2) -> Q:
+    """Rows of `model` kept by an active legal hold: on their subject, on themselves, or on a
+    row their deletion would cascade to (`dependants` levels down).
+
+    The holds are subqueries, not a list read once: every statement of a long purge sees
+    a hold placed while it runs.
+    """
     tracked = _tracked_model(model)
-    active = LegalHold.objects.filter(released_at__isnull=True)
-    q = Q(pk__in=[])
-    record_ids = list(
-        active.filter(content_type=ContentType.objects.get_for_model(tracked)).values_list(
-            "object_id", flat=True
-        )
-    )
-    if record_ids:
-        # History rows copy the record's key under its own name; live rows have it as pk.
-        key = tracked._meta.pk.attname if model is not tracked else "pk"
-        q |= Q(**{f"{key}__in": record_ids})
-    subject_model = registry.subject_model()
-    subject_ids = list(
-        active.filter(content_type=ContentType.objects.get_for_model(subject_model)).values_list(
-            "object_id", flat=True
-        )
-    )
+    # History rows copy the record's key under its own name; live rows have it as pk.
+    key = tracked._meta.pk.attname if model is not tracked else "pk"
+    q = Q(**{f"{key}__in": _held_keys(tracked)})
     entry = registry.get(tracked)
-    if subject_ids and entry is not None:
+    if entry is not None:
+        subject_keys = _held_keys(registry.subject_model())
         for path in entry.subject_paths:
             if path in ("pk", tracked._meta.pk.name):
-                path = tracked._meta.pk.attname if model is not tracked else "pk"
-            q |= Q(**{f"{path}__in": subject_ids})
+                path = key
+            q |= Q(**{f"{path}__in": subject_keys})
+    if dependants and model is tracked:
+        for dependant, field in _cascades(model):
+            below = dependant._base_manager.filter(
+                held_q(dependant, dependants=dependants - 1), **{field.name: OuterRef("pk")}
+            )
+            q |= Q(Exists(below))
+    return q
+
+
+def _held_keys(model):
+    """The keys of `model`'s rows under an active hold, as a subquery of the model's key type."""
+    pk = model._meta.pk
+    key_type = models.BigIntegerField() if isinstance(pk, models.IntegerField) else type(pk)()
+    return (
+        LegalHold.objects.filter(
+            released_at__isnull=True, content_type=ContentType.objects.get_for_model(model)
+        )
+        .annotate(key=Cast("object_id", output_field=key_type))
+        .values("key")
+    )
+
+
+def _cascades(model):
+    """(dependant model, foreign key) of every registered model a delete of `model` cascades to."""
+    for relation in model._meta.get_fields(include_hidden=True):
+        if (
+            (relation.one_to_many or relation.one_to_one)
+            and relation.auto_created
+            and not relation.concrete
+            and relation.on_delete is models.CASCADE
+            and registry.is_registered(relation.related_model)
+        ):
+            yield relation.related_model, relation.field
+
+
+def protected_q(model) -> Q:
+    """Rows of `model` that other rows keep with PROTECT or RESTRICT: deleting them would fail."""
+    q = Q(pk__in=[])
+    for relation in model._meta.get_fields(include_hidden=True):
+        if (
+            (relation.one_to_many or relation.one_to_one)
+            and relation.auto_created
+            and not relation.concrete
+            and relation.on_delete in (models.PROTECT, models.RESTRICT)
+        ):
+            referrers = relation.related_model._base_manager.filter(
+                **{relation.field.name: OuterRef("pk")}
+            )
+            q |= Q(Exists(referrers))
     return q
 
 
@@ -191,6 +235,9 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
         manager = model._default_manager
     expired = manager.filter(**{f"{basis}__lt": cutoff})
     exclusions = exclusions_q(model, policy.exclusions)
+    if policy.action == PolicyAction.HARD_DELETE:
+        # Rows other records keep (an order keeps its customer) are left, counted as excluded.
+        exclusions |= protected_q(model)
     excluded = expired.filter(exclusions) if exclusions else expired.none()
     kept = expired.exclude(exclusions) if exclusions else expired
     held = held_q(model)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
@@ -94,7 +94,15 @@ def rows_restore(*, queryset, actor, reason: str) -> RowsResult:
     with change_context(user=actor, reason=reason), transaction.atomic():
         _refuse_deleted_parents(model, deleted)
         _refuse_unique_clashes(model, deleted)
-        total, per_model = deleted.restore()
+        try:
+            with transaction.atomic():
+                total, per_model = deleted.restore()
+        except IntegrityError as exc:
+            raise RetentionRefused(
+                f"Cannot restore these {model._meta.verbose_name_plural} together: they (or "
+                "rows restored with them) would share a value that must be unique. Restore "
+                "them one at a time, changing the clashing value first."
+            ) from exc
     return RowsResult(total, per_model)
 
 
@@ -104,13 +112,14 @@ def rows_hard_delete(*, queryset, actor, reason: str) -> RowsResult:
     _require(actor, model, "hard_delete" if is_soft_delete_model(model) else "delete")
     manager = model.all_objects if is_soft_delete_model(model) else model._base_manager
     rows = manager.filter(pk__in=queryset.values("pk"))
-    held = rows.filter(held_q(model)).count()
-    if held:
-        raise RetentionRefused(
-            f"{held} of these {model._meta.verbose_name_plural} are under a legal hold and are "
-            "never deleted: release the hold first, or leave them out."
-        )
     with change_context(user=actor, reason=reason), transaction.atomic():
+        # Checked in the delete's transaction; held_q covers rows the cascade would reach.
+        held = rows.filter(held_q(model)).count()
+        if held:
+            raise RetentionRefused(
+                f"{held} of these {model._meta.verbose_name_plural} are under a legal hold, "
+                "or something they hold together is: release the hold first, or leave them out."
+            )
         try:
             total, per_model = models.QuerySet.delete(rows)
         except (ProtectedError, RestrictedError) as exc:
@@ -276,20 +285,20 @@ def policy_purge(
         run.backlog = run.eligible
         run.status = PurgeRun.Status.DRY_RUN if dry_run else PurgeRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
-        run.save()
+        with transaction.atomic():
+            run.save()
+            if not dry_run:  # a policy that keeps rows forever: run, nothing to remove
+                _ledger_run(run, actor, reason, model=policy.target.model_class())
         return run
     run.save()
-    batch_seconds: list[float] = []
-
-    def committed(report):
-        batch_seconds[:] = report.batch_seconds
+    apply, committed, batch_seconds = _purge_batch(policy, scope.model, run)
 
     with change_context(user=actor, reason=reason or f"Retention policy: {policy.name}"):
         try:
             report = batches_run(
                 job=f"purge:policy:{policy.pk}",
                 queryset=scope.eligible,
-                apply=_purge_batch(policy, scope.model, run),
+                apply=apply,
                 batch_size=batch_size,
                 max_seconds=max_seconds,
                 max_rows=max_rows,
@@ -309,57 +318,83 @@ def policy_purge(
         run.finished_at = timezone.now()
         with transaction.atomic():
             run.save()
-            ledger_append(
-                action=LedgerAction.PURGE,
-                actor=actor,
-                reason=reason or f"Retention policy: {policy.name}",
-                target=f"policy:{policy.name}",
-                counts={
-                    "purged": run.purged,
-                    "archived": run.archived,
-                    "held": run.held,
-                    "excluded": run.excluded,
-                    "backlog": run.backlog,
-                },
-                details={"run": run.pk, "status": run.status, "model": scope.model._meta.label},
-            )
+            _ledger_run(run, actor, reason, model=scope.model)
     return run
+
+
+def _ledger_run(run: PurgeRun, actor, reason: str, *, model) -> None:
+    policy = run.policy
+    ledger_append(
+        action=LedgerAction.PURGE,
+        actor=actor,
+        reason=reason or f"Retention policy: {policy.name}",
+        target=f"policy:{policy.name}",
+        counts={
+            "purged": run.purged,
+            "archived": run.archived,
+            "held": run.held,
+            "excluded": run.excluded,
+            "backlog": run.backlog,
+        },
+        details={"run": run.pk, "status": run.status, "model": model._meta.label},
+    )
 
 
 def _purge_batch(policy, model, run):
     """What one batch does, inside its transaction: archive, then delete or anonymise."""
 
     def apply(batch):
+        archives = []
         if policy.archive:
+            # One snapshot of the batch's rows, locked: what is archived is what goes.
+            keys = list(batch.select_for_update().values_list("pk", flat=True))
+            batch = model._base_manager.filter(pk__in=keys)
             name = f"{policy.pk}-{slugify(policy.name)}/run-{run.pk}-batch-{run.batches + 1:06d}"
             written = archive_write(batch, config.archive_dir() / f"{name}.jsonl.gz")
-            run.archives.append({**written, "file": f"{name}.jsonl.gz"})
-            run.archived += written["rows"]
+            archives.append({**written, "file": f"{name}.jsonl.gz"})
         if policy.action == PolicyAction.SOFT_DELETE:
             done, _ = model.all_objects.filter(pk__in=batch.values("pk")).delete()
         elif policy.action == PolicyAction.ANONYMISE:
             done = _anonymise(model, batch)
         else:
             done = _delete(model, batch)
-        run.purged += done
-        run.batches += 1
-        # The run log follows the work: with every archived batch (its file must be listed
-        # with the delete it backs), else every few seconds; the ranges table has the rest.
+        pending[:] = [done, archives]
+        # The run log follows the work, in the batch's transaction: with every archived
+        # batch (its file is listed with the delete it backs), else every few seconds.
         if policy.archive or time.monotonic() - saved[0] >= _PROGRESS_SECONDS:
-            run.save(update_fields=["purged", "archived", "archives", "batches"])
+            PurgeRun.objects.filter(pk=run.pk).update(
+                purged=run.purged + done,
+                archived=run.archived + sum(a["rows"] for a in archives),
+                archives=run.archives + archives,
+                batches=run.batches + 1,
+            )
             saved[0] = time.monotonic()
         return {"purged": done}
 
-    saved = [time.monotonic()]
-    return apply
+    def committed(report):
+        """After a batch commits: only then does the run in memory count it."""
+        done, archives = pending
+        run.purged += done
+        run.archives += archives
+        run.archived += sum(a["rows"] for a in archives)
+        run.batches += 1
+        batch_seconds[:] = report.batch_seconds
+
+    saved, pending, batch_seconds = [time.monotonic()], [0, []], []
+    return apply, committed, batch_seconds
 
 
 _PROGRESS_SECONDS = 2.0
 
 
 def _delete(model, batch) -> int:
-    """Delete a batch: set-based when nothing depends on the model, else Django's cascade."""
-    if not model._meta.related_objects:
+    """Delete a batch: set-based when nothing refers to the model, else Django's cascade."""
+    referred = any(
+        relation.on_delete is not models.DO_NOTHING
+        for relation in model._meta.get_fields(include_hidden=True)
+        if relation.auto_created and not relation.concrete and relation.is_relation
+    )
+    if not referred:
         return rows_delete_with_history(batch)
     deleted, _ = models.QuerySet.delete(batch)
     return deleted
@@ -368,9 +403,11 @@ def _delete(model, batch) -> int:
 def _anonymise(model, batch) -> int:
     """Anonymise the registry's personal fields of a batch, set-based, with history."""
     entry = registry.get(getattr(model, "instance_type", model))
+    present = {f.name for f in model._meta.concrete_fields}
     values = {
         name: get_anonymiser(personal.anonymiser).expression(model._meta.get_field(name))
         for name, personal in entry.fields.items()
+        if name in present  # history tables may exclude a field (a session's token)
     }
     return rows_update_with_history(batch, values)
 
@@ -401,7 +438,8 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
                 "action": policy.action,
                 "archive": policy.archive,
                 "enabled": policy.enabled,
-                "exclusions": policy.exclusions,
+                # Which fields and lookups, never the values (they may name a person).
+                "exclusions": [f"{e['field']}__{e['lookup']}" for e in policy.exclusions],
             },
         )
     return policy

@@ -4,6 +4,8 @@ import logging
 
 from celery import shared_task
 
+from versions.context import current
+
 from .models import RetentionPolicy
 from .services import policy_purge
 
@@ -14,7 +16,9 @@ logger = logging.getLogger(__name__)
 def purge_policy(policy_id: int, max_seconds: float | None = None) -> dict:
     """Run one policy's purge; several of these may share a policy (SKIP LOCKED)."""
     run = policy_purge(
-        policy=RetentionPolicy.objects.get(pk=policy_id), actor=None, max_seconds=max_seconds
+        policy=RetentionPolicy.objects.get(pk=policy_id),
+        actor=current().authenticated_user,  # who queued it ("Run now"); None for beat
+        max_seconds=max_seconds,
     )
     if run.status == run.Status.FAILED:
         logger.error("purge of policy %s failed: %s", run.policy, run.error)

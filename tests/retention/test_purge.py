@@ -18,7 +18,7 @@ from retention.archive import archive_verify
 from retention.models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from retention.selectors import policy_validate
 from retention.services import hold_place, hold_release, policy_purge
-from shop.models import AnalyticsEvent, Customer, Session
+from shop.models import AnalyticsEvent, Customer, Document, Session
 from versions.context import change_context
 from versions.models import LedgerEntry
 
@@ -178,6 +178,8 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continu
     policy = _policy(Session, archive=True)
     failed = policy_purge(policy=policy, actor=None, batch_size=2)
     assert (failed.status, failed.purged, failed.backlog) == ("failed", 4, 2)
+    # The failed batch's archive was written, but its delete rolled back: not counted.
+    assert failed.archived == 4 and len(failed.archives) == 2
     assert "disk gone" in failed.error
     archived = {row["fields"]["id"] for row in _archived(archive_dir)}
     deleted = set(Session.history.filter(history_type="-").values_list("id", flat=True))
@@ -335,3 +337,79 @@ def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactiona
     assert errors == []
     assert (runs[0].status, runs[0].purged) == ("succeeded", 300)
     assert Session.objects.filter(created_at__gte=NEW - timedelta(minutes=1)).count() >= 20
+
+
+def test_a_hold_on_a_dependant_keeps_its_parent_from_the_purge(db):
+    """A held document keeps its (deleted, expired) owner: the cascade would take it."""
+    owner = Customer.objects.create(email="held-doc@example.org", name="Owner", created_at=OLD)
+    document = Document.objects.create(owner=owner, title="Contract", content="evidence")
+    hold_place(record=document, reason="litigation", ground="art17_3_e", actor=None)
+    run = policy_purge(policy=_policy(Customer, name="customers"), actor=None)
+    assert (run.purged, run.held) == (0, 1)
+    assert Document.all_objects.filter(pk=document.pk).exists()
+
+
+def test_a_hold_placed_during_a_run_is_honoured_by_its_next_batches(customer, monkeypatch):
+    """The hold is read by every batch's statements, not once at the start."""
+    first, second = (
+        _sessions(customer, OLD, 1)[0],
+        _sessions(Customer.objects.create(email="later@example.org", name="Later"), OLD, 1)[0],
+    )
+    real_delete = services._delete
+
+    def delete_then_hold(model, batch):
+        done = real_delete(model, batch)
+        if not LegalHold.objects.exists():
+            hold_place(record=second.customer, reason="new claim", ground="art17_3_e", actor=None)
+        return done
+
+    monkeypatch.setattr(services, "_delete", delete_then_hold)
+    run = policy_purge(policy=_policy(Session), actor=None, batch_size=1)
+    assert not Session.objects.filter(pk=first.pk).exists()
+    assert Session.objects.filter(pk=second.pk).exists() and run.purged == 1
+
+
+def test_rows_other_records_protect_are_left_and_the_rest_purged(customer):
+    """An order protects its customer: that customer stays (excluded), the other goes."""
+    from decimal import Decimal
+
+    from shop.models import Order
+
+    protected = Customer.objects.create(email="orders@example.org", name="Buyer", created_at=OLD)
+    Order.objects.create(
+        customer=protected, number="B-1", total=Decimal("1.00"), shipping_name="B",
+        shipping_address="1 Road", shipping_postcode="N1", shipping_city="London",
+        shipping_country="GB",
+    )  # fmt: skip
+    free = Customer.objects.create(email="free@example.org", name="Free", created_at=OLD)
+    policy = _policy(Customer, name="customers")
+    run = policy_purge(policy=policy, actor=None, batch_size=1)
+    assert (run.status, run.purged, run.excluded) == ("succeeded", 1, 1)
+    assert Customer.all_objects.filter(pk=protected.pk).exists()
+    assert not Customer.all_objects.filter(pk=free.pk).exists()
+
+
+def test_an_anonymise_policy_on_a_history_table_skips_fields_history_does_not_keep(customer):
+    """Session history has no token (excluded from history): the policy still runs."""
+    _sessions(customer, NEW, 1)
+    Session.history.update(history_date=OLD)
+    policy = _policy(Session.history.model, name="session history", action=PolicyAction.ANONYMISE)
+    run = policy_purge(policy=policy, actor=None)
+    assert (run.status, run.purged) == ("succeeded", 1)
+    assert set(Session.history.values_list("user_agent", flat=True)) == {"[redacted]"}
+
+
+def test_policy_changes_never_put_exclusion_values_in_the_ledger(db):
+    """The ledger names the excluded field and lookup, not the value (it may be personal)."""
+    from retention.services import policy_save
+
+    policy = RetentionPolicy(
+        name="events",
+        target=ContentType.objects.get_for_model(AnalyticsEvent),
+        period_days=30,
+        exclusions=[{"field": "name", "lookup": "exact", "value": "ada@example.org"}],
+    )
+    policy_save(policy=policy, actor=None, reason="")
+    entry = LedgerEntry.objects.get(action="policy_change")
+    assert entry.details["exclusions"] == ["name__exact"]
+    assert "ada@example.org" not in str(entry.details)

@@ -86,3 +86,26 @@ def test_hard_delete_of_a_customer_with_orders_is_refused_clearly(db, customer):
         rows_hard_delete(queryset=_all(Customer, customer.pk), actor=None, reason="")
     assert Customer.all_objects.filter(pk=customer.pk).exists()
     assert not LedgerEntry.objects.exists()
+
+
+def test_a_hold_on_a_document_refuses_the_hard_delete_of_its_owner(db, customer):
+    """The cascade would take the held document: refused, nothing deleted."""
+    from retention.services import hold_place
+
+    document = Document.objects.create(owner=customer, title="Contract", content="evidence")
+    hold_place(record=document, reason="litigation", ground="art17_3_e", actor=None)
+    with pytest.raises(RetentionRefused, match="under a legal hold"):
+        rows_hard_delete(queryset=_all(Customer, customer.pk), actor=None, reason="")
+    assert Document.all_objects.filter(pk=document.pk).exists()
+
+
+def test_restoring_two_customers_with_one_email_is_refused_clearly(db):
+    """Both deleted with the same email: restoring both at once is refused, not a 500."""
+    first = Customer.objects.create(email="twice@example.org", name="One")
+    first.delete()
+    second = Customer.objects.create(email="twice@example.org", name="Two")
+    second.delete()
+    both = Customer.all_objects.filter(pk__in=[first.pk, second.pk])
+    with pytest.raises(RetentionRefused, match="would share a value that must be unique"):
+        rows_restore(queryset=both, actor=None, reason="")
+    assert Customer.deleted_objects.count() == 2

@@ -1,3 +1,4 @@
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 
 from retention.models import RetentionPolicy
@@ -55,7 +56,7 @@ class Command(ComplianceCommand):
                     batch_size=batch_size,
                     max_seconds=max_seconds,
                 )
-            except RetentionRefused as exc:
+            except (RetentionRefused, PermissionDenied) as exc:
                 failed.append(item.name)
                 self.stderr.write(str(exc))
                 continue
