@@ -22,6 +22,7 @@ __all__ = [
     "EXCLUSION_LOOKUPS",
     "PolicyScope",
     "held_q",
+    "holds_active",
     "protected_q",
     "policy_scope",
     "policy_targets",
@@ -240,12 +241,13 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
         exclusions |= protected_q(model)
     excluded = expired.filter(exclusions) if exclusions else expired.none()
     kept = expired.exclude(exclusions) if exclusions else expired
+    if not holds_active():
+        # No hold anywhere: no hold subqueries (a purge re-checks before each batch).
+        return PolicyScope(model, cutoff, expired, excluded, kept.none(), kept)
     held = held_q(model)
-    return PolicyScope(
-        model=model,
-        cutoff=cutoff,
-        expired=expired,
-        excluded=excluded,
-        held=kept.filter(held),
-        eligible=kept.exclude(held),
-    )
+    return PolicyScope(model, cutoff, expired, excluded, kept.filter(held), kept.exclude(held))
+
+
+def holds_active() -> bool:
+    """Whether any legal hold is in force (one index lookup)."""
+    return LegalHold.objects.filter(released_at__isnull=True).exists()

@@ -30,7 +30,7 @@ from . import config
 from .archive import archive_write
 from .engine import batches_planned, batches_run
 from .models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
-from .selectors import held_q, policy_scope, policy_validate
+from .selectors import held_q, holds_active, policy_scope, policy_validate
 from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
 
 __all__ = [
@@ -344,6 +344,8 @@ def _purge_batch(policy, model, run):
     """What one batch does, inside its transaction: archive, then delete or anonymise."""
 
     def apply(batch):
+        if not holds_at_start and holds_active():
+            batch = batch.exclude(held_q(model))  # a hold placed since the run started
         archives = []
         if policy.archive:
             # One snapshot of the batch's rows, locked: what is archived is what goes.
@@ -381,6 +383,7 @@ def _purge_batch(policy, model, run):
         batch_seconds[:] = report.batch_seconds
 
     saved, pending, batch_seconds = [time.monotonic()], [0, []], []
+    holds_at_start = holds_active()  # then the scope itself leaves held rows out
     return apply, committed, batch_seconds
 
 
