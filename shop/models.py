@@ -83,11 +83,17 @@ class Customer(SoftDeleteModel):
         ]
         indexes = [
             models.Index(fields=["name"], condition=NOT_DELETED, name="shop_customer_name_live"),
-            # The Deleted filter and the purge of deleted customers read only deleted rows.
+            # The Deleted filter and the purge of deleted customers read only deleted rows;
+            # a restore and a cascade find what one delete hid by its deletion id.
             models.Index(
                 fields=["deleted_at"],
                 condition=Q(deleted_at__isnull=False),
                 name="shop_customer_deleted",
+            ),
+            models.Index(
+                fields=["deletion_id"],
+                condition=Q(deletion_id__isnull=False),
+                name="shop_customer_deletion",
             ),
         ]
 
@@ -255,6 +261,11 @@ class Document(SoftDeleteModel):
         indexes = [
             models.Index(
                 fields=["owner", "-updated_at"], condition=NOT_DELETED, name="shop_document_live"
+            ),
+            models.Index(
+                fields=["deletion_id"],
+                condition=Q(deletion_id__isnull=False),
+                name="shop_document_deletion",
             ),
         ]
 
