@@ -90,11 +90,22 @@ class LegalHold(models.Model):
         PUBLIC_HEALTH = "art17_3_c", "Art. 17(3)(c): public health"
         ARCHIVING = "art17_3_d", "Art. 17(3)(d): archiving, research or statistics"
         LEGAL_CLAIMS = "art17_3_e", "Art. 17(3)(e): legal claims"
+        # A restriction of processing (Art. 18) keeps the rows exactly as a hold does, and
+        # also refuses changes to them unless an officer gives a reason.
+        ACCURACY_CONTESTED = "art18_1_a", "Art. 18(1)(a): restriction, accuracy contested"
+        UNLAWFUL_KEPT = "art18_1_b", "Art. 18(1)(b): restriction, unlawful but not to be erased"
+        NEEDED_FOR_CLAIMS = "art18_1_c", "Art. 18(1)(c): restriction, subject needs it for claims"
+        OBJECTION_PENDING = "art18_1_d", "Art. 18(1)(d): restriction, objection being verified"
 
     content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
     object_id = models.CharField(max_length=64)
     reason = models.TextField()
     ground = models.CharField(max_length=20, choices=Ground.choices)
+    requested_by = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Who asked for it: the data subject, a court, counsel, a regulator.",
+    )
     placed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -132,6 +143,14 @@ class LegalHold(models.Model):
     @property
     def is_active(self) -> bool:
         return self.released_at is None
+
+    @property
+    def is_restriction(self) -> bool:
+        """A restriction of processing (Art. 18) rather than a hold for a legal ground."""
+        return self.ground in RESTRICTION_GROUNDS
+
+
+RESTRICTION_GROUNDS = frozenset(g for g in LegalHold.Ground.values if g.startswith("art18"))
 
 
 class PurgeRun(models.Model):
