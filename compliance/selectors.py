@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Cast
 
 from versions.setbased import history_model_of
 
@@ -16,10 +18,13 @@ from .registry import Category, Erasure, ModelPrivacy, registry
 __all__ = [
     "InventoryField",
     "InventoryRow",
+    "OverviewModel",
+    "SubjectOverview",
     "SubjectAmbiguous",
     "SubjectRows",
     "inventory",
     "subject_find",
+    "subject_overview",
     "subject_q",
     "subject_walk",
 ]
@@ -176,3 +181,77 @@ def subject_find(identifier: str):
 
 class SubjectAmbiguous(LookupError):
     """An identifier that matches more than one subject."""
+
+
+@dataclass(frozen=True)
+class OverviewModel:
+    """What the subject overview shows of one registered model."""
+
+    entry: ModelPrivacy
+    total: int
+    #: Soft-deleted rows among `total` (None for a model without soft delete).
+    deleted: int | None
+    #: History rows holding the subject's data (None for an untracked model).
+    history: int | None
+    #: The first rows, to link to.
+    rows: list
+    #: Active holds and restrictions on one of these rows.
+    holds: list
+
+    @property
+    def verbose_name(self) -> str:
+        return str(self.entry.model._meta.verbose_name_plural).capitalize()
+
+    @property
+    def erasure(self) -> str:
+        return Erasure(self.entry.erasure).label
+
+
+@dataclass(frozen=True)
+class SubjectOverview:
+    subject: models.Model
+    models: list[OverviewModel]
+    #: Active holds and restrictions on the subject as a whole.
+    holds: list
+
+    @property
+    def restrictions(self) -> list:
+        return [hold for hold in self.holds if hold.is_restriction]
+
+    @property
+    def history_total(self) -> int:
+        return sum(model.history or 0 for model in self.models)
+
+
+def subject_overview(subject, *, rows_shown: int = 10) -> SubjectOverview:
+    """Everything the registry finds about `subject`: the subject walk, counted, with holds."""
+    from retention.models import LegalHold
+    from retention.selectors import subject_holds
+    from retention.softdelete import is_soft_delete_model
+
+    shown = []
+    for walked in subject_walk(subject):
+        model = walked.model
+        key = Cast("pk", output_field=models.CharField())
+        holds = LegalHold.objects.filter(
+            released_at__isnull=True,
+            content_type=ContentType.objects.get_for_model(model),
+            object_id__in=walked.rows.annotate(key=key).values("key"),
+        ).order_by("placed_at")
+        shown.append(
+            OverviewModel(
+                entry=walked.entry,
+                total=walked.rows.count(),
+                deleted=(
+                    walked.rows.filter(deleted_at__isnull=False).count()
+                    if is_soft_delete_model(model)
+                    else None
+                ),
+                history=None if walked.history is None else walked.history.count(),
+                rows=list(walked.rows[:rows_shown]),
+                holds=list(holds),
+            )
+        )
+    return SubjectOverview(
+        subject=subject, models=shown, holds=list(subject_holds(subject).order_by("placed_at"))
+    )

@@ -3,15 +3,20 @@ registry's rules (ledgered deletes, read-only retention dates) on every model ad
 
 import csv
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
+
+from retention.models import LegalHold
+from retention.services import RetentionRefused, hold_place, hold_release
 
 from .admin import with_registry_rules
+from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
 from .registry import registry
-from .selectors import inventory
+from .selectors import SubjectAmbiguous, inventory, subject_find, subject_overview
 
 __all__ = ["ComplianceAdminSite"]
 
@@ -40,8 +45,161 @@ class ComplianceAdminSite(admin.AdminSite):
                 self.admin_view(self.inventory_view),
                 name="compliance_inventory",
             ),
+            path(
+                "compliance/subjects/",
+                self.admin_view(self.subject_search_view),
+                name="compliance_subject_search",
+            ),
+            path(
+                "compliance/subjects/<str:subject_id>/",
+                self.admin_view(self.subject_overview_view),
+                name="compliance_subject_overview",
+            ),
+            path(
+                "compliance/subjects/<str:subject_id>/restrict/",
+                self.admin_view(self.subject_restrict_view),
+                name="compliance_subject_restrict",
+            ),
+            path(
+                "compliance/restrictions/<int:hold_id>/lift/",
+                self.admin_view(self.restriction_lift_view),
+                name="compliance_restriction_lift",
+            ),
             *super().get_urls(),
         ]
+
+    # Data subjects --------------------------------------------------------------------
+
+    def can_view_subjects(self, request) -> bool:
+        """Whoever may view the subject model may see what is held about a subject."""
+        opts = registry.subject_model()._meta
+        return request.user.has_perm(f"{opts.app_label}.view_{opts.model_name}")
+
+    def _subject(self, request, subject_id):
+        if not self.can_view_subjects(request):
+            raise PermissionDenied
+        model = registry.subject_model()
+        try:
+            return get_object_or_404(model._base_manager, pk=subject_id)
+        except (ValueError, TypeError) as exc:
+            raise Http404(f"No {model._meta.verbose_name} with id {subject_id!r}.") from exc
+
+    def subject_search_view(self, request):
+        """Find a data subject by email or id, then open their overview."""
+        if not self.can_view_subjects(request):
+            raise PermissionDenied
+        form = SubjectSearchForm(request.GET or None)
+        if form.is_valid():
+            try:
+                subject = subject_find(form.cleaned_data["q"])
+            except SubjectAmbiguous as exc:
+                form.add_error("q", str(exc))
+            else:
+                if subject is not None:
+                    return HttpResponseRedirect(self._overview_url(subject.pk))
+                form.add_error(
+                    "q",
+                    f"No {registry.subject_model()._meta.verbose_name} has this email or id.",
+                )
+        context = {
+            **self.each_context(request),
+            "title": "Find a data subject",
+            "form": form,
+            "subject_opts": registry.subject_model()._meta,
+        }
+        return TemplateResponse(request, "admin/compliance/subject_search.html", context)
+
+    def _overview_url(self, subject_id) -> str:
+        return reverse(
+            "admin:compliance_subject_overview", args=[subject_id], current_app=self.name
+        )
+
+    def subject_overview_view(self, request, subject_id):
+        """Everything the registry finds about one person, with links, holds and history."""
+        subject = self._subject(request, subject_id)
+        overview = subject_overview(subject)
+        context = {
+            **self.each_context(request),
+            "title": f"Data subject: {subject}",
+            "overview": overview,
+            "subject_opts": type(subject)._meta,
+            "sections": [
+                (model, [(row, self._change_url(row)) for row in model.rows])
+                for model in overview.models
+            ],
+            "can_restrict": request.user.has_perm("retention.add_legalhold"),
+            "can_lift": request.user.has_perm("retention.change_legalhold"),
+        }
+        return TemplateResponse(request, "admin/compliance/subject_overview.html", context)
+
+    def _change_url(self, row) -> str | None:
+        """The row's admin page, None when it has no admin."""
+        opts = row._meta
+        try:
+            return reverse(
+                f"admin:{opts.app_label}_{opts.model_name}_change",
+                args=[row.pk],
+                current_app=self.name,
+            )
+        except NoReverseMatch:
+            return None
+
+    def subject_restrict_view(self, request, subject_id):
+        """Restrict the processing of a subject's data (Art. 18)."""
+        subject = self._subject(request, subject_id)
+        if not request.user.has_perm("retention.add_legalhold"):
+            raise PermissionDenied
+        form = RestrictionForm(request.POST or None)
+        if form.is_valid():
+            try:
+                hold_place(record=subject, actor=request.user, **form.cleaned_data)
+            except RetentionRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request,
+                    f"Processing of {subject} is restricted: their rows are kept out of "
+                    "purges and erasures, and changes to them need a reason.",
+                )
+                return HttpResponseRedirect(self._overview_url(subject.pk))
+        context = {
+            **self.each_context(request),
+            "title": f"Restrict processing of {subject}",
+            "subject": subject,
+            "subject_opts": type(subject)._meta,
+            "form": form,
+            "overview_url": self._overview_url(subject.pk),
+        }
+        return TemplateResponse(request, "admin/compliance/restriction_form.html", context)
+
+    def restriction_lift_view(self, request, hold_id):
+        """Lift a restriction: a confirmation with a reason, then a ledger entry."""
+        if not request.user.has_perm("retention.change_legalhold"):
+            raise PermissionDenied
+        hold = get_object_or_404(LegalHold, pk=hold_id, released_at__isnull=True)
+        if not hold.is_restriction:
+            raise Http404("Not an active restriction.")
+        subject_model = registry.subject_model()
+        subject_id = hold.object_id if hold.content_type.model_class() is subject_model else None
+        form = RestrictionLiftForm(request.POST or None)
+        if form.is_valid():
+            try:
+                hold_release(hold=hold, reason=form.cleaned_data["reason"], actor=request.user)
+            except RetentionRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "The restriction is lifted.")
+                return HttpResponseRedirect(
+                    self._overview_url(subject_id) if subject_id else reverse("admin:index")
+                )
+        context = {
+            **self.each_context(request),
+            "title": "Lift the restriction",
+            "hold": hold,
+            "form": form,
+            "overview_url": self._overview_url(subject_id) if subject_id else None,
+        }
+        return TemplateResponse(request, "admin/compliance/restriction_lift.html", context)
 
     def can_view_inventory(self, request) -> bool:
         """Whoever may view a model of the registry may see how the registry classifies it."""
@@ -67,31 +225,36 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def get_app_list(self, request, app_label=None):
         app_list = super().get_app_list(request, app_label)
-        if app_label not in (None, "compliance") or not self.can_view_inventory(request):
+        pages = []
+        if self.can_view_inventory(request):
+            pages.append(("Personal-data inventory", "Inventory", "compliance_inventory"))
+        if self.can_view_subjects(request):
+            pages.append(("Data subjects", "Subjects", "compliance_subject_search"))
+        if app_label not in (None, "compliance") or not pages:
             return app_list
-        url = reverse("admin:compliance_inventory", current_app=self.name)
         app = next((a for a in app_list if a["app_label"] == "compliance"), None)
         if app is None:
             app = {
                 "name": "Compliance",
                 "app_label": "compliance",
-                "app_url": url,
+                "app_url": reverse(f"admin:{pages[0][2]}", current_app=self.name),
                 "has_module_perms": True,
                 "models": [],
             }
             app_list.append(app)
             app_list.sort(key=lambda a: a["name"].lower())
-        app["models"].insert(
-            0,
-            {
-                "name": "Personal-data inventory",
-                "object_name": "Inventory",
-                "admin_url": url,
-                "add_url": None,
-                "view_only": True,
-                "perms": {"view": True},
-            },
-        )
+        for position, (name, object_name, url_name) in enumerate(pages):
+            app["models"].insert(
+                position,
+                {
+                    "name": name,
+                    "object_name": object_name,
+                    "admin_url": reverse(f"admin:{url_name}", current_app=self.name),
+                    "add_url": None,
+                    "view_only": True,
+                    "perms": {"view": True},
+                },
+            )
         return app_list
 
 

@@ -17,7 +17,7 @@ from django.utils.text import capfirst
 from compliance.registry import registry
 from versions.admin import TrackedHistoryAdmin
 
-from .models import LegalHold, PurgeRun, RetentionPolicy
+from .models import RESTRICTION_GROUNDS, LegalHold, PurgeRun, RetentionPolicy
 from .selectors import policy_targets
 from .services import (
     RetentionRefused,
@@ -362,7 +362,7 @@ class LegalHoldForm(forms.ModelForm):
 
     class Meta:
         model = LegalHold
-        fields = ["content_type", "object_id", "ground", "reason"]
+        fields = ["content_type", "object_id", "ground", "requested_by", "reason"]
         labels = {"content_type": "Kind of record", "object_id": "Record id"}
 
     def clean(self):
@@ -375,6 +375,10 @@ class LegalHoldForm(forms.ModelForm):
                 raise forms.ValidationError(
                     f"There is no {model._meta.verbose_name} with id {object_id}."
                 )
+        if data.get("ground") in RESTRICTION_GROUNDS and not data.get("requested_by", "").strip():
+            self.add_error(
+                "requested_by", "Say who asked for the restriction (the data subject, a court, …)."
+            )
         return data
 
 
@@ -384,7 +388,7 @@ class LegalHoldAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
     A hold is evidence: it is never edited or deleted."""
 
     form = LegalHoldForm
-    list_display = ["__str__", "ground", "placed_at", "placed_by", "released_at", "active"]
+    list_display = ["__str__", "kind", "ground", "placed_at", "placed_by", "released_at", "active"]
     list_filter = [("released_at", admin.EmptyFieldListFilter), "ground"]
     search_fields = ["object_id", "reason"]
     actions = ["release_selected"]
@@ -392,6 +396,10 @@ class LegalHoldAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
     @admin.display(boolean=True, description="active")
     def active(self, obj):
         return obj.is_active
+
+    @admin.display(description="kind")
+    def kind(self, obj):
+        return "Restriction (Art. 18)" if obj.is_restriction else "Legal hold"
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "content_type":
@@ -402,8 +410,8 @@ class LegalHoldAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return super().get_fields(request, obj)
-        return ["content_type", "object_id", "ground", "reason", "placed_by", "placed_at",
-                "released_by", "released_at", "release_reason"]  # fmt: skip
+        return ["content_type", "object_id", "ground", "requested_by", "reason", "placed_by",
+                "placed_at", "released_by", "released_at", "release_reason"]  # fmt: skip
 
     def get_readonly_fields(self, request, obj=None):
         return self.get_fields(request, obj) if obj is not None else []
@@ -416,7 +424,11 @@ class LegalHoldAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         placed = hold_place(
-            record=form.record, reason=obj.reason, ground=obj.ground, actor=request.user
+            record=form.record,
+            reason=obj.reason,
+            ground=obj.ground,
+            requested_by=obj.requested_by,
+            actor=request.user,
         )
         obj.pk = placed.pk
 

@@ -171,7 +171,9 @@ class PurgeRun(models.Model):
     eligible = models.PositiveBigIntegerField(default=0)
     purged = models.PositiveBigIntegerField(default=0)
     archived = models.PositiveBigIntegerField(default=0)
-    held = models.PositiveBigIntegerField(default=0)
+    held = models.PositiveBigIntegerField(
+        default=0, help_text="Rows kept by a legal hold or a restriction of processing (Art. 18)."
+    )
     excluded = models.PositiveBigIntegerField(default=0)
     backlog = models.PositiveBigIntegerField(
         default=0, help_text="Eligible rows left after the run."

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from compliance.registry import registry
 
-from .models import LegalHold, PolicyAction, RetentionPolicy
+from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, RetentionPolicy
 from .softdelete import is_soft_delete_model
 
 __all__ = [
@@ -23,8 +23,10 @@ __all__ = [
     "PolicyScope",
     "held_q",
     "holds_active",
+    "subject_holds",
     "protected_q",
     "policy_scope",
+    "restricted_q",
     "policy_targets",
     "policy_validate",
 ]
@@ -140,9 +142,10 @@ def exclusions_q(model, exclusions) -> Q:
     return q
 
 
-def held_q(model, *, dependants: int = 2) -> Q:
+def held_q(model, *, dependants: int = 2, restrictions: bool = False) -> Q:
     """Rows of `model` kept by an active legal hold: on their subject, on themselves, or on a
-    row their deletion would cascade to (`dependants` levels down).
+    row their deletion would cascade to (`dependants` levels down). With `restrictions`,
+    only holds that restrict processing (Art. 18) count.
 
     The holds are subqueries, not a list read once: every statement of a long purge sees
     a hold placed while it runs.
@@ -150,10 +153,10 @@ def held_q(model, *, dependants: int = 2) -> Q:
     tracked = _tracked_model(model)
     # History rows copy the record's key under its own name; live rows have it as pk.
     key = tracked._meta.pk.attname if model is not tracked else "pk"
-    q = Q(**{f"{key}__in": _held_keys(tracked)})
+    q = Q(**{f"{key}__in": _held_keys(tracked, restrictions)})
     entry = registry.get(tracked)
     if entry is not None:
-        subject_keys = _held_keys(registry.subject_model())
+        subject_keys = _held_keys(registry.subject_model(), restrictions)
         for path in entry.subject_paths:
             if path in ("pk", tracked._meta.pk.name):
                 path = key
@@ -161,23 +164,29 @@ def held_q(model, *, dependants: int = 2) -> Q:
     if dependants and model is tracked:
         for dependant, field in _cascades(model):
             below = dependant._base_manager.filter(
-                held_q(dependant, dependants=dependants - 1), **{field.name: OuterRef("pk")}
+                held_q(dependant, dependants=dependants - 1, restrictions=restrictions),
+                **{field.name: OuterRef("pk")},
             )
             q |= Q(Exists(below))
     return q
 
 
-def _held_keys(model):
+def restricted_q(model) -> Q:
+    """Rows of `model` whose processing is restricted (Art. 18): a restriction on their
+    subject or on themselves."""
+    return held_q(model, dependants=0, restrictions=True)
+
+
+def _held_keys(model, restrictions: bool = False):
     """The keys of `model`'s rows under an active hold, as a subquery of the model's key type."""
     pk = model._meta.pk
     key_type = models.BigIntegerField() if isinstance(pk, models.IntegerField) else type(pk)()
-    return (
-        LegalHold.objects.filter(
-            released_at__isnull=True, content_type=ContentType.objects.get_for_model(model)
-        )
-        .annotate(key=Cast("object_id", output_field=key_type))
-        .values("key")
+    holds = LegalHold.objects.filter(
+        released_at__isnull=True, content_type=ContentType.objects.get_for_model(model)
     )
+    if restrictions:
+        holds = holds.filter(ground__in=RESTRICTION_GROUNDS)
+    return holds.annotate(key=Cast("object_id", output_field=key_type)).values("key")
 
 
 def _cascades(model):
@@ -248,6 +257,18 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
     return PolicyScope(model, cutoff, expired, excluded, kept.filter(held), kept.exclude(held))
 
 
-def holds_active() -> bool:
-    """Whether any legal hold is in force (one index lookup)."""
-    return LegalHold.objects.filter(released_at__isnull=True).exists()
+def holds_active(*, restrictions: bool = False) -> bool:
+    """Whether any legal hold (with `restrictions`: any restriction) is in force."""
+    holds = LegalHold.objects.filter(released_at__isnull=True)
+    if restrictions:
+        holds = holds.filter(ground__in=RESTRICTION_GROUNDS)
+    return holds.exists()
+
+
+def subject_holds(subject) -> models.QuerySet:
+    """Active holds and restrictions on a subject as a whole (not on one of their rows)."""
+    return LegalHold.objects.filter(
+        released_at__isnull=True,
+        content_type=ContentType.objects.get_for_model(type(subject)),
+        object_id=str(subject.pk),
+    )

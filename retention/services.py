@@ -29,7 +29,7 @@ from versions.setbased import rows_delete_with_history, rows_update_with_history
 from . import config
 from .archive import archive_write
 from .engine import batches_planned, batches_run
-from .models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
+from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from .selectors import held_q, holds_active, policy_scope, policy_validate
 from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
 
@@ -188,14 +188,24 @@ def _refuse_unique_clashes(model, deleted) -> None:
 # Legal holds ---------------------------------------------------------------------------
 
 
-def hold_place(*, record, reason: str, ground: str, actor) -> LegalHold:
-    """Hold a record (or, for a row of the subject model, everything about that person)."""
+def hold_place(*, record, reason: str, ground: str, actor, requested_by: str = "") -> LegalHold:
+    """Hold a record (or, for a row of the subject model, everything about that person).
+
+    A hold on an Art. 18 ground is a restriction of processing: it keeps the rows as any
+    hold does, and changes to them need an officer's reason. It records who asked for it.
+    """
     _require(actor, LegalHold, "add")
     if not reason.strip():
         raise RetentionRefused("Give the reason for the hold: it is shown wherever it applies.")
     if ground not in LegalHold.Ground.values:
         raise RetentionRefused(
             f"Unknown ground {ground!r}: choose one of {', '.join(LegalHold.Ground.values)}."
+        )
+    restriction = ground in RESTRICTION_GROUNDS
+    if restriction and not requested_by.strip():
+        raise RetentionRefused(
+            "Say who asked for the restriction (the data subject, a court, …): Art. 18 "
+            "restrictions are made at someone's request."
         )
     content_type = ContentType.objects.get_for_model(type(record))
     with change_context(user=actor, reason=reason), transaction.atomic():
@@ -204,6 +214,7 @@ def hold_place(*, record, reason: str, ground: str, actor) -> LegalHold:
             object_id=str(record.pk),
             reason=reason,
             ground=ground,
+            requested_by=requested_by.strip(),
             placed_by=actor,
             placed_at=timezone.now(),
         )
@@ -212,7 +223,7 @@ def hold_place(*, record, reason: str, ground: str, actor) -> LegalHold:
             actor=actor,
             reason=reason,
             target=f"{content_type.app_label}.{content_type.model}:{record.pk}",
-            details={"hold": hold.pk, "ground": ground},
+            details={"hold": hold.pk, "ground": ground, "restriction": restriction},
         )
     return hold
 
@@ -234,7 +245,7 @@ def hold_release(*, hold: LegalHold, reason: str, actor) -> LegalHold:
             actor=actor,
             reason=reason,
             target=f"{hold.content_type.app_label}.{hold.content_type.model}:{hold.object_id}",
-            details={"hold": hold.pk},
+            details={"hold": hold.pk, "restriction": hold.is_restriction},
         )
     return hold
 
