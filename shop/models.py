@@ -68,7 +68,8 @@ class Customer(SoftDeleteModel):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    history = TrackedHistory()
+    # save() sets updated_at: a save that changes nothing else is not a new version.
+    history = TrackedHistory(ignore_changes_to=["updated_at"])
 
     class Meta(SoftDeleteModel.Meta):
         ordering = ["name"]
@@ -254,7 +255,8 @@ class Document(SoftDeleteModel):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    history = TrackedHistory()
+    # save() sets updated_at: a save that changes nothing else is not a new version.
+    history = TrackedHistory(ignore_changes_to=["updated_at"])
 
     class Meta(SoftDeleteModel.Meta):
         ordering = ["-updated_at"]

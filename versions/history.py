@@ -9,6 +9,7 @@ acted and the reason (simple-history's ``history_change_reason``), all read from
 
 from __future__ import annotations
 
+import copy
 import functools
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from .context import context_value, current
 __all__ = [
     "HistoryContextFields",
     "TrackedHistory",
+    "history_options",
     "bulk_create_with_context",
     "bulk_update_with_context",
 ]
@@ -89,10 +91,21 @@ class TrackedHistory(HistoricalRecords):
 
     Every history row is written by simple-history's own `create_historical_record`
     (history model instance, its signals, its ``save()``); this class only chooses the
-    columns, their defaults and the indexes, and builds the history manager class once.
+    columns, their defaults and the indexes, builds the history manager class once, and
+    leaves out empty versions.
+
+    No empty versions: a ``save()`` that changes no tracked field writes no history row, so
+    history grows with changes, not with saves. An instance remembers the tracked values it
+    was loaded (or last saved) with, and a save compares against them: no query. A field
+    that was not loaded (``only()``/``defer()``) counts as changed. Fields a save always
+    touches (``auto_now``, and those named in `ignore_changes_to`, such as an
+    ``updated_at`` set by ``save()``) are recorded but do not make a version by themselves.
+    Pass ``unchanged_saves=True`` to record every save of a model.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, unchanged_saves: bool = False, ignore_changes_to=(), **kwargs):
+        self.unchanged_saves = unchanged_saves
+        self.ignore_changes_to = frozenset(ignore_changes_to)
         kwargs.setdefault("bases", [HistoryContextFields])
         kwargs.setdefault("get_user", _context_user)
         # A plain id, not a foreign key: deleting a user must not erase (SET_NULL) who made
@@ -133,6 +146,40 @@ class TrackedHistory(HistoricalRecords):
                     descriptor.model, descriptor.manager_class, descriptor.queryset_class
                 ),
             )
+            _OPTIONS[sender] = self
+            if not self.unchanged_saves:
+                _remember_on_load(sender, self)
+
+    def _compared(self, model) -> tuple[str, ...]:
+        """The attnames a change is looked for in: tracked, neither ignored nor auto_now."""
+        compared = self.__dict__.get("_compared_attnames")
+        if compared is None:
+            compared = self._compared_attnames = tuple(
+                field.attname
+                for field in model._meta.fields
+                if field.name not in self.excluded_fields
+                and field.name not in self.ignore_changes_to
+                and not getattr(field, "auto_now", False)
+            )
+        return compared
+
+    def remember(self, instance) -> None:
+        """Keep `instance`'s tracked values as they are in the database now."""
+        values = instance.__dict__
+        instance._history_saved = {
+            name: _frozen(values[name]) for name in self._compared(type(instance)) if name in values
+        }
+
+    def unchanged(self, instance) -> bool:
+        """Whether a save of `instance` changes none of the tracked values it remembers."""
+        saved = instance.__dict__.get("_history_saved")
+        if saved is None:
+            return False
+        values = instance.__dict__
+        for name in self._compared(type(instance)):
+            if name not in saved or name not in values or values[name] != saved[name]:
+                return False
+        return True
 
     def get_change_reason_for_object(self, instance, history_type, using):
         return super().get_change_reason_for_object(instance, history_type, using) or (
@@ -156,7 +203,41 @@ class TrackedHistory(HistoricalRecords):
             ]
             if computed:
                 instance.refresh_from_db(using=using, fields=computed)
+        if self.unchanged_saves:
+            super().create_historical_record(instance, history_type, using)
+            return
+        if history_type == "~" and self.unchanged(instance):
+            return  # no empty versions
         super().create_historical_record(instance, history_type, using)
+        if history_type != "-":
+            self.remember(instance)
+
+
+_OPTIONS: dict[type[models.Model], TrackedHistory] = {}
+
+
+def history_options(model: type[models.Model]) -> TrackedHistory | None:
+    """The `TrackedHistory` a model declared, None for a model without one."""
+    return _OPTIONS.get(model)
+
+
+def _frozen(value):
+    """A copy of a mutable value (a JSON dict or list), so that changing it in place still
+    counts as a change."""
+    return copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+
+
+def _remember_on_load(model, history: TrackedHistory) -> None:
+    """Make `model.from_db` remember the tracked values each loaded instance starts with."""
+    loader = model.from_db.__func__
+
+    def from_db(cls, db, field_names, values):
+        instance = loader(cls, db, field_names, values)
+        if cls is model:
+            history.remember(instance)
+        return instance
+
+    model.from_db = classmethod(from_db)
 
 
 def _bulk_history_kwargs() -> dict:

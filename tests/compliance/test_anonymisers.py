@@ -26,13 +26,15 @@ def _values(customer, name):
 def versioned(db):
     """A customer with three history rows, whose history ids are not its primary key."""
     other = Customer.objects.create(email="other@example.org", name="Other")
-    for _ in range(3):
+    for n in range(3):
+        other.name = f"Other {n}"
         other.save()  # history ids now run ahead of customer ids
     customer = Customer.objects.create(
         email="grace@example.org", name="Grace Hopper", phone="+1 555", avatar_url="https://x"
     )
     customer.date_of_birth = timezone.now().date() - timedelta(days=365 * 40)
     customer.save()
+    customer.date_of_birth -= timedelta(days=1)  # a change (the test aligns birth dates)
     customer.save()
     assert customer.history.count() == 3
     assert customer.pk not in set(customer.history.values_list("history_id", flat=True))

@@ -391,3 +391,63 @@ def test_versions_of_a_deleted_record_still_open(admin_client, officer, customer
     page = admin_client.get(f"/admin/shop/customer/{pk}/history/{deletion.pk}/")
     assert page.status_code == 200
     assert b"Deleted" in page.content and b"duplicate account" in page.content
+
+
+# No empty versions ------------------------------------------------------------------------
+
+
+def test_a_save_that_changes_nothing_writes_no_version(db, customer):
+    """Saving a loaded record unchanged (updated_at aside) adds no history row."""
+    loaded = Customer.objects.get(pk=customer.pk)
+    loaded.save()
+    customer.save()  # the instance that created the row remembers its values too
+    assert customer.history.count() == 1
+
+    loaded.name = "Ada King"
+    loaded.save()
+    loaded.save()
+    assert list(customer.history.values_list("history_type", "name")) == [
+        ("~", "Ada King"),
+        ("+", "Ada Lovelace"),
+    ]
+
+
+def test_a_change_to_a_field_not_loaded_still_writes_a_version(db, customer):
+    """A record loaded with only() may have changed anywhere: its save is recorded."""
+    partial = Customer.objects.only("pk").get(pk=customer.pk)
+    partial.name = "Ada King"
+    partial.save(update_fields=["name"])
+    assert customer.history.count() == 2
+
+
+def test_a_json_value_changed_in_place_is_a_change(db, customer):
+    """A dict edited in place differs from the remembered copy: a version is written."""
+    from shop.models import AnalyticsEvent
+
+    event = AnalyticsEvent.objects.create(customer=customer, name="view", properties={"a": 1})
+    event = AnalyticsEvent.objects.get(pk=event.pk)
+    event.properties["a"] = 2
+    event.save()
+    assert [row.properties for row in event.history.all()] == [{"a": 2}, {"a": 1}]
+
+
+def test_a_model_may_record_every_save(db, customer):
+    """With unchanged_saves=True a model keeps a version per save, changed or not."""
+    from versions.history import history_options
+
+    options = history_options(Customer)
+    options.unchanged_saves = True
+    try:
+        Customer.objects.get(pk=customer.pk).save()
+    finally:
+        options.unchanged_saves = False
+    assert customer.history.count() == 2
+
+
+def test_admin_save_without_changes_adds_no_version(officer_client, customer):
+    """Pressing Save on an unchanged admin form leaves the history as it was."""
+    url = f"/admin/shop/customer/{customer.pk}/change/"
+    data = {"email": customer.email, "name": customer.name, "phone": "+442079460001"}
+    response = officer_client.post(url, {**data, "avatar_url": ""})
+    assert response.status_code == 302
+    assert customer.history.count() == 1
