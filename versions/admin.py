@@ -1,12 +1,13 @@
 """Admin of the versions app: the read-only ledger, and history pages with context columns."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field, quote, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import re_path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import escape, format_html
@@ -17,6 +18,8 @@ from simple_history.admin import SimpleHistoryAdmin
 from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
 from .models import LedgerEntry
+from .selectors import RestoreRefused, restore_preview
+from .services import version_restore
 
 __all__ = ["LedgerEntryAdmin", "TrackedHistoryAdmin"]
 
@@ -60,6 +63,73 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         for record in records:
             record.changed_by = users.get(record.history_user_id)
 
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            re_path(
+                r"^([^/]+)/history/([^/]+)/restore/$",
+                self.admin_site.admin_view(self.restore_view),
+                name=f"{opts.app_label}_{opts.model_name}_restore",
+            ),
+            *super().get_urls(),
+        ]
+
+    def restore_view(self, request, object_id, version_id):
+        """Restore a version: a preview (changes, missing targets, clashes, erased data),
+        then, on POST with a reason, `version_restore` and back to the record."""
+        request.current_app = self.admin_site.name
+        pk = _object_pk_or_404(self.model, object_id)
+        record = self.model._base_manager.filter(pk=pk).first()
+        if record is None:
+            raise Http404(f"No {self.model._meta.verbose_name} with the id {object_id!r}.")
+        if not self.has_change_permission(request, record):
+            raise PermissionDenied
+        opts = self.model._meta
+        prefix = f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}"
+        change_url = reverse(f"{prefix}_change", args=(quote(record.pk),))
+        try:
+            preview = restore_preview(record, version_id)
+        except RestoreRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect(reverse(f"{prefix}_history", args=(quote(record.pk),)))
+        reason = request.POST.get("reason", "").strip()
+        error = ""
+        if request.method == "POST":
+            if not reason:
+                error = "Give a reason: it is kept with the new version and in the ledger."
+            else:
+                try:
+                    version_restore(
+                        record=record,
+                        history_id=preview.version.pk,
+                        actor=request.user,
+                        reason=reason,
+                        expected_latest=request.POST.get("expected_latest"),
+                    )
+                except RestoreRefused as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+                    return redirect(request.path)
+                self.message_user(
+                    request,
+                    f"Restored version #{preview.version.pk}: {len(preview.changes)} field(s) "
+                    "changed, recorded as a new version and in the ledger.",
+                    messages.SUCCESS,
+                )
+                return redirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Restore {record} to version #{preview.version.pk}",
+            "opts": opts,
+            "original": record,
+            "preview": preview,
+            "reason": reason,
+            "error": error,
+            "change_url": change_url,
+            "changelist_url": reverse(f"{prefix}_changelist"),
+            "history_url": reverse(f"{prefix}_history", args=(quote(record.pk),)),
+        }
+        return TemplateResponse(request, "versions/restore_preview.html", context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         """One version, read-only: the record's values and the context it was made in."""
         if request.method not in ("GET", "HEAD"):
@@ -90,6 +160,11 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             "changelist_url": reverse(f"{prefix}_changelist"),
             "change_url": reverse(f"{prefix}_change", args=(quote(obj.pk),)),
             "history_url": reverse(f"{prefix}_history", args=(quote(obj.pk),)),
+            "restore_url": (
+                reverse(f"{prefix}_restore", args=(quote(obj.pk), record.pk))
+                if record.history_type != "-" and self.has_change_permission(request, obj)
+                else None
+            ),
             **(extra_context or {}),
         }
         return self.render_history_view(request, self.object_history_form_template, context)

@@ -9,7 +9,18 @@ from django.db import models
 
 from .setbased import history_model_of
 
-__all__ = ["FieldChange", "Version", "record_versions", "tracked_model"]
+__all__ = [
+    "FieldChange",
+    "RestorePreview",
+    "RestoreRefused",
+    "Version",
+    "erased_fields",
+    "record_versions",
+    "restore_preview",
+    "restored_fields",
+    "tracked_model",
+    "version_of",
+]
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 
@@ -72,3 +83,171 @@ def record_versions(model: type[models.Model], pk) -> list[Version]:
 
 def _value(row, field):
     return None if row is None else getattr(row, field.attname)
+
+
+# Restore --------------------------------------------------------------------------------
+
+#: Soft-delete bookkeeping: a restore changes values, never whether a record is deleted.
+_NOT_RESTORED = frozenset({"deleted_at", "deleted_by", "deletion_id"})
+
+
+class RestoreRefused(Exception):
+    """A restore that cannot be done as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RestorePreview:
+    """What restoring `record` to `version` would change, and what stands in the way."""
+
+    record: models.Model
+    version: models.Model
+    #: The newest version now: a restore confirmed against an older one is stale.
+    latest_id: int
+    #: current value -> the version's value, per field that would change.
+    changes: list[FieldChange]
+    #: Foreign keys whose target is gone (or soft-deleted), as sentences.
+    missing: list[str]
+    #: Unique values another record holds now, as sentences.
+    clashes: list[str]
+    #: Personal fields left as they are because the subject's data was erased since.
+    erased: list[str]
+    #: Restrictions of processing (Art. 18) on the record or its subject.
+    restricted: bool
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the restore cannot go ahead; empty when it can."""
+        problems = [*self.missing, *self.clashes]
+        if self.restricted:
+            problems.append(
+                "Processing of this record is restricted (Art. 18): lift the restriction "
+                "before restoring a version."
+            )
+        if not self.changes:
+            problems.append("The record already has this version's values: nothing to restore.")
+        return problems
+
+
+def restored_fields(model) -> list[models.Field]:
+    """The fields a restore copies from a version: tracked, not the key, not the soft-delete
+    bookkeeping, not a date the record sets itself (auto_now, `ignore_changes_to`)."""
+    from .history import history_options
+
+    history = history_model_of(model)
+    options = history_options(model)
+    ignored = options.ignore_changes_to if options is not None else frozenset()
+    return [
+        field
+        for field in history.tracked_fields
+        if not field.primary_key
+        and field.name not in _NOT_RESTORED
+        and field.name not in ignored
+        and not getattr(field, "auto_now", False)
+        and not getattr(field, "auto_now_add", False)
+    ]
+
+
+def version_of(record, history_id) -> models.Model:
+    """The history row `history_id` of `record`; RestoreRefused when it is unknown or belongs
+    to another record."""
+    model = type(record)
+    history = history_model_of(model)
+    try:
+        key = history._meta.pk.to_python(history_id)
+    except Exception as exc:
+        raise RestoreRefused(f"{history_id!r} is not a version id.") from exc
+    version = history._base_manager.filter(pk=key).first()
+    if version is None:
+        raise RestoreRefused(
+            f"There is no version #{history_id} of any {model._meta.verbose_name}: "
+            "pick one from the record's history."
+        )
+    if getattr(version, model._meta.pk.attname) != record.pk:
+        raise RestoreRefused(
+            f"Version #{history_id} belongs to {model._meta.verbose_name} "
+            f"#{getattr(version, model._meta.pk.attname)}, not #{record.pk}: pick one from "
+            "this record's history."
+        )
+    return version
+
+
+def restore_preview(record, history_id) -> RestorePreview:
+    """The preview of restoring `record` to its version `history_id` (nothing is changed)."""
+    from retention.selectors import holds_active, restricted_q
+
+    model = type(record)
+    version = version_of(record, history_id)
+    history = history_model_of(model)
+    latest = (
+        history._base_manager.filter(**{model._meta.pk.attname: record.pk})
+        .order_by("-history_date", "-history_id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    erased = erased_fields(record)
+    fields = [f for f in restored_fields(model) if f.name not in erased]
+    changes = [
+        FieldChange(f.name, getattr(record, f.attname), getattr(version, f.attname))
+        for f in fields
+        if getattr(record, f.attname) != getattr(version, f.attname)
+    ]
+    candidate = model._base_manager.get(pk=record.pk)
+    for field in fields:
+        setattr(candidate, field.attname, getattr(version, field.attname))
+    restricted = holds_active(restrictions=True) and (
+        model._base_manager.filter(restricted_q(model), pk=record.pk).exists()
+    )
+    return RestorePreview(
+        record=record,
+        version=version,
+        latest_id=latest,
+        changes=changes,
+        missing=_missing_targets(candidate, fields),
+        clashes=_unique_clashes(candidate),
+        erased=sorted(erased),
+        restricted=restricted,
+    )
+
+
+def erased_fields(record) -> set[str]:
+    """The personal fields of `record` that an erasure has emptied since: never restored."""
+    return set()
+
+
+def _missing_targets(candidate, fields) -> list[str]:
+    problems = []
+    for field in fields:
+        if not field.is_relation or getattr(candidate, field.attname) is None:
+            continue
+        target_model = field.related_model
+        target_id = getattr(candidate, field.attname)
+        target = target_model._base_manager.filter(pk=target_id).first()
+        name = target_model._meta.verbose_name
+        if target is None:
+            problems.append(
+                f"{field.verbose_name.capitalize()}: {name} #{target_id} no longer exists; "
+                f"recover it first."
+            )
+        elif getattr(target, "deleted_at", None) is not None:
+            problems.append(
+                f"{field.verbose_name.capitalize()}: {name} #{target_id} is deleted; "
+                "restore it first."
+            )
+    return problems
+
+
+def _unique_clashes(candidate) -> list[str]:
+    """Unique fields and constraints the version's values would break (another record holds
+    the value now), checked as model validation checks them."""
+    from django.core.exceptions import ValidationError
+
+    problems = []
+    try:
+        candidate.validate_unique()
+    except ValidationError as exc:
+        problems += [f"Unique value taken since: {m}" for m in exc.messages]
+    try:
+        candidate.validate_constraints()
+    except ValidationError as exc:
+        problems += [f"Unique value taken since: {m}" for m in exc.messages]
+    return problems

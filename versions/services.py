@@ -29,6 +29,7 @@ __all__ = [
     "key_id",
     "ledger_append",
     "ledger_verify",
+    "version_restore",
 ]
 
 GENESIS = "0" * 64
@@ -444,3 +445,59 @@ def _references(keys, expect_head) -> tuple[list[_Reference], str]:
     if expect_head:
         references.append(_Reference(expect_head, f"the expected head {expect_head}"))
     return references, ""
+
+
+# Restore --------------------------------------------------------------------------------
+
+
+def version_restore(*, record, history_id, actor, reason: str, expected_latest=None):
+    """Give `record` the values of its version `history_id`, as a new version with `reason`.
+
+    Refused (RestoreRefused, nothing changed) for a version of another record or an unknown
+    one, a preview made stale by a newer version (`expected_latest` is the newest version
+    the preview saw), a missing foreign-key target, a unique value taken since, a restricted
+    record, or a version with nothing to restore. Personal data erased since is never
+    restored. A ledger entry names the record, the version and the fields, never values.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from .context import change_context
+    from .selectors import RestoreRefused, restore_preview
+
+    model = type(record)
+    opts = model._meta
+    if actor is not None and not actor.has_perm(f"{opts.app_label}.change_{opts.model_name}"):
+        raise PermissionDenied(f"Restoring a {opts.verbose_name} needs permission to change it.")
+    if not reason.strip():
+        raise RestoreRefused("Give the reason for the restore: it is kept with the new version.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        record = model._base_manager.select_for_update().filter(pk=record.pk).first()
+        if record is None:
+            raise RestoreRefused(
+                f"This {opts.verbose_name} no longer exists: recover it instead of restoring."
+            )
+        preview = restore_preview(record, history_id)
+        if expected_latest is not None and str(preview.latest_id) != str(expected_latest):
+            raise RestoreRefused(
+                f"This {opts.verbose_name} changed after the preview (version "
+                f"#{preview.latest_id} is newer): look at the preview again."
+            )
+        if preview.problems:
+            raise RestoreRefused(" ".join(preview.problems))
+        for change in preview.changes:
+            field = opts.get_field(change.field)
+            setattr(record, field.attname, getattr(preview.version, field.attname))
+        record.save()
+        ledger_append(
+            action=LedgerAction.RESTORE,
+            actor=actor,
+            reason=reason,
+            target=f"{opts.label}:{record.pk}",
+            counts={"fields": len(preview.changes)},
+            details={
+                "version": preview.version.pk,
+                "fields": [change.field for change in preview.changes],
+                "kept_erased": preview.erased,
+            },
+        )
+    return preview

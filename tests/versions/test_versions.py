@@ -57,3 +57,171 @@ def test_history_command_refuses_bad_input_clearly(db, args, message):
     """Unknown model, untracked model, malformed or unknown key: a clear error."""
     with pytest.raises(CommandError, match=message):
         call_command("history", *args, stdout=StringIO())
+
+
+# Restore ----------------------------------------------------------------------------------
+
+
+def _renamed(customer, name, actor=None):
+    with change_context(user=actor, reason="rename"):
+        customer.name = name
+        customer.save()
+    return customer.history.first()
+
+
+def test_restore_gives_the_old_values_as_a_new_version_with_a_ledger_entry(
+    db, officer, customer
+):
+    """The record takes the version's values; a new version carries the reason; a ledger
+    entry names the fields, never the values."""
+    from versions.models import LedgerAction, LedgerEntry
+    from versions.services import version_restore
+
+    first = customer.history.get()
+    _renamed(customer, "Wrong name")
+
+    version_restore(record=customer, history_id=first.pk, actor=officer, reason="Undo typo")
+
+    customer.refresh_from_db()
+    assert customer.name == "Ada Lovelace"
+    newest = customer.history.first()
+    assert (newest.history_type, newest.history_change_reason) == ("~", "Undo typo")
+    entry = LedgerEntry.objects.get(action=LedgerAction.RESTORE)
+    assert entry.details["fields"] == ["name"]
+    assert "Ada" not in str(entry.details) + str(entry.counts)
+
+
+@pytest.mark.parametrize("case", ["other_record", "unknown", "stale", "no_reason"])
+def test_restore_refuses_bad_requests_and_changes_nothing(db, officer, customer, case):
+    """Another record's version, an unknown one, a stale preview, no reason: refused."""
+    from versions.selectors import RestoreRefused
+    from versions.services import version_restore
+
+    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    first = customer.history.get()
+    latest = _renamed(customer, "Wrong name")
+    kwargs = {"record": customer, "history_id": first.pk, "actor": officer, "reason": "x"}
+    if case == "other_record":
+        kwargs["history_id"] = other.history.get().pk
+    elif case == "unknown":
+        kwargs["history_id"] = 999_999
+    elif case == "stale":
+        kwargs["expected_latest"] = latest.pk
+        _renamed(customer, "Another name")
+    else:
+        kwargs["reason"] = " "
+    before = customer.history.count()
+
+    with pytest.raises(RestoreRefused):
+        version_restore(**kwargs)
+
+    customer.refresh_from_db()
+    assert customer.name != "Ada Lovelace"
+    assert customer.history.count() == before
+
+
+def test_restore_preview_names_unique_clashes_and_missing_targets(db, officer, customer):
+    """A unique email taken since, and a foreign-key target gone, block the restore."""
+    from shop.models import Session
+    from versions.selectors import restore_preview
+
+    first = customer.history.get()
+    customer.email = "ada.new@example.org"
+    customer.save()
+    Customer.objects.create(email="ada@example.org", name="Someone else")
+    assert any("already exists" in p for p in restore_preview(customer, first.pk).problems)
+
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    other = Customer.objects.create(email="c@example.org", name="C")
+    session = Session.objects.create(customer=other, expires_at=timezone.now() + timedelta(1))
+    version = session.history.get()
+    session.customer = customer
+    session.save()
+    Customer.all_objects.filter(pk=other.pk).delete()  # soft delete of the old target
+    problems = restore_preview(session, version.pk).problems
+    assert any(f"customer #{other.pk} is deleted" in p for p in problems)
+
+
+def test_restore_refuses_a_restricted_record(db, officer, customer):
+    """Processing restricted (Art. 18): no restore until the restriction is lifted."""
+    from retention.models import LegalHold
+    from retention.services import hold_place
+    from versions.selectors import RestoreRefused
+    from versions.services import version_restore
+
+    first = customer.history.get()
+    _renamed(customer, "Wrong name")
+    hold_place(
+        record=customer,
+        ground=LegalHold.Ground.ACCURACY_CONTESTED,
+        requested_by="subject",
+        reason="contested",
+        actor=officer,
+    )
+    with pytest.raises(RestoreRefused, match="restricted"):
+        version_restore(record=customer, history_id=first.pk, actor=officer, reason="x")
+
+
+def test_auditor_cannot_restore(db, auditor, customer):
+    """Restoring needs the change permission: auditors are refused."""
+    from django.core.exceptions import PermissionDenied
+
+    from versions.services import version_restore
+
+    first = customer.history.get()
+    _renamed(customer, "Wrong name")
+    with pytest.raises(PermissionDenied):
+        version_restore(record=customer, history_id=first.pk, actor=auditor, reason="x")
+
+
+def test_admin_restore_previews_then_restores(officer_client, customer, auditor):
+    """Version page -> preview with the diff -> confirm with a reason -> restored."""
+    from django.test import Client
+
+    auditor_client = Client()
+    auditor_client.force_login(auditor)
+    first = customer.history.get()
+    _renamed(customer, "Wrong name")
+    version_page = officer_client.get(
+        f"/admin/shop/customer/{customer.pk}/history/{first.pk}/"
+    ).content.decode()
+    url = f"/admin/shop/customer/{customer.pk}/history/{first.pk}/restore/"
+    assert url in version_page
+    preview = officer_client.get(url)
+    assert "Wrong name" in preview.content.decode()
+    assert auditor_client.get(url).status_code == 403
+    assert auditor_client.post(url, {"reason": "x"}).status_code == 403
+    latest = customer.history.first().pk
+
+    missing = officer_client.post(url, {"reason": "", "expected_latest": latest})
+    assert "Give a reason" in missing.content.decode()
+    done = officer_client.post(url, {"reason": "Undo", "expected_latest": latest})
+
+    assert done.status_code == 302
+    customer.refresh_from_db()
+    assert customer.name == "Ada Lovelace"
+
+
+def test_restore_version_command(db, officer, customer):
+    """--dry-run prints the preview only; --yes restores; bad input is a CommandError."""
+    first = customer.history.get()
+    _renamed(customer, "Wrong name")
+    out = StringIO()
+    args = ["restore_version", "shop.Customer", str(customer.pk), str(first.pk)]
+
+    call_command(*args, "--dry-run", stdout=out)
+    assert "name: 'Wrong name' -> 'Ada Lovelace'" in out.getvalue()
+    customer.refresh_from_db()
+    assert customer.name == "Wrong name"
+    with pytest.raises(CommandError, match="--reason"):
+        call_command(*args, "--yes", stdout=StringIO())
+
+    call_command(*args, "--yes", "--reason", "Undo", "--actor", "officer", stdout=out)
+    customer.refresh_from_db()
+    assert customer.name == "Ada Lovelace"
+    with pytest.raises(CommandError, match="not #"):
+        other = Customer.objects.create(email="b@example.org", name="B")
+        call_command(*args[:3], str(other.history.get().pk), "--dry-run", stdout=StringIO())
