@@ -18,8 +18,16 @@ from simple_history.admin import SimpleHistoryAdmin
 from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
 from .models import LedgerEntry
-from .selectors import RestoreRefused, restore_preview
-from .services import version_restore
+from .selectors import (
+    RestoreRefused,
+    deleted_versions,
+    recover_preview,
+    restore_preview,
+    snapshot_instance,
+)
+from .services import record_recover, version_restore
+
+DELETED_PER_PAGE = 50
 
 __all__ = ["LedgerEntryAdmin", "TrackedHistoryAdmin"]
 
@@ -71,8 +79,116 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
                 self.admin_site.admin_view(self.restore_view),
                 name=f"{opts.app_label}_{opts.model_name}_restore",
             ),
+            re_path(
+                r"^deleted/$",
+                self.admin_site.admin_view(self.deleted_view),
+                name=f"{opts.app_label}_{opts.model_name}_deleted",
+            ),
+            re_path(
+                r"^deleted/([^/]+)/recover/$",
+                self.admin_site.admin_view(self.recover_view),
+                name=f"{opts.app_label}_{opts.model_name}_recover",
+            ),
             *super().get_urls(),
         ]
+
+    def _url(self, name, *args) -> str:
+        opts = self.model._meta
+        return reverse(
+            f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{name}", args=args
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = dict(extra_context or {})
+        if self.has_view_or_change_permission(request):
+            extra_context["deleted_records_url"] = self._url("deleted")
+        return super().changelist_view(request, extra_context)
+
+    def deleted_view(self, request):
+        """Records deleted for good, newest first, from their delete snapshots; keyset pages
+        (``?before=<version id>``), no count of the whole table."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        request.current_app = self.admin_site.name
+        versions = deleted_versions(self.model)
+        before = request.GET.get("before", "")
+        if before.isdigit():
+            versions = versions.filter(pk__lt=int(before))
+        page = list(versions[: DELETED_PER_PAGE + 1])
+        more = len(page) > DELETED_PER_PAGE
+        page = page[:DELETED_PER_PAGE]
+        users = get_user_model()._default_manager.in_bulk(
+            {v.history_user_id for v in page if v.history_user_id is not None}
+        )
+        can_recover = self.has_add_permission(request)
+        rows = [
+            (
+                version,
+                _label(snapshot_instance(self.model, version)),
+                users.get(version.history_user_id),
+                self._url("recover", version.pk) if can_recover else None,
+            )
+            for version in page
+        ]
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Deleted {opts.verbose_name_plural}",
+            "opts": opts,
+            "rows": rows,
+            "next_url": f"?before={page[-1].pk}" if more else None,
+            "changelist_url": self._url("changelist"),
+        }
+        return TemplateResponse(request, "versions/deleted_records.html", context)
+
+    def recover_view(self, request, version_id):
+        """Recover a deleted record: the preview, then, on POST with a reason, the service."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        request.current_app = self.admin_site.name
+        try:
+            preview = recover_preview(self.model, version_id)
+        except RestoreRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect(self._url("deleted"))
+        reason = request.POST.get("reason", "").strip()
+        error = ""
+        if request.method == "POST":
+            if not reason:
+                error = "Give a reason: it is kept with the record and in the ledger."
+            else:
+                try:
+                    record_recover(
+                        model=self.model, history_id=preview.version.pk, actor=request.user,
+                        reason=reason,
+                    )  # fmt: skip
+                except RestoreRefused as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+                    return redirect(request.path)
+                self.message_user(
+                    request,
+                    f"Recovered {_label(preview.candidate)} and {len(preview.related)} row(s) "
+                    "deleted with it, as new versions and in the ledger.",
+                    messages.SUCCESS,
+                )
+                return redirect(self._url("change", quote(preview.candidate.pk)))
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Recover {opts.verbose_name} #{preview.candidate.pk}",
+            "opts": opts,
+            "preview": preview,
+            "label": _label(preview.candidate),
+            "field_rows": _field_rows(self.model, preview.version),
+            "related": [
+                (m._meta.verbose_name, _label(snapshot_instance(m, v))) for m, v in preview.related
+            ],  # fmt: skip
+            "reason": reason,
+            "error": error,
+            "deleted_url": self._url("deleted"),
+            "changelist_url": self._url("changelist"),
+        }
+        return TemplateResponse(request, "versions/recover_preview.html", context)
 
     def restore_view(self, request, object_id, version_id):
         """Restore a version: a preview (changes, missing targets, clashes, erased data),
@@ -219,6 +335,14 @@ def _field_rows(model, record):
             value = display_for_field(getattr(record, field.attname), field, "-")
         rows.append((capfirst(field.verbose_name), value))
     return rows
+
+
+def _label(instance) -> str:
+    """A record's name; its id when the name needs a row that is gone."""
+    try:
+        return str(instance)
+    except ObjectDoesNotExist:
+        return f"{instance._meta.verbose_name} #{instance.pk}"
 
 
 def _readable(value) -> str:

@@ -11,11 +11,15 @@ from .setbased import history_model_of
 
 __all__ = [
     "FieldChange",
+    "RecoverPreview",
     "RestorePreview",
     "RestoreRefused",
     "Version",
+    "deleted_versions",
     "erased_fields",
     "record_versions",
+    "recover_preview",
+    "snapshot_instance",
     "restore_preview",
     "restored_fields",
     "tracked_model",
@@ -251,3 +255,129 @@ def _unique_clashes(candidate) -> list[str]:
     except ValidationError as exc:
         problems += [f"Unique value taken since: {m}" for m in exc.messages]
     return problems
+
+
+# Recover --------------------------------------------------------------------------------
+
+
+def deleted_versions(model) -> models.QuerySet:
+    """The last version of each hard-deleted record of `model` (its delete snapshot), newest
+    first: history rows of type "-" whose record is gone from the live table."""
+    from django.db.models import Exists, OuterRef
+
+    history = history_model_of(model)
+    key = model._meta.pk.attname
+    alive = model._base_manager.filter(pk=OuterRef(key))
+    later = history._base_manager.filter(**{key: OuterRef(key), "pk__gt": OuterRef("pk")})
+    return (
+        history._base_manager.filter(history_type="-")
+        .exclude(Exists(alive))
+        .exclude(Exists(later))
+        .order_by("-pk")
+    )
+
+
+@dataclass(frozen=True)
+class RecoverPreview:
+    """What recovering a hard-deleted record from its delete snapshot would insert."""
+
+    model: type[models.Model]
+    version: models.Model
+    #: The record as it would be inserted again (not saved).
+    candidate: models.Model
+    #: (model, delete snapshot) of rows deleted in the same operation, recovered with it.
+    related: list[tuple[type[models.Model], models.Model]]
+    missing: list[str]
+    clashes: list[str]
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.missing, *self.clashes]
+
+
+def recover_preview(model, history_id) -> RecoverPreview:
+    """The preview of recovering the record deleted in version `history_id` of `model`."""
+    history = history_model_of(model)
+    try:
+        key = history._meta.pk.to_python(history_id)
+    except Exception as exc:
+        raise RestoreRefused(f"{history_id!r} is not a version id.") from exc
+    version = history._base_manager.filter(pk=key).first()
+    if version is None or version.history_type != "-":
+        raise RestoreRefused(
+            f"Version #{history_id} is not the deletion of a {model._meta.verbose_name}: "
+            "pick one from the list of deleted records."
+        )
+    record_pk = getattr(version, model._meta.pk.attname)
+    if model._base_manager.filter(pk=record_pk).exists():
+        raise RestoreRefused(
+            f"{model._meta.verbose_name.capitalize()} #{record_pk} exists: restore one of its "
+            "versions instead."
+        )
+    candidate = snapshot_instance(model, version)
+    related = _deleted_with(model, version)
+    missing = _missing_targets(candidate, restored_fields(model))
+    clashes = _unique_clashes(candidate)
+    for child_model, snapshot in related:
+        child = snapshot_instance(child_model, snapshot)
+        fields = [
+            f
+            for f in restored_fields(child_model)
+            if not (f.is_relation and f.related_model is model)
+        ]
+        missing += _missing_targets(child, fields)
+        clashes += _unique_clashes(child)
+    return RecoverPreview(
+        model=model,
+        version=version,
+        candidate=candidate,
+        related=related,
+        missing=missing,
+        clashes=clashes,
+    )
+
+
+def snapshot_instance(model, version) -> models.Model:
+    """An unsaved instance with a version's values (every tracked field, key included)."""
+    history = history_model_of(model)
+    return model(**{f.attname: getattr(version, f.attname) for f in history.tracked_fields})
+
+
+def _same_operation(version) -> dict:
+    """Lookups for history rows written by the same request, task or moment as `version`."""
+    from datetime import timedelta
+
+    request_id = getattr(version, "history_request_id", "")
+    task_id = getattr(version, "history_task_id", "")
+    if request_id:
+        return {"history_request_id": request_id}
+    if task_id:
+        return {"history_task_id": task_id}
+    moment = version.history_date
+    return {
+        "history_user_id": version.history_user_id,
+        "history_date__range": (moment - timedelta(seconds=5), moment + timedelta(seconds=5)),
+    }
+
+
+def _deleted_with(model, version) -> list:
+    """Rows of tracked models that a delete of this record cascaded to, deleted in the same
+    operation and still gone (one level down)."""
+    related = []
+    record_pk = getattr(version, model._meta.pk.attname)
+    for relation in model._meta.get_fields(include_hidden=True):
+        if not (
+            (relation.one_to_many or relation.one_to_one)
+            and relation.auto_created
+            and not relation.concrete
+            and relation.on_delete is models.CASCADE
+        ):
+            continue
+        child = relation.related_model
+        if history_model_of(child) is None:
+            continue
+        for snapshot in deleted_versions(child).filter(
+            **{relation.field.attname: record_pk}, **_same_operation(version)
+        ):
+            related.append((child, snapshot))
+    return related

@@ -29,6 +29,7 @@ __all__ = [
     "key_id",
     "ledger_append",
     "ledger_verify",
+    "record_recover",
     "version_restore",
 ]
 
@@ -499,5 +500,44 @@ def version_restore(*, record, history_id, actor, reason: str, expected_latest=N
                 "fields": [change.field for change in preview.changes],
                 "kept_erased": preview.erased,
             },
+        )
+    return preview
+
+
+def record_recover(*, model, history_id, actor, reason: str):
+    """Insert a hard-deleted record again from its delete snapshot, with the rows deleted in
+    the same operation, as new versions carrying `reason`; a ledger entry with the counts.
+
+    Refused (RestoreRefused, nothing changed) for a version that is not a deletion, a record
+    that exists, a missing foreign-key target or a unique value taken since. What an erasure
+    scrubbed from the snapshot stays scrubbed: the snapshot is what is inserted.
+    """
+    from django.core.exceptions import PermissionDenied
+
+    from .context import change_context
+    from .selectors import RestoreRefused, recover_preview, snapshot_instance
+
+    opts = model._meta
+    if actor is not None and not actor.has_perm(f"{opts.app_label}.add_{opts.model_name}"):
+        raise PermissionDenied(f"Recovering a {opts.verbose_name} needs permission to add one.")
+    if not reason.strip():
+        raise RestoreRefused("Give the reason for the recovery: it is kept with the record.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        preview = recover_preview(model, history_id)
+        if preview.problems:
+            raise RestoreRefused(" ".join(preview.problems))
+        preview.candidate.save(force_insert=True)
+        recovered = {opts.label: 1}
+        for child_model, snapshot in preview.related:
+            snapshot_instance(child_model, snapshot).save(force_insert=True)
+            label = child_model._meta.label
+            recovered[label] = recovered.get(label, 0) + 1
+        ledger_append(
+            action=LedgerAction.RECOVER,
+            actor=actor,
+            reason=reason,
+            target=f"{opts.label}:{preview.candidate.pk}",
+            counts=recovered,
+            details={"version": preview.version.pk},
         )
     return preview

@@ -69,9 +69,7 @@ def _renamed(customer, name, actor=None):
     return customer.history.first()
 
 
-def test_restore_gives_the_old_values_as_a_new_version_with_a_ledger_entry(
-    db, officer, customer
-):
+def test_restore_gives_the_old_values_as_a_new_version_with_a_ledger_entry(db, officer, customer):
     """The record takes the version's values; a new version carries the reason; a ledger
     entry names the fields, never the values."""
     from versions.models import LedgerAction, LedgerEntry
@@ -225,3 +223,104 @@ def test_restore_version_command(db, officer, customer):
     with pytest.raises(CommandError, match="not #"):
         other = Customer.objects.create(email="b@example.org", name="B")
         call_command(*args[:3], str(other.history.get().pk), "--dry-run", stdout=StringIO())
+
+
+# Recover ----------------------------------------------------------------------------------
+
+
+def _hard_deleted_customer_with_sessions(officer, customer):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from retention.services import rows_hard_delete
+    from shop.models import Session
+
+    for _ in range(2):
+        Session.objects.create(customer=customer, expires_at=timezone.now() + timedelta(1))
+    rows_hard_delete(
+        queryset=Customer.all_objects.filter(pk=customer.pk), actor=officer, reason="mistake"
+    )
+
+
+def test_recover_inserts_the_record_and_what_was_deleted_with_it(db, officer, customer):
+    """The customer comes back from its delete snapshot with its two sessions; ledgered."""
+    from shop.models import Session
+    from versions.models import LedgerAction, LedgerEntry
+    from versions.selectors import deleted_versions
+    from versions.services import record_recover
+
+    pk = customer.pk
+    _hard_deleted_customer_with_sessions(officer, customer)
+    version = deleted_versions(Customer).get()
+
+    record_recover(model=Customer, history_id=version.pk, actor=officer, reason="Undo")
+
+    recovered = Customer.objects.get(pk=pk)
+    assert recovered.email == "ada@example.org"
+    assert Session.objects.filter(customer_id=pk).count() == 2
+    assert not deleted_versions(Customer).exists()
+    entry = LedgerEntry.objects.get(action=LedgerAction.RECOVER)
+    assert entry.counts == {"shop.Customer": 1, "shop.Session": 2}
+    assert recovered.history.first().history_change_reason == "Undo"
+
+
+def test_recover_refuses_a_unique_clash_and_changes_nothing(db, officer, customer):
+    """Another customer took the email since: the preview says so, recovery is refused."""
+    from versions.selectors import RestoreRefused, deleted_versions, recover_preview
+    from versions.services import record_recover
+
+    _hard_deleted_customer_with_sessions(officer, customer)
+    Customer.objects.create(email="ada@example.org", name="New Ada")
+    version = deleted_versions(Customer).get()
+
+    assert recover_preview(Customer, version.pk).clashes
+    with pytest.raises(RestoreRefused, match="already exists"):
+        record_recover(model=Customer, history_id=version.pk, actor=officer, reason="Undo")
+    assert Customer.objects.count() == 1
+
+
+def test_recover_refuses_a_version_that_is_not_a_deletion(db, officer, customer):
+    """Only a delete snapshot can be recovered."""
+    from versions.selectors import RestoreRefused
+    from versions.services import record_recover
+
+    with pytest.raises(RestoreRefused, match="not the deletion"):
+        record_recover(
+            model=Customer, history_id=customer.history.get().pk, actor=officer, reason="x"
+        )
+
+
+def test_admin_lists_deleted_records_and_recovers_one(officer_client, officer, customer):
+    """Changelist -> Deleted records -> Recover -> preview -> confirm -> the record is back."""
+    from shop.models import Session
+
+    pk = customer.pk
+    _hard_deleted_customer_with_sessions(officer, customer)
+    changelist = officer_client.get("/admin/shop/customer/").content.decode()
+    assert "/admin/shop/customer/deleted/" in changelist
+    listing = officer_client.get("/admin/shop/customer/deleted/").content.decode()
+    assert "Ada Lovelace" in listing and "recover-link" in listing
+
+    from versions.selectors import deleted_versions
+
+    url = f"/admin/shop/customer/deleted/{deleted_versions(Customer).get().pk}/recover/"
+    preview = officer_client.get(url).content.decode()
+    assert preview.count("Session of") == 2
+    assert officer_client.post(url, {"reason": ""}).status_code == 200
+    assert officer_client.post(url, {"reason": "Undo"}).status_code == 302
+    assert Customer.objects.filter(pk=pk).exists()
+    assert Session.objects.filter(customer_id=pk).count() == 2
+
+
+def test_auditor_sees_deleted_records_but_cannot_recover(auditor_client, officer, customer):
+    """Auditors read the list; the recover page refuses them, GET and POST."""
+    from versions.selectors import deleted_versions
+
+    _hard_deleted_customer_with_sessions(officer, customer)
+    listing = auditor_client.get("/admin/shop/customer/deleted/").content.decode()
+    assert "Ada Lovelace" in listing and "recover-link" not in listing
+    url = f"/admin/shop/customer/deleted/{deleted_versions(Customer).get().pk}/recover/"
+    assert auditor_client.get(url).status_code == 403
+    assert auditor_client.post(url, {"reason": "x"}).status_code == 403
+    assert not Customer.objects.exists()
