@@ -46,6 +46,11 @@ class ComplianceAdminSite(admin.AdminSite):
                 name="compliance_inventory",
             ),
             path(
+                "versions/changes/",
+                self.admin_view(self.changes_view),
+                name="versions_changes",
+            ),
+            path(
                 "compliance/subjects/",
                 self.admin_view(self.subject_search_view),
                 name="compliance_subject_search",
@@ -67,6 +72,11 @@ class ComplianceAdminSite(admin.AdminSite):
             ),
             *super().get_urls(),
         ]
+
+    def changes_view(self, request):
+        from versions.views import changes_view
+
+        return changes_view(request, self)
 
     # Data subjects --------------------------------------------------------------------
 
@@ -224,38 +234,52 @@ class ComplianceAdminSite(admin.AdminSite):
         return TemplateResponse(request, "admin/compliance/inventory.html", context)
 
     def get_app_list(self, request, app_label=None):
+        """The stock list, with the site's own pages first in their app."""
+        from versions.views import viewable_tracked_models
+
         app_list = super().get_app_list(request, app_label)
-        pages = []
+        pages = {"compliance": [], "versions": []}
         if self.can_view_inventory(request):
-            pages.append(("Personal-data inventory", "Inventory", "compliance_inventory"))
+            pages["compliance"].append(("Personal-data inventory", "Inventory", "inventory"))
         if self.can_view_subjects(request):
-            pages.append(("Data subjects", "Subjects", "compliance_subject_search"))
-        if app_label not in (None, "compliance") or not pages:
-            return app_list
-        app = next((a for a in app_list if a["app_label"] == "compliance"), None)
+            pages["compliance"].append(("Data subjects", "Subjects", "subject_search"))
+        if viewable_tracked_models(request.user):
+            pages["versions"].append(("All changes", "Changes", "changes"))
+        for label, entries in pages.items():
+            if app_label in (None, label) and entries:
+                self._add_pages(app_list, label, entries)
+        return app_list
+
+    def _add_pages(self, app_list, app_label, entries):
+        urls = [
+            reverse(f"admin:{app_label}_{url_name}", current_app=self.name)
+            for *_, url_name in entries
+        ]
+        app = next((a for a in app_list if a["app_label"] == app_label), None)
         if app is None:
+            from django.apps import apps
+
             app = {
-                "name": "Compliance",
-                "app_label": "compliance",
-                "app_url": reverse(f"admin:{pages[0][2]}", current_app=self.name),
+                "name": apps.get_app_config(app_label).verbose_name,
+                "app_label": app_label,
+                "app_url": urls[0],
                 "has_module_perms": True,
                 "models": [],
             }
             app_list.append(app)
             app_list.sort(key=lambda a: a["name"].lower())
-        for position, (name, object_name, url_name) in enumerate(pages):
+        for position, ((name, object_name, _), url) in enumerate(zip(entries, urls, strict=True)):
             app["models"].insert(
                 position,
                 {
                     "name": name,
                     "object_name": object_name,
-                    "admin_url": reverse(f"admin:{url_name}", current_app=self.name),
+                    "admin_url": url,
                     "add_url": None,
                     "view_only": True,
                     "perms": {"view": True},
                 },
             )
-        return app_list
 
 
 def _inventory_csv(rows):

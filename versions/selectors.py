@@ -10,6 +10,8 @@ from django.db import models
 from .setbased import history_model_of
 
 __all__ = [
+    "Change",
+    "ChangeFilter",
     "FieldChange",
     "RecoverPreview",
     "RestorePreview",
@@ -22,7 +24,10 @@ __all__ = [
     "snapshot_instance",
     "restore_preview",
     "restored_fields",
+    "changes_page",
     "tracked_model",
+    "tracked_models",
+    "version_as_of",
     "version_of",
 ]
 
@@ -381,3 +386,171 @@ def _deleted_with(model, version) -> list:
         ):
             related.append((child, snapshot))
     return related
+
+
+# Changes across models -------------------------------------------------------------------
+
+
+def tracked_models() -> list[type[models.Model]]:
+    """Every model that keeps history, in label order."""
+    return sorted(
+        (m for m in apps.get_models() if history_model_of(m) is not None),
+        key=lambda m: m._meta.label,
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One history row in the list of all changes, with the fields it changed."""
+
+    model: type[models.Model]
+    row: models.Model
+    #: (field name, old, new); a creation lists the values it set, a deletion nothing.
+    changes: list[FieldChange]
+
+    @property
+    def action(self) -> str:
+        return ACTIONS.get(self.row.history_type, self.row.history_type)
+
+    @property
+    def record_id(self):
+        return getattr(self.row, self.model._meta.pk.attname)
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.row.history_date.isoformat()}|{self.model._meta.label}|{self.row.pk}"
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """The filters of the list of all changes; each has an index under it."""
+
+    model: type[models.Model] | None = None
+    user_id: int | None = None
+    action: str | None = None  # "+", "~" or "-"
+    since: object = None
+    until: object = None
+    #: A data subject: only rows about them, through the registry's subject paths.
+    subject: models.Model | None = None
+
+
+def _parse_cursor(cursor: str):
+    from django.utils.dateparse import parse_datetime
+
+    try:
+        moment, label, history_id = cursor.split("|")
+        return parse_datetime(moment), label, int(history_id)
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _scoped(model, flt: ChangeFilter) -> models.QuerySet | None:
+    """`model`'s history rows that pass the filter; None when none can."""
+    from compliance.registry import registry
+    from compliance.selectors import subject_q
+
+    rows = history_model_of(model)._base_manager.all()
+    if flt.subject is not None:
+        entry = registry.get(model)
+        if entry is None:
+            return None
+        rows = rows.filter(subject_q(entry, flt.subject.pk, history=True))
+    if flt.user_id is not None:
+        rows = rows.filter(history_user_id=flt.user_id)
+    if flt.action:
+        rows = rows.filter(history_type=flt.action)
+    if flt.since is not None:
+        rows = rows.filter(history_date__gte=flt.since)
+    if flt.until is not None:
+        rows = rows.filter(history_date__lt=flt.until)
+    return rows
+
+
+def changes_page(flt: ChangeFilter, *, models=None, after: str = "", per_page: int = 50):
+    """One page of the tracked changes of `models` (default: every tracked model), newest
+    first, and the cursor of the next page (None at the end). Keyset pages: each history
+    table is read from its date index down to the cursor, `per_page` rows at most, and the
+    tables merged; nothing counts a whole table."""
+    from django.db.models import Q
+
+    cursor = _parse_cursor(after) if after else None
+    candidates = []
+    for model in [flt.model] if flt.model else (models or tracked_models()):
+        rows = _scoped(model, flt)
+        if rows is None:
+            continue
+        label = model._meta.label
+        if cursor is not None:
+            moment, cursor_label, history_id = cursor
+            if label < cursor_label:
+                rows = rows.filter(history_date__lte=moment)
+            elif label == cursor_label:
+                rows = rows.filter(
+                    Q(history_date__lt=moment) | Q(history_date=moment, pk__lt=history_id)
+                )
+            else:
+                rows = rows.filter(history_date__lt=moment)
+        rows = rows.order_by("-history_date", "-pk")[: per_page + 1]
+        candidates += [(row.history_date, label, row.pk, model, row) for row in rows]
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
+    page = candidates[:per_page]
+    changes = _with_changes([(model, row) for *_, model, row in page])
+    more = len(candidates) > per_page
+    return changes, (changes[-1].cursor if more and changes else None)
+
+
+def _with_changes(rows) -> list[Change]:
+    """Each row with the fields it changed from the version before: the previous versions of
+    a page are read in one query per history table, not one per row."""
+    from django.db.models import OuterRef, Subquery
+
+    by_model: dict = {}
+    for model, row in rows:
+        by_model.setdefault(model, []).append(row)
+    previous: dict = {}
+    for model, model_rows in by_model.items():
+        history = history_model_of(model)
+        key = model._meta.pk.attname
+        before = history._base_manager.filter(
+            **{key: OuterRef(key)}, pk__lt=OuterRef("pk")
+        ).order_by("-pk")
+        links = dict(
+            history._base_manager.filter(pk__in=[r.pk for r in model_rows])
+            .annotate(previous_id=Subquery(before.values("pk")[:1]))
+            .values_list("pk", "previous_id")
+        )
+        found = history._base_manager.in_bulk([p for p in links.values() if p is not None])
+        for pk, previous_id in links.items():
+            previous[(model, pk)] = found.get(previous_id)
+    changes = []
+    for model, row in rows:
+        fields = [f for f in history_model_of(model).tracked_fields if not f.primary_key]
+        before = previous.get((model, row.pk))
+        if row.history_type == "-":
+            diff = []
+        elif before is None:
+            diff = [
+                FieldChange(f.name, None, _value(row, f))
+                for f in fields
+                if _value(row, f) not in (None, "")
+            ]
+        else:
+            diff = [
+                FieldChange(f.name, _value(before, f), _value(row, f))
+                for f in fields
+                if _value(before, f) != _value(row, f)
+            ]
+        changes.append(Change(model=model, row=row, changes=diff))
+    return changes
+
+
+def version_as_of(model, pk, moment) -> models.Model | None:
+    """The version of record `pk` in force at `moment` (None before it existed, or when it
+    was deleted then)."""
+    version = (
+        history_model_of(model)
+        ._base_manager.filter(**{model._meta.pk.attname: pk}, history_date__lte=moment)
+        .order_by("-history_date", "-pk")
+        .first()
+    )
+    return None if version is None or version.history_type == "-" else version

@@ -1,0 +1,149 @@
+"""Pages of the versions app on the admin site: every tracked change, across models."""
+
+from __future__ import annotations
+
+import datetime
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from .forms import ChangeFilterForm
+from .selectors import ChangeFilter, changes_page, tracked_models
+
+__all__ = ["changes_view", "viewable_tracked_models"]
+
+PER_PAGE = 50
+
+
+def viewable_tracked_models(user) -> list:
+    """The tracked models whose history `user` may read."""
+    return [
+        m
+        for m in tracked_models()
+        if user.has_perm(f"{m._meta.app_label}.view_{m._meta.model_name}")
+    ]
+
+
+def changes_view(request, admin_site):
+    """Every tracked change, newest first, filterable; keyset pages, no full count."""
+    from compliance.selectors import SubjectAmbiguous, subject_find
+
+    allowed = viewable_tracked_models(request.user)
+    if not allowed:
+        raise PermissionDenied
+    form = ChangeFilterForm(request.GET or None, models=allowed)
+    changes, next_cursor = [], None
+    if not form.is_bound or form.is_valid():
+        data = form.cleaned_data if form.is_bound else {}
+        flt, problem = _filter(data, allowed)
+        if problem:
+            form.add_error(problem[0], problem[1])
+        else:
+            try:
+                subject = subject_find(data["subject"]) if data.get("subject") else None
+            except SubjectAmbiguous as exc:
+                form.add_error("subject", str(exc))
+            else:
+                if data.get("subject") and subject is None:
+                    form.add_error("subject", "No data subject has this email or id.")
+                elif flt is not None:
+                    flt = ChangeFilter(**{**flt.__dict__, "subject": subject})
+                    changes, next_cursor = changes_page(
+                        flt, models=allowed, after=request.GET.get("after", ""), per_page=PER_PAGE
+                    )
+    query = request.GET.copy()
+    query.pop("after", None)
+    context = {
+        **admin_site.each_context(request),
+        "title": "All changes",
+        "form": form,
+        "rows": _rows(changes, admin_site),
+        "next_url": f"?{query.urlencode()}&after={next_cursor}" if next_cursor else None,
+        "first_url": f"?{query.urlencode()}" if request.GET.get("after") else None,
+    }
+    return TemplateResponse(request, "versions/changes.html", context)
+
+
+def _filter(data, allowed):
+    """A ChangeFilter from the form's data, or (field, message) for what is wrong."""
+    model = None
+    if data.get("model"):
+        model = apps.get_model(data["model"])
+        if model not in allowed:
+            return None, ("model", "You may not read this model's history.")
+    user_id = None
+    if data.get("user"):
+        user = get_user_model()._default_manager.filter(username=data["user"]).first()
+        if user is None:
+            return None, ("user", "No user has this username.")
+        user_id = user.pk
+    since = _day_start(data.get("since"))
+    until = _day_start(data.get("until"), next_day=True)
+    return ChangeFilter(
+        model=model, user_id=user_id, action=data.get("action") or None, since=since, until=until
+    ), None
+
+
+def _day_start(day, *, next_day=False):
+    if not day:
+        return None
+    if next_day:
+        day += datetime.timedelta(days=1)
+    return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
+
+
+def _rows(changes, admin_site):
+    """Display rows: users and foreign keys resolved for the whole page at once."""
+    users = get_user_model()._default_manager.in_bulk(
+        {c.row.history_user_id for c in changes if c.row.history_user_id is not None}
+    )
+    wanted: dict = {}
+    for change in changes:
+        for diff in change.changes:
+            field = change.model._meta.get_field(diff.field)
+            if field.is_relation:
+                wanted.setdefault(field.related_model, set()).update(
+                    v for v in (diff.old, diff.new) if v is not None
+                )
+    names = {
+        model: {pk: str(obj) for pk, obj in model._base_manager.in_bulk(ids).items()}
+        for model, ids in wanted.items()
+    }
+    rows = []
+    for change in changes:
+        opts = change.model._meta
+        shown = []
+        for diff in change.changes:
+            field = opts.get_field(diff.field)
+            if field.is_relation:
+                known = names.get(field.related_model, {})
+                old, new = (
+                    None if v is None else known.get(v, f"#{v} (gone)")
+                    for v in (diff.old, diff.new)
+                )
+            else:
+                old, new = diff.old, diff.new
+            shown.append((diff.field, old, new))
+        rows.append(
+            {
+                "change": change,
+                "user": users.get(change.row.history_user_id),
+                "diffs": shown,
+                "history_url": _history_url(admin_site, opts, change),
+            }
+        )
+    return rows
+
+
+def _history_url(admin_site, opts, change):
+    try:
+        return reverse(
+            f"{admin_site.name}:{opts.app_label}_{opts.model_name}_simple_history",
+            args=[change.record_id, change.row.pk],
+        )
+    except NoReverseMatch:
+        return None
