@@ -24,6 +24,7 @@ from .selectors import (
     recover_preview,
     restore_preview,
     snapshot_instance,
+    version_as_of,
 )
 from .services import record_recover, version_restore
 
@@ -53,7 +54,9 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
     object_history_form_template = "versions/object_history_version.html"
 
     def history_view(self, request, object_id, extra_context=None):
-        _object_pk_or_404(self.model, object_id)
+        pk = _object_pk_or_404(self.model, object_id)
+        if request.GET.get("as_of"):
+            return self._as_of(request, pk, request.GET["as_of"])
         history_opts = get_history_model_for_model(self.model)._meta
         labels = [
             capfirst(history_opts.get_field(name).verbose_name)
@@ -61,6 +64,30 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         ]
         context = {"history_list_labels": labels, **(extra_context or {})}
         return super().history_view(request, object_id, context)
+
+    def _as_of(self, request, pk, value):
+        """The version in force at a date and time: its page, or a message saying why none."""
+        from django.utils.dateparse import parse_datetime
+
+        opts = self.model._meta
+        history_url = self._url("history", quote(pk))
+        moment = parse_datetime(value)
+        if moment is None:
+            self.message_user(
+                request, f"{value!r} is not a date and time (YYYY-MM-DD HH:MM).", messages.ERROR
+            )
+            return redirect(history_url)
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        version = version_as_of(self.model, pk, moment)
+        if version is None:
+            self.message_user(
+                request,
+                f"This {opts.verbose_name} did not exist at {value} (not yet, or deleted).",
+                messages.WARNING,
+            )
+            return redirect(history_url)
+        return redirect(self._url("simple_history", quote(pk), version.pk))
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
         super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)

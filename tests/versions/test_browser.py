@@ -124,3 +124,20 @@ def test_a_hold_change_is_listed_for_the_auditor(auditor_client, officer, custom
     page = auditor_client.get(URL, {"model": "retention.LegalHold"}).content.decode()
     assert "retention.LegalHold" in page
     assert LegalHold.objects.count() == 1
+
+
+def test_history_page_opens_the_version_as_of_a_moment(officer_client, customer):
+    """?as_of= on a record's history opens the version in force then; before it existed,
+    a message says so."""
+    soon = timezone.localtime() + timedelta(seconds=1)
+    moment = soon.replace(tzinfo=None).isoformat(timespec="seconds")
+    first = customer.history.get()
+    url = f"/admin/shop/customer/{customer.pk}/history/"
+
+    response = officer_client.get(url, {"as_of": moment})
+    assert response.status_code == 302
+    assert response.url.endswith(f"/history/{first.pk}/")
+    too_early = officer_client.get(url, {"as_of": "2000-01-01T00:00"}, follow=True)
+    assert "did not exist at" in too_early.content.decode()
+    malformed = officer_client.get(url, {"as_of": "yesterday"}, follow=True)
+    assert "is not a date and time" in malformed.content.decode()
