@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from simple_history.manager import HistoryDescriptor
 from simple_history.models import HistoricalRecords
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -110,9 +112,7 @@ class TrackedHistory(HistoricalRecords):
         kwargs.setdefault("get_user", _context_user)
         # A plain id, not a foreign key: deleting a user must not erase (SET_NULL) who made
         # a change, and a commit need not check and lock the user row for each history row.
-        kwargs.setdefault(
-            "history_user_id_field", models.BigIntegerField(null=True, blank=True, db_index=True)
-        )
+        kwargs.setdefault("history_user_id_field", models.BigIntegerField(null=True, blank=True))
         # A reason is stored whole, however long (simple-history's default is 100 characters).
         kwargs.setdefault("history_change_reason_field", models.TextField(null=True))
         # Every change adds a row: a 32-bit counter would run out on a busy table.
@@ -134,6 +134,25 @@ class TrackedHistory(HistoricalRecords):
             if not field.is_relation and field.attname != model._meta.pk.attname:
                 field.db_index = False
         return fields
+
+    def get_meta_options(self, model):
+        """simple-history's options, with the indexes the list of all changes filters on:
+        by user (newest first) and by creation or deletion (newest first; changes, the
+        common case, are found on the date index, so a save maintains no extra index)."""
+        options = super().get_meta_options(model)
+        # Named (a condition needs a name) from the tracked table, within 30 characters.
+        digest = hashlib.sha256(model._meta.db_table.encode()).hexdigest()[:6]
+        prefix = f"h_{model._meta.model_name[:14]}_{digest}"
+        options["indexes"] = (
+            *options.get("indexes", ()),
+            models.Index(fields=["history_user_id", "-history_date"], name=f"{prefix}_user"),
+            models.Index(
+                fields=["history_type", "-history_date"],
+                condition=~Q(history_type="~"),
+                name=f"{prefix}_type",
+            ),
+        )
+        return options
 
     def finalize(self, sender, **kwargs):
         super().finalize(sender, **kwargs)
