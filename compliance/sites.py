@@ -13,7 +13,7 @@ from django.urls import NoReverseMatch, path, reverse
 from retention.models import LegalHold
 from retention.services import RetentionRefused, hold_place, hold_release
 
-from .admin import with_registry_rules
+from .registry_admin import with_registry_rules
 from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
 from .registry import registry
 from .selectors import SubjectAmbiguous, inventory, subject_find, subject_overview

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule
 
-from compliance.admin import RegistryAdminMixin
+from compliance.registry_admin import RegistryAdminMixin
 from compliance.registry import registry
 from shop.models import Order, Session
 from versions.models import LedgerEntry
