@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.apps import apps as global_apps
 
 
 class ComplianceConfig(AppConfig):
@@ -11,4 +12,9 @@ class ComplianceConfig(AppConfig):
         from . import checks, registry, roles  # noqa: F401
 
         registry.autodiscover()
+        if global_apps.is_installed("django.contrib.admin"):
+            # After the admin's autodiscovery: the site imports compliance/admin.py itself.
+            from . import request_admin
+
+            request_admin.register()
         post_migrate.connect(roles.sync_after_migrate, sender=self)
