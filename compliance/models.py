@@ -58,6 +58,18 @@ def request_latest_due(jurisdiction: str, received_at: datetime) -> datetime:
     return add_months(received_at, 3)
 
 
+def _acting_user() -> models.ForeignKey:
+    """Who took a step; the step stays recorded when the account goes."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+
 class SubjectRequest(models.Model):
     """A data-subject request and its statutory clock. It holds no personal data of its own:
     the subject is a link (and, should the subject row go, its key)."""
@@ -105,24 +117,10 @@ class SubjectRequest(models.Model):
         editable=False, help_text="Computed from the receipt, the jurisdiction and any extension."
     )
     extended_at = models.DateTimeField(null=True, blank=True, editable=False)
-    extended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        editable=False,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    extended_by = _acting_user()
     extension_reason = models.TextField(blank=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
-    verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        editable=False,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
+    verified_by = _acting_user()
     verification_method = models.CharField(
         max_length=16, choices=VerificationMethod.choices, blank=True, editable=False
     )
@@ -145,7 +143,7 @@ class SubjectRequest(models.Model):
         indexes = [models.Index(fields=["state", "due_at"], name="request_state_due_idx")]
 
     def __str__(self):
-        return f"Request #{self.pk} ({self.get_kind_display()})"
+        return f"Request #{self.pk}"
 
     @property
     def is_final(self) -> bool:
@@ -154,6 +152,13 @@ class SubjectRequest(models.Model):
     @property
     def is_overdue(self) -> bool:
         return not self.is_final and self.due_at < timezone.now()
+
+    @property
+    def can_extend(self) -> bool:
+        """Open, not extended yet, and still within the original period."""
+        return (
+            not self.is_final and self.extended_at is None and timezone.now() < self.original_due_at
+        )
 
     @property
     def original_due_at(self) -> datetime:

@@ -36,6 +36,10 @@ from .services import (
 __all__ = ["REQUEST_TRANSITIONS", "DeadlineFilter", "RequestTransition", "SubjectRequestAdmin"]
 
 
+def _when(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+
+
 class DeadlineFilter(admin.SimpleListFilter):
     """Open requests past their due date, or due within the next days."""
 
@@ -197,7 +201,8 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
     the `request_tools` block of the change form template).
     """
 
-    list_display = ["__str__", "kind", "subject", "jurisdiction", "state", "received_at", "due"]
+    # The due date first: it is what the list is opened for.
+    list_display = ["__str__", "due", "state", "kind", "jurisdiction", "subject", "received_at"]
     list_filter = [DeadlineFilter, "state", "kind", "jurisdiction"]
     list_select_related = ["subject"]
     search_fields = ["subject_key"]
@@ -231,20 +236,24 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
 
     @admin.display(description="due", ordering="due_at")
     def due(self, obj):
-        shown = f"{timezone.localtime(obj.due_at):%Y-%m-%d %H:%M}"
+        shown = _when(obj.due_at)
         if obj.extended_at is not None:
             shown += " (extended)"
         if obj.is_overdue:
-            return format_html('<strong class="request-overdue">{} — overdue</strong>', shown)
+            return format_html(
+                '<strong class="request-overdue" style="color: var(--error-fg)">{} — overdue'
+                "</strong>",
+                shown,
+            )
         return shown
 
     @admin.display(description="due without extension")
     def original_due_at(self, obj):
-        return obj.original_due_at
+        return _when(obj.original_due_at)
 
     @admin.display(description="latest due date the law allows")
     def latest_due_at(self, obj):
-        return obj.latest_due_at
+        return _when(obj.latest_due_at)
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
@@ -300,8 +309,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             context["request_transitions"] = [
                 (transition.label, self._url("transition", obj.pk, name))
                 for name, transition in REQUEST_TRANSITIONS.items()
-                if obj.state in transition.states
-                and not (name == "extend" and obj.extended_at is not None)
+                if obj.state in transition.states and (name != "extend" or obj.can_extend)
             ]
             context["request_tools"] = self.get_request_tools(request, obj)
         return super().change_view(request, object_id, form_url, context)
