@@ -1,2 +1,363 @@
-"""Admin of the compliance app's models (the registry's rules on every admin are in
-registry_admin.py; the inventory and subject pages are on the admin site, sites.py)."""
+"""Admin of the compliance app's models: data-subject requests (the registry's rules on every
+admin are in registry_admin.py; the inventory and subject pages are on the admin site,
+sites.py)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import widgets
+from django.contrib.admin.utils import quote, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from versions.admin import TrackedHistoryAdmin
+
+from .models import SubjectRequest
+from .selectors import DUE_SOON_DAYS, request_due_soon_q, request_overdue_q, request_search_q
+from .services import (
+    ComplianceRefused,
+    request_complete,
+    request_create,
+    request_extend,
+    request_reject,
+    request_start,
+    request_verify,
+)
+
+__all__ = ["REQUEST_TRANSITIONS", "DeadlineFilter", "RequestTransition", "SubjectRequestAdmin"]
+
+
+def _when(moment) -> str:
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    """Open requests past their due date, or due within the next days."""
+
+    title = "deadline"
+    parameter_name = "deadline"
+    OVERDUE, DUE_SOON = "overdue", "due_soon"
+
+    def lookups(self, request, model_admin):
+        return [(self.OVERDUE, "Overdue"), (self.DUE_SOON, f"Due within {DUE_SOON_DAYS} days")]
+
+    def queryset(self, request, queryset):
+        if self.value() == self.OVERDUE:
+            return queryset.filter(request_overdue_q())
+        if self.value() == self.DUE_SOON:
+            return queryset.filter(request_due_soon_q())
+        return queryset
+
+
+class SubjectRequestAddForm(forms.ModelForm):
+    """Record a request: who it is about, what is asked, under which law, when it arrived."""
+
+    # Not the model's received_at: the registry makes a retention basis read-only in the admin.
+    received = forms.SplitDateTimeField(
+        label="Received at",
+        initial=timezone.now,
+        widget=widgets.AdminSplitDateTime,
+        help_text="When the request reached you (any channel): the clock starts then.",
+    )
+
+    class Meta:
+        model = SubjectRequest
+        fields = ["kind", "subject", "jurisdiction"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["subject"].required = True
+
+    def clean_received(self):
+        received = self.cleaned_data["received"]
+        if received > timezone.now():
+            raise forms.ValidationError("This is in the future: give when the request arrived.")
+        return received
+
+
+class VerifyForm(forms.Form):
+    method = forms.ChoiceField(
+        label="How was the identity verified?",
+        choices=SubjectRequest.VerificationMethod.choices,
+        widget=forms.RadioSelect,
+    )
+    note = forms.CharField(
+        label="Note",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="What was checked; never a copy of a document or of the subject's details.",
+    )
+
+
+class ExtendForm(forms.Form):
+    due_at = forms.DateField(label="New due date", required=False, widget=widgets.AdminDateWidget)
+    months = forms.IntegerField(label="or months", required=False, min_value=1, max_value=2)
+    days = forms.IntegerField(label="and/or days", required=False, min_value=1, max_value=90)
+    reason = forms.CharField(
+        label="Reason (told to the subject)", widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
+    )
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for the refusal (told to the subject, GDPR Art. 12(4))",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+    )
+
+
+@dataclass(frozen=True)
+class RequestTransition:
+    """A button on a request's page: its confirmation form, and the service it runs."""
+
+    label: str
+    question: str
+    form: type[forms.Form]
+    states: tuple[str, ...]
+    run: Callable  # (request, actor, cleaned_data) -> SubjectRequest
+    done: str
+
+
+_State = SubjectRequest.State
+_OPEN = (_State.RECEIVED, _State.VERIFIED, _State.IN_PROGRESS)
+REQUEST_TRANSITIONS = {
+    "verify": RequestTransition(
+        label="Verify identity",
+        question="Record how the requester's identity was verified. The due date does not "
+        "move: the clock runs from receipt.",
+        form=VerifyForm,
+        states=(_State.RECEIVED,),
+        run=lambda obj, actor, data: request_verify(
+            request=obj, actor=actor, method=data["method"], note=data["note"]
+        ),
+        done="Identity verified.",
+    ),
+    "start": RequestTransition(
+        label="Start",
+        question="Start work on this request.",
+        form=ReasonForm,
+        states=(_State.VERIFIED,),
+        run=lambda obj, actor, data: request_start(request=obj, actor=actor, reason=data["reason"]),
+        done="Request started.",
+    ),
+    "complete": RequestTransition(
+        label="Complete",
+        question="Mark this request as answered. This is final.",
+        form=ReasonForm,
+        states=(_State.IN_PROGRESS,),
+        run=lambda obj, actor, data: request_complete(
+            request=obj, actor=actor, reason=data["reason"]
+        ),
+        done="Request completed.",
+    ),
+    "extend": RequestTransition(
+        label="Extend",
+        question="Extend the deadline once, giving the reason: a new due date, or a period "
+        "(GDPR: up to two months; CCPA: up to 45 days). Only before the original due date.",
+        form=ExtendForm,
+        states=_OPEN,
+        run=lambda obj, actor, data: request_extend(
+            request=obj,
+            actor=actor,
+            reason=data["reason"],
+            due_at=data["due_at"],
+            months=data["months"] or 0,
+            days=data["days"] or 0,
+        ),
+        done="Deadline extended.",
+    ),
+    "reject": RequestTransition(
+        label="Reject",
+        question="Refuse this request, stating the reason. This is final.",
+        form=RejectForm,
+        states=_OPEN,
+        run=lambda obj, actor, data: request_reject(
+            request=obj, actor=actor, reason=data["reason"]
+        ),
+        done="Request rejected.",
+    ),
+}
+
+
+@admin.register(SubjectRequest)
+class SubjectRequestAdmin(TrackedHistoryAdmin):
+    """Requests are recorded with the add form and moved on with the buttons of their page;
+    nothing is edited in place or deleted.
+
+    Other features add buttons to a request's page by overriding `get_request_tools` (or
+    the `request_tools` block of the change form template).
+    """
+
+    # The due date first: it is what the list is opened for.
+    list_display = ["__str__", "due", "state", "kind", "jurisdiction", "subject", "received_at"]
+    list_filter = [DeadlineFilter, "state", "kind", "jurisdiction"]
+    list_select_related = ["subject"]
+    search_fields = ["subject_key"]
+    search_help_text = "The subject's email or id."
+    raw_id_fields = ["subject"]
+    ordering = ["due_at", "pk"]
+    change_form_template = "admin/compliance/subjectrequest/change_form.html"
+    transition_template = "admin/compliance/subjectrequest/transition.html"
+    fieldsets = [
+        (None, {"fields": ["kind", "subject", "subject_key", "jurisdiction", "state"]}),
+        (
+            "Deadline",
+            {
+                "fields": [
+                    "received_at",
+                    "due",
+                    "original_due_at",
+                    "latest_due_at",
+                    "extended_at",
+                    "extended_by",
+                    "extension_reason",
+                ]
+            },
+        ),
+        (
+            "Identity verification",
+            {"fields": ["verified_at", "verified_by", "verification_method", "verification_note"]},
+        ),
+        ("Progress", {"fields": ["started_at", "completed_at", "rejected_at", "rejection_reason"]}),
+    ]
+
+    @admin.display(description="due", ordering="due_at")
+    def due(self, obj):
+        shown = _when(obj.due_at)
+        if obj.extended_at is not None:
+            shown += " (extended)"
+        if obj.is_overdue:
+            return format_html(
+                '<strong class="request-overdue" style="color: var(--error-fg)">{} — overdue'
+                "</strong>",
+                shown,
+            )
+        return shown
+
+    @admin.display(description="due without extension")
+    def original_due_at(self, obj):
+        return _when(obj.original_due_at)
+
+    @admin.display(description="latest due date the law allows")
+    def latest_due_at(self, obj):
+        return _when(obj.latest_due_at)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return [(None, {"fields": ["kind", "subject", "jurisdiction", "received"]})]
+        return self.fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = SubjectRequestAddForm
+            kwargs["fields"] = SubjectRequestAddForm.Meta.fields
+        return super().get_form(request, obj, change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [name for _, options in self.fieldsets for name in options["fields"]]
+
+    def get_search_results(self, request, queryset, search_term):
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(request_search_q(search_term)), False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record of how a request was handled is kept
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # every field is read-only: a request changes through its buttons
+        created = request_create(
+            subject=form.cleaned_data["subject"],
+            kind=form.cleaned_data["kind"],
+            jurisdiction=form.cleaned_data["jurisdiction"],
+            received_at=form.cleaned_data["received"],
+            actor=request.user,
+        )
+        obj.pk, obj.due_at, obj.subject_key = created.pk, created.due_at, created.subject_key
+
+    def get_request_tools(self, request, obj) -> list[tuple[str, str]]:
+        """(label, url) of further buttons on a request's page, for features built on it."""
+        return []
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        context = {
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "request_transitions": [],
+            "request_tools": [],
+            **(extra_context or {}),
+        }
+        if obj is not None and self.has_change_permission(request, obj):
+            context["request_transitions"] = [
+                (transition.label, self._url("transition", obj.pk, name))
+                for name, transition in REQUEST_TRANSITIONS.items()
+                if obj.state in transition.states and (name != "extend" or obj.can_extend)
+            ]
+            context["request_tools"] = self.get_request_tools(request, obj)
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            path(
+                "<path:object_id>/transition/<slug:name>/",
+                self.admin_site.admin_view(self.transition_view),
+                name=f"{opts.app_label}_{opts.model_name}_transition",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _url(self, view: str, pk, *args) -> str:
+        opts = self.model._meta
+        return reverse(
+            f"admin:{opts.app_label}_{opts.model_name}_{view}",
+            args=[quote(pk), *args],
+            current_app=self.admin_site.name,
+        )
+
+    def transition_view(self, request, object_id, name):
+        """A transition's confirmation form; on a valid POST, its service and a message."""
+        transition = REQUEST_TRANSITIONS.get(name)
+        obj = self.get_object(request, unquote(object_id))
+        if transition is None or obj is None:
+            raise Http404("No such request or action.")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        change_url = self._url("change", obj.pk)
+        form = transition.form(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                transition.run(obj, request.user, form.cleaned_data)
+            except ComplianceRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, transition.done, messages.SUCCESS)
+                return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{transition.label}: {obj}",
+            "transition": transition,
+            "form": form,
+            "media": self.media + form.media,
+            "opts": self.model._meta,
+            "original": obj,
+            "change_url": change_url,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.transition_template, context)

@@ -52,6 +52,10 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},
     "retention.historicallegalhold": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.purgerun": {AUDITOR: VIEW, OFFICER: VIEW},
+    # Requests are recorded and moved through their states, never deleted: they are the
+    # record of how each request was handled.
+    "compliance.subjectrequest": {AUDITOR: VIEW, OFFICER: EDIT},
+    "compliance.historicalsubjectrequest": {AUDITOR: VIEW, OFFICER: VIEW},
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from versions.setbased import history_model_of
 
 from .anonymisers import get_anonymiser
+from .models import SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, registry
 
 __all__ = [
+    "DUE_SOON_DAYS",
     "InventoryField",
     "InventoryRow",
     "OverviewModel",
@@ -23,6 +27,11 @@ __all__ = [
     "SubjectAmbiguous",
     "SubjectRows",
     "inventory",
+    "request_due_soon_q",
+    "request_overdue_q",
+    "request_search_q",
+    "requests_due",
+    "RequestsDue",
     "subject_find",
     "subject_overview",
     "subject_q",
@@ -254,4 +263,48 @@ def subject_overview(subject, *, rows_shown: int = 10) -> SubjectOverview:
         )
     return SubjectOverview(
         subject=subject, models=shown, holds=list(subject_holds(subject).order_by("placed_at"))
+    )
+
+
+# Data-subject requests ------------------------------------------------------------------
+
+DUE_SOON_DAYS = 7
+_OPEN = ~Q(state__in=SubjectRequest.FINAL_STATES)
+
+
+def request_overdue_q(now: datetime | None = None) -> Q:
+    """Open requests whose due date has passed."""
+    return _OPEN & Q(due_at__lt=now or timezone.now())
+
+
+def request_due_soon_q(now: datetime | None = None, days: int = DUE_SOON_DAYS) -> Q:
+    """Open requests due within `days` days from now (not yet overdue)."""
+    now = now or timezone.now()
+    return _OPEN & Q(due_at__gte=now, due_at__lt=now + timedelta(days=days))
+
+
+def request_search_q(term: str) -> Q:
+    """Requests about the subject with this key, or whose registered email contains `term`."""
+    term = term.strip()
+    q = Q(subject_key=term)
+    for name in _email_fields(registry.subject_model()):
+        q |= Q(**{f"subject__{name}__icontains": term})
+    return q
+
+
+@dataclass(frozen=True)
+class RequestsDue:
+    """Ids of the open requests past their due date, and of those due soon."""
+
+    overdue: list[int]
+    due_soon: list[int]
+
+
+def requests_due(*, now: datetime | None = None, days: int = DUE_SOON_DAYS) -> RequestsDue:
+    """The daily report's content: overdue requests and those due within `days` days."""
+    now = now or timezone.now()
+    requests = SubjectRequest.objects.order_by("due_at", "pk")
+    return RequestsDue(
+        overdue=list(requests.filter(request_overdue_q(now)).values_list("pk", flat=True)),
+        due_soon=list(requests.filter(request_due_soon_q(now, days)).values_list("pk", flat=True)),
     )

@@ -13,9 +13,9 @@ from django.urls import NoReverseMatch, path, reverse
 from retention.models import LegalHold
 from retention.services import RetentionRefused, hold_place, hold_release
 
-from .registry_admin import with_registry_rules
 from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
 from .registry import registry
+from .registry_admin import with_registry_rules
 from .selectors import SubjectAmbiguous, inventory, subject_find, subject_overview
 
 __all__ = ["ComplianceAdminSite"]

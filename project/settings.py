@@ -129,6 +129,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "retention.tasks.purge_scheduled",
         "schedule": 24 * 3600,
     },
+    "requests-due-daily": {
+        "task": "compliance.tasks.requests_due_report",
+        "schedule": 24 * 3600,
+    },
 }
 
 # The application's own knobs, read through each app's config.py.

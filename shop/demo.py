@@ -21,7 +21,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
+from compliance.models import Jurisdiction, SubjectRequest
 from compliance.roles import AUDITOR, OFFICER
+from compliance.services import (
+    request_complete,
+    request_create,
+    request_extend,
+    request_reject,
+    request_start,
+    request_verify,
+)
 from retention.models import LegalHold, PolicyAction, RetentionPolicy
 from retention.services import hold_place, policy_save, rows_soft_delete
 from versions.context import change_context
@@ -413,6 +422,7 @@ def demo_seed(
         ):
             _edits(builder.rng, created, builder.rows[Order], builder.rows[Notification], today)
         _retention(builder.rng, created, officer, today)
+        _requests(builder.rng, created, officer)
         counts = {model._meta.label: len(objs) for model, objs in builder.rows.items()}
         ledger_append(
             action=LedgerAction.DEMO_SEED,
@@ -517,3 +527,49 @@ def _retention(rng: random.Random, customers, officer, today) -> None:
             ground=LegalHold.Ground.LEGAL_CLAIMS,
             actor=officer,
         )
+
+
+def _requests(rng: random.Random, customers, officer) -> None:
+    """Data-subject requests in every situation the request pages show: overdue, due soon,
+    extended, rejected with its reason, completed and just received."""
+    now = timezone.now()
+    live = [c for c in customers if c.deleted_at is None] or customers
+    people = rng.sample(live, min(6, len(live)))
+    Kind, Method = SubjectRequest.Kind, SubjectRequest.VerificationMethod
+
+    def create(index, kind, jurisdiction, days_ago):
+        return request_create(
+            subject=people[index % len(people)],
+            kind=kind,
+            jurisdiction=jurisdiction,
+            received_at=now - timedelta(days=days_ago, hours=rng.randint(1, 8)),
+            actor=officer,
+            reason="Demo data: request received by email",
+        )
+
+    def verify(request):
+        return request_verify(
+            request=request, actor=officer, method=Method.EMAIL, note="Demo data: link confirmed"
+        )
+
+    with change_context(user=officer, ip="192.0.2.10", user_agent=AGENTS[0]):
+        overdue = create(0, Kind.ACCESS, Jurisdiction.GDPR, 40)
+        request_start(request=verify(overdue), actor=officer)
+        verify(create(1, Kind.ERASURE, Jurisdiction.GDPR, 26))  # due within days
+        request_extend(
+            request=create(2, Kind.ACCESS, Jurisdiction.CCPA, 30),
+            actor=officer,
+            reason="Demo data: records spread over several systems; extended by 30 days",
+            days=30,
+        )
+        request_reject(
+            request=create(3, Kind.ERASURE, Jurisdiction.GDPR, 12),
+            actor=officer,
+            reason="Demo data: the orders are kept for 10 years under tax law (Art. 17(3)(b)); "
+            "everything else was already deleted",
+        )
+        done = request_start(
+            request=verify(create(4, Kind.RESTRICTION, Jurisdiction.GDPR, 20)), actor=officer
+        )
+        request_complete(request=done, actor=officer, reason="Demo data: restriction in place")
+        create(5, Kind.ACCESS, Jurisdiction.GDPR, 1)

@@ -70,7 +70,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         from django.utils.dateparse import parse_datetime
 
         opts = self.model._meta
-        history_url = self._url("history", quote(pk))
+        history_url = self._page_url("history", quote(pk))
         moment = parse_datetime(value)
         if moment is None:
             self.message_user(
@@ -87,7 +87,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
                 messages.WARNING,
             )
             return redirect(history_url)
-        return redirect(self._url("simple_history", quote(pk), version.pk))
+        return redirect(self._page_url("simple_history", quote(pk), version.pk))
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
         super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
@@ -119,7 +119,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             *super().get_urls(),
         ]
 
-    def _url(self, name, *args) -> str:
+    def _page_url(self, name, *args) -> str:
         opts = self.model._meta
         return reverse(
             f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_{name}", args=args
@@ -128,7 +128,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
     def changelist_view(self, request, extra_context=None):
         extra_context = dict(extra_context or {})
         if self.has_view_or_change_permission(request):
-            extra_context["deleted_records_url"] = self._url("deleted")
+            extra_context["deleted_records_url"] = self._page_url("deleted")
         return super().changelist_view(request, extra_context)
 
     def deleted_view(self, request):
@@ -153,7 +153,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
                 version,
                 _label(snapshot_instance(self.model, version)),
                 users.get(version.history_user_id),
-                self._url("recover", version.pk) if can_recover else None,
+                self._page_url("recover", version.pk) if can_recover else None,
             )
             for version in page
         ]
@@ -164,7 +164,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             "opts": opts,
             "rows": rows,
             "next_url": f"?before={page[-1].pk}" if more else None,
-            "changelist_url": self._url("changelist"),
+            "changelist_url": self._page_url("changelist"),
         }
         return TemplateResponse(request, "versions/deleted_records.html", context)
 
@@ -177,7 +177,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             preview = recover_preview(self.model, version_id)
         except RestoreRefused as exc:
             self.message_user(request, str(exc), messages.ERROR)
-            return redirect(self._url("deleted"))
+            return redirect(self._page_url("deleted"))
         reason = request.POST.get("reason", "").strip()
         error = ""
         if request.method == "POST":
@@ -198,7 +198,7 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
                     "deleted with it, as new versions and in the ledger.",
                     messages.SUCCESS,
                 )
-                return redirect(self._url("change", quote(preview.candidate.pk)))
+                return redirect(self._page_url("change", quote(preview.candidate.pk)))
         opts = self.model._meta
         context = {
             **self.admin_site.each_context(request),
@@ -212,8 +212,8 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             ],  # fmt: skip
             "reason": reason,
             "error": error,
-            "deleted_url": self._url("deleted"),
-            "changelist_url": self._url("changelist"),
+            "deleted_url": self._page_url("deleted"),
+            "changelist_url": self._page_url("changelist"),
         }
         return TemplateResponse(request, "versions/recover_preview.html", context)
 

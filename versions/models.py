@@ -20,6 +20,7 @@ class LedgerAction(models.TextChoices):
     HOLD_RELEASE = "hold_release", "Legal hold released"
     ROLE_CHANGE = "role_change", "Role change"
     DEMO_SEED = "demo_seed", "Demo data seeded"
+    REQUEST = "request", "Data-subject request"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

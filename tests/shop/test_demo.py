@@ -12,6 +12,7 @@ from django.db.models import Max, Min
 from django.test import override_settings
 from django.utils import timezone
 
+from compliance.models import SubjectRequest
 from shop.demo import DemoRefused, demo_users_ensure
 from shop.models import Customer, Order
 from versions.services import ledger_verify
@@ -39,6 +40,12 @@ def _snapshot():
     }
 
 
+def _clear():
+    """Remove the seeded rows: the requests about customers first, then the shop's."""
+    for model in [SubjectRequest, *apps.get_app_config("shop").get_models()]:
+        model._base_manager.all()._raw_delete(model._base_manager.db)
+
+
 def test_refuses_without_demo_mode(db):
     """Published passwords never reach a production database."""
     with pytest.raises(CommandError, match="created only with DEMO=true"):
@@ -62,20 +69,18 @@ def test_default_run_fills_every_table_and_prints_logins(db):
     assert Order.history.filter(history_type="~", history_user_id=_user("officer").pk).exists()
     for line in ("admin / demo-admin-pass", "officer / demo-officer-pass", "auditor / demo"):
         assert line in out
-    # Six policies, one legal hold, the seed itself.
-    assert ledger_verify(actor=None, reason="").checked == 8
+    # Six policies, one legal hold, 14 steps of six requests, the seed itself.
+    assert ledger_verify(actor=None, reason="").checked == 22
 
 
 def test_same_seed_same_data(db):
     """Two runs with the same seed produce the same rows."""
     _seed(customers=15, seed=7, no_logins=True)
     first = _snapshot()
-    for model in apps.get_app_config("shop").get_models():
-        model._base_manager.all()._raw_delete(model._base_manager.db)
+    _clear()
     _seed(customers=15, seed=7, no_logins=True)
     assert _snapshot() == first
-    for model in apps.get_app_config("shop").get_models():
-        model._base_manager.all()._raw_delete(model._base_manager.db)
+    _clear()
     _seed(customers=15, seed=8, no_logins=True)
     assert _snapshot() != first
 
@@ -87,7 +92,7 @@ def test_rerun_adds_nothing(db):
     out = _seed(customers=5)
     assert "Demo data already present (5 customers): nothing added." in out
     assert _snapshot() == before
-    assert ledger_verify(actor=None, reason="").checked == 8
+    assert ledger_verify(actor=None, reason="").checked == 22
 
 
 def test_logins_have_their_roles(db, client):

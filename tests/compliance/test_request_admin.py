@@ -1,0 +1,250 @@
+"""The requests' admin: list, filters, search, add form, transition forms, and roles."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+from django.utils import timezone
+
+from compliance.admin import REQUEST_TRANSITIONS
+from compliance.models import Jurisdiction, SubjectRequest
+from compliance.services import request_create, request_reject, request_verify
+from shop.models import Customer
+from versions.models import LedgerAction, LedgerEntry
+
+State = SubjectRequest.State
+CHANGELIST = "admin:compliance_subjectrequest_changelist"
+
+
+def _create(customer, officer, *, days_ago=0, jurisdiction=Jurisdiction.GDPR):
+    return request_create(
+        subject=customer,
+        kind=SubjectRequest.Kind.ACCESS,
+        jurisdiction=jurisdiction,
+        received_at=timezone.now() - timedelta(days=days_ago),
+        actor=officer,
+    )
+
+
+def _change_url(request):
+    return reverse("admin:compliance_subjectrequest_change", args=[request.pk])
+
+
+def _transition_url(request, name):
+    return reverse("admin:compliance_subjectrequest_transition", args=[request.pk, name])
+
+
+def _listed(client, **params):
+    response = client.get(reverse(CHANGELIST), params)
+    assert response.status_code == 200
+    return sorted(obj.pk for obj in response.context["cl"].result_list)
+
+
+@pytest.fixture
+def requests(customer, officer):
+    """Overdue, due in 3 days, due in a month, and a rejected one about another person."""
+    bob = Customer.objects.create(email="bob@example.net", name="Bob")
+    rejected = _create(bob, officer, days_ago=60)
+    request_reject(request=rejected, actor=officer, reason="Unfounded")
+    return {
+        "overdue": _create(customer, officer, days_ago=40),
+        "soon": _create(customer, officer, days_ago=42, jurisdiction=Jurisdiction.CCPA),
+        "later": _create(customer, officer, days_ago=1),
+        "rejected": rejected,
+    }
+
+
+def test_officer_records_a_request_with_the_add_form(officer_client, customer):
+    """The form takes kind, subject, jurisdiction and receipt; the due date is computed."""
+    received = timezone.localtime() - timedelta(days=3)
+    response = officer_client.post(
+        reverse("admin:compliance_subjectrequest_add"),
+        {
+            "kind": "erasure",
+            "subject": customer.pk,
+            "jurisdiction": "ccpa",
+            "received_0": received.strftime("%Y-%m-%d"),
+            "received_1": received.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 302
+    request = SubjectRequest.objects.get()
+    assert request.subject == customer and request.kind == "erasure"
+    assert request.due_at == request.received_at + timedelta(days=45)
+    assert abs(request.received_at - received) < timedelta(seconds=1)
+    assert LedgerEntry.objects.filter(action=LedgerAction.REQUEST).count() == 1
+
+
+def test_add_form_refuses_a_future_receipt_and_a_missing_subject(officer_client, customer):
+    """Both are form errors; nothing is recorded."""
+    tomorrow = timezone.localtime() + timedelta(days=1)
+    response = officer_client.post(
+        reverse("admin:compliance_subjectrequest_add"),
+        {
+            "kind": "access",
+            "subject": "",
+            "jurisdiction": "gdpr",
+            "received_0": tomorrow.strftime("%Y-%m-%d"),
+            "received_1": "10:00:00",
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "in the future" in str(errors["received"]) and "subject" in errors
+    assert not SubjectRequest.objects.exists()
+
+
+def test_list_shows_due_dates_and_highlights_overdue_ones(officer_client, requests):
+    """The overdue request's due date is marked; the others are not."""
+    response = officer_client.get(reverse(CHANGELIST))
+    content = response.content.decode()
+    assert content.count('class="request-overdue"') == 1
+    due = timezone.localtime(requests["overdue"].due_at)
+    assert f"{due:%Y-%m-%d %H:%M} — overdue" in content
+
+
+def test_overdue_and_due_soon_filters(officer_client, requests):
+    """ "Overdue" and "Due within 7 days" list open requests only."""
+    assert _listed(officer_client, deadline="overdue") == [requests["overdue"].pk]
+    assert _listed(officer_client, deadline="due_soon") == [requests["soon"].pk]
+    assert len(_listed(officer_client)) == 4
+
+
+def test_state_kind_and_jurisdiction_filters(officer_client, requests):
+    """The stock filters on state, kind and jurisdiction."""
+    assert _listed(officer_client, state="rejected") == [requests["rejected"].pk]
+    assert _listed(officer_client, jurisdiction="ccpa") == [requests["soon"].pk]
+    assert _listed(officer_client, kind="erasure") == []
+
+
+def test_search_by_subject_email_or_id(officer_client, requests, customer):
+    """An email (or part of one) or a subject's id finds that person's requests."""
+    mine = sorted(requests[k].pk for k in ("overdue", "soon", "later"))
+    assert _listed(officer_client, q="ada@example.org") == mine
+    assert _listed(officer_client, q="EXAMPLE.NET") == [requests["rejected"].pk]
+    assert _listed(officer_client, q=str(customer.pk)) == mine
+    assert _listed(officer_client, q="nobody@example.com") == []
+
+
+def test_change_page_shows_due_dates_and_the_state_buttons(officer_client, requests):
+    """No Save button; the computed due date is shown; only the state's transitions appear."""
+    request = requests["later"]
+    page = officer_client.get(_change_url(request)).content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    due, latest = (timezone.localtime(d) for d in (request.due_at, request.latest_due_at))
+    assert f"{due:%Y-%m-%d %H:%M}" in page and f"{latest:%Y-%m-%d %H:%M}" in page
+    for name in ("verify", "extend", "reject"):
+        assert _transition_url(request, name) in page
+    for name in ("start", "complete"):
+        assert _transition_url(request, name) not in page
+    overdue = officer_client.get(_change_url(requests["overdue"])).content.decode()
+    assert "— overdue" in overdue
+    assert _transition_url(requests["overdue"], "extend") not in overdue  # too late now
+
+
+def test_officer_runs_every_transition_through_its_form(officer_client, customer, officer):
+    """Verify, extend, start and complete: each a confirmation form, a message, a new state."""
+    request = _create(customer, officer, days_ago=2)
+    steps = [
+        ("verify", {"method": "email", "note": "Reply from the address on record"}, "verified"),
+        ("extend", {"months": "1", "reason": "Records in three systems"}, "verified"),
+        ("start", {"reason": ""}, "in_progress"),
+        ("complete", {"reason": "Export sent"}, "completed"),
+    ]
+    for name, data, state in steps:
+        assert officer_client.get(_transition_url(request, name)).status_code == 200
+        response = officer_client.post(_transition_url(request, name), data, follow=True)
+        assert response.redirect_chain[-1][0] == _change_url(request)
+        assert REQUEST_TRANSITIONS[name].done in response.content.decode()
+        request.refresh_from_db()
+        assert request.state == state, name
+    assert request.extension_reason == "Records in three systems"
+    assert request.verified_by == officer
+    page = officer_client.get(_change_url(request)).content.decode()
+    assert 'class="request-transition"' not in page  # final: no buttons
+
+
+def test_refused_transition_shows_what_to_do_on_its_form(officer_client, customer, officer):
+    """Starting an unverified request re-shows the form with the service's message."""
+    request = _create(customer, officer)
+    response = officer_client.post(_transition_url(request, "start"), {"reason": ""})
+    assert response.status_code == 200
+    assert "Verify the requester&#x27;s identity first" in response.content.decode()
+    request.refresh_from_db()
+    assert request.state == State.RECEIVED
+
+
+def test_extend_form_refuses_a_late_extension_with_its_message(officer_client, customer, officer):
+    """After the first month the form shows why the extension is refused."""
+    request = _create(customer, officer, days_ago=35)
+    response = officer_client.post(
+        _transition_url(request, "extend"), {"months": "2", "reason": "Volume"}
+    )
+    assert "Too late to extend" in response.content.decode()
+    request.refresh_from_db()
+    assert request.extended_at is None
+
+
+def test_reject_form_needs_a_reason_and_the_page_shows_it(officer_client, customer, officer):
+    """Art. 12(4) in the admin: no reason, no rejection; the reason is shown afterwards."""
+    request = _create(customer, officer)
+    response = officer_client.post(_transition_url(request, "reject"), {"reason": ""})
+    assert response.status_code == 200 and response.context["form"].errors["reason"]
+    officer_client.post(_transition_url(request, "reject"), {"reason": "Manifestly excessive"})
+    request.refresh_from_db()
+    assert request.state == State.REJECTED
+    assert "Manifestly excessive" in officer_client.get(_change_url(request)).content.decode()
+
+
+def test_unknown_transition_is_not_found(officer_client, customer, officer):
+    """A made-up action name is a 404, not an error page."""
+    request = _create(customer, officer)
+    assert officer_client.get(_transition_url(request, "approve")).status_code == 404
+
+
+def test_nobody_deletes_a_request(officer_client, admin_client, customer, officer):
+    """The record of how a request was handled is kept: delete is refused to everyone."""
+    request = _create(customer, officer)
+    url = reverse("admin:compliance_subjectrequest_delete", args=[request.pk])
+    for client in (officer_client, admin_client):
+        assert client.post(url, {"post": "yes"}).status_code == 403
+    assert SubjectRequest.objects.filter(pk=request.pk).exists()
+
+
+def test_auditor_sees_requests_and_every_write_path_is_refused(auditor_client, customer, officer):
+    """List and page open without buttons; add, change, delete and each transition are 403."""
+    request = request_verify(
+        request=_create(customer, officer, days_ago=3), actor=officer, method="email"
+    )
+    assert auditor_client.get(reverse(CHANGELIST)).status_code == 200
+    page = auditor_client.get(_change_url(request))
+    assert page.status_code == 200
+    assert 'class="request-transition"' not in page.content.decode()
+    assert 'name="_save"' not in page.content.decode()
+    add = reverse("admin:compliance_subjectrequest_add")
+    assert auditor_client.get(add).status_code == 403
+    assert auditor_client.post(add, {"kind": "access", "subject": customer.pk}).status_code == 403
+    assert auditor_client.post(_change_url(request), {}).status_code == 403
+    delete = reverse("admin:compliance_subjectrequest_delete", args=[request.pk])
+    assert auditor_client.post(delete, {"post": "yes"}).status_code == 403
+    data = {"method": "email", "reason": "x", "months": "1"}
+    for name in REQUEST_TRANSITIONS:
+        assert auditor_client.get(_transition_url(request, name)).status_code == 403, name
+        assert auditor_client.post(_transition_url(request, name), data).status_code == 403, name
+    request.refresh_from_db()
+    assert request.state == State.VERIFIED and request.extended_at is None
+    assert SubjectRequest.objects.count() == 1
+    assert LedgerEntry.objects.filter(action=LedgerAction.REQUEST).count() == 2
+
+
+def test_request_tools_hook_adds_buttons_to_the_page(officer_client, customer, officer):
+    """What `get_request_tools` returns appears as buttons in the `request_tools` block."""
+    request = _create(customer, officer)
+    model_admin = admin.site._registry[SubjectRequest]
+    model_admin.get_request_tools = lambda http_request, obj: [("Run export", f"/run/{obj.pk}/")]
+    try:
+        page = officer_client.get(_change_url(request)).content.decode()
+    finally:
+        del model_admin.get_request_tools
+    assert f'<a href="/run/{request.pk}/" class="request-tool">Run export</a>' in page
