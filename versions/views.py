@@ -62,10 +62,17 @@ def changes_view(request, admin_site):
         "title": "All changes",
         "form": form,
         "rows": _rows(changes, admin_site),
-        "next_url": f"?{query.urlencode()}&after={next_cursor}" if next_cursor else None,
+        "next_url": f"?{_with(query, after=next_cursor)}" if next_cursor else None,
         "first_url": f"?{query.urlencode()}" if request.GET.get("after") else None,
     }
     return TemplateResponse(request, "versions/changes.html", context)
+
+
+def _with(query, **values) -> str:
+    query = query.copy()
+    for key, value in values.items():
+        query[key] = value
+    return query.urlencode()
 
 
 def _filter(data, allowed):

@@ -141,3 +141,17 @@ def test_history_page_opens_the_version_as_of_a_moment(officer_client, customer)
     assert "did not exist at" in too_early.content.decode()
     malformed = officer_client.get(url, {"as_of": "yesterday"}, follow=True)
     assert "is not a date and time" in malformed.content.decode()
+
+
+def test_next_page_link_carries_the_cursor_and_the_filters(officer_client, customer):
+    """The "Older changes" link keeps the filters and its cursor survives the URL."""
+    for n in range(60):
+        customer.name = f"Ada {n}"
+        customer.save()
+    first = officer_client.get(URL, {"model": "shop.Customer"})
+    next_url = first.context["next_url"]
+    assert "model=shop.Customer" in next_url
+    second = officer_client.get(URL + next_url)
+    shown = {row["change"].row.pk for row in first.context["rows"]}
+    more = {row["change"].row.pk for row in second.context["rows"]}
+    assert len(shown) == 50 and len(more) == 11 and not shown & more
