@@ -14,6 +14,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -22,9 +23,10 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import EmptyResultSet, PermissionDenied
 from django.db import connections, transaction
-from django.db.models import Func, TextField
+from django.db.models import Case, F, Func, TextField, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from versions.context import change_context
@@ -61,8 +63,11 @@ def _require(actor, perm: str, doing: str) -> None:
 # Export ----------------------------------------------------------------------------------
 # A subject's data as a ZIP (Art. 15 and 20): per registered model that is exported, its rows
 # and the history rows about the subject, each as JSON and CSV, and manifest.json with the
-# Art. 15 metadata, row counts and a SHA-256 per file. Rows stream from the database in
-# chunks into the ZIP entries (hashed as they are written); nothing holds a whole file.
+# Art. 15 metadata, row counts and a SHA-256 per file. Rows stream from the database into the
+# ZIP entries (hashed as they are written); nothing holds a whole file. On PostgreSQL the
+# database renders both files (COPY … TO STDOUT: to_json and csv), which makes the export
+# several times faster than encoding each value in Python; elsewhere values_list() is read in
+# chunks and encoded here. Both write the same text for the same rows.
 
 EXPORT_FORMAT = "subject-export/1"
 EXPORT_CHUNK_SIZE = 2000
@@ -74,6 +79,7 @@ NO_RECIPIENTS = "Nobody outside the controller."
 HISTORY_EXPORTED = ("history_id", "history_date", "history_type")
 _MANIFEST = "manifest.json"
 ZIP_LEVEL = 1
+_COPY_BLOCK = 1 << 20  # bytes of COPY output gathered per write into the ZIP
 
 
 @dataclass
@@ -245,6 +251,97 @@ def _flush(out: _HashingWriter, objects: list[str], rows: int, writer, lines: li
 
 
 def _write_rows(archive, name: str, queryset, columns: list[str], chunk_size: int, stats):
+    """Write NAME.json and NAME.csv of `queryset`'s `columns`; return the rows."""
+    if connections[queryset.db].vendor == "postgresql":
+        try:
+            return _write_rows_copy(archive, name, queryset, columns, stats)
+        except EmptyResultSet:
+            queryset = queryset.none()
+    return _write_rows_python(archive, name, queryset, columns, chunk_size, stats)
+
+
+def _copy_sql(queryset, columns: list[str], variant: str) -> tuple[str, list]:
+    """SELECT of `columns` (named so) over `queryset`, each rendered as the Python path would
+    write it: ISO 8601 dates; decimals as strings in JSON; True/False in CSV."""
+    expressions = {}
+    for index, name in enumerate(columns):
+        kind = queryset.model._meta.get_field(name).get_internal_type()
+        if kind in ("DateTimeField", "DateField"):
+            expression = _IsoText(name)
+        elif kind == "DecimalField" and variant == "json":
+            expression = Cast(name, TextField())
+        elif kind == "BooleanField" and variant == "csv":
+            expression = Case(
+                When(**{name: True}, then=Value("True")),
+                When(**{name: False}, then=Value("False")),
+                output_field=TextField(),
+            )
+        else:
+            expression = F(name)
+        expressions[f"_export_{index}"] = expression
+    selection = queryset.annotate(**expressions).values_list(*expressions)
+    inner, params = selection.query.sql_with_params()
+    quote = connections[queryset.db].ops.quote_name
+    renamed = ", ".join(
+        f"t.{quote(alias)} AS {quote(column)}"
+        for alias, column in zip(expressions, columns, strict=True)
+    )
+    return f"SELECT {renamed} FROM ({inner}) t", list(params)
+
+
+def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) -> int:
+    """PostgreSQL: the database writes both files (COPY … TO STDOUT, streamed block by block):
+    JSON objects by ``to_json``, CSV by COPY's csv format. Python only moves the bytes."""
+    json_name, csv_name = f"{name}.json", f"{name}.csv"
+    select_json, json_params = _copy_sql(queryset, columns, "json")
+    select_csv, csv_params = _copy_sql(queryset, columns, "csv")
+    with connections[queryset.db].cursor() as cursor:
+        with archive.open(_entry(json_name), "w", force_zip64=True) as raw:
+            out = _HashingWriter(raw)
+            out.write(b"[")
+            first, pending, size = True, [], 0
+            with cursor.copy(f"COPY (SELECT to_json(r) FROM ({select_json}) r) TO STDOUT",
+                             json_params) as copy:  # fmt: skip
+                for data in copy:
+                    pending.append(data)
+                    size += len(data)
+                    if size >= _COPY_BLOCK:
+                        first = _flush_json(out, pending, first)
+                        size = 0
+            _flush_json(out, pending, first)
+            rows = cursor.rowcount
+            out.write(b"\n]\n")
+        stats[json_name] = _FileStat(rows, out.bytes, out.hash.hexdigest())
+        with archive.open(_entry(csv_name), "w", force_zip64=True) as raw_csv:
+            out = _HashingWriter(raw_csv)
+            pending, size = [], 0
+            with cursor.copy(f"COPY ({select_csv}) TO STDOUT WITH (FORMAT csv, HEADER)",
+                             csv_params) as copy:  # fmt: skip
+                for data in copy:
+                    pending.append(data)
+                    size += len(data)
+                    if size >= _COPY_BLOCK:
+                        out.write(b"".join(pending))
+                        pending, size = [], 0
+            out.write(b"".join(pending))
+        stats[csv_name] = _FileStat(cursor.rowcount, out.bytes, out.hash.hexdigest())
+    return rows
+
+
+def _flush_json(out: _HashingWriter, pending: list, first: bool) -> bool:
+    """Write COPY's lines of JSON as array items. COPY's text format doubles each backslash
+    and nothing else here: JSON text has no raw newline or tab, so each line is one object."""
+    if not pending:
+        return first
+    block = b"".join(pending).replace(b"\\\\", b"\\")
+    out.write((b"\n" if first else b",\n") + block[:-1].replace(b"\n", b",\n"))
+    pending.clear()
+    return False
+
+
+def _write_rows_python(
+    archive, name: str, queryset, columns: list[str], chunk_size: int, stats
+) -> int:
     """Stream `queryset`'s `columns` into NAME.json and NAME.csv inside `archive`.
 
     One read of the rows: the JSON entry is written directly, the CSV is spooled to a
@@ -350,6 +447,21 @@ def _write_archive(
     return counts, models_meta
 
 
+@contextmanager
+def _snapshot():
+    """A transaction in which every file of the export reads the same moment: REPEATABLE READ
+    on PostgreSQL when it is the outermost one. It only reads; the record and the ledger entry
+    are written in a transaction of their own (a long snapshot would see a stale ledger head).
+    """
+    connection = transaction.get_connection()
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
 def _file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -419,11 +531,12 @@ def subject_export(
     temporary = final.with_name(f".{final.name}.{uuid4().hex}.part")
     renamed = False
     try:
-        with change_context(user=actor, reason=reason), transaction.atomic():
+        with change_context(user=actor, reason=reason), _snapshot():
             counts, _ = _write_archive(temporary, subject, export, chunk_size, progress)
-            with open(temporary, "rb+") as handle:
-                os.fsync(handle.fileno())
-            size, sha256 = temporary.stat().st_size, _file_sha256(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        size, sha256 = temporary.stat().st_size, _file_sha256(temporary)
+        with change_context(user=actor, reason=reason), transaction.atomic():
             now = timezone.now()
             export.status, export.finished_at = SubjectExport.Status.DONE, now
             export.filename, export.size, export.sha256, export.counts = (
