@@ -299,44 +299,39 @@ def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) ->
         with archive.open(_entry(json_name), "w", force_zip64=True) as raw:
             out = _HashingWriter(raw)
             out.write(b"[")
-            first, pending, size = True, [], 0
-            with cursor.copy(f"COPY (SELECT to_json(r) FROM ({select_json}) r) TO STDOUT",
-                             json_params) as copy:  # fmt: skip
-                for data in copy:
-                    pending.append(data)
-                    size += len(data)
-                    if size >= _COPY_BLOCK:
-                        first = _flush_json(out, pending, first)
-                        size = 0
-            _flush_json(out, pending, first)
+            separator = b"\n"
+            copy = f"COPY (SELECT to_json(r) FROM ({select_json}) r) TO STDOUT"
+            for block in _copy_blocks(cursor, copy, json_params):
+                # COPY's text format doubles each backslash and nothing else here: JSON text
+                # has no raw newline or tab, so each line is one object.
+                block = block.replace(b"\\\\", b"\\")[:-1].replace(b"\n", b",\n")
+                out.write(separator + block)
+                separator = b",\n"
             rows = cursor.rowcount
             out.write(b"\n]\n")
         stats[json_name] = _FileStat(rows, out.bytes, out.hash.hexdigest())
         with archive.open(_entry(csv_name), "w", force_zip64=True) as raw_csv:
             out = _HashingWriter(raw_csv)
-            pending, size = [], 0
-            with cursor.copy(f"COPY ({select_csv}) TO STDOUT WITH (FORMAT csv, HEADER)",
-                             csv_params) as copy:  # fmt: skip
-                for data in copy:
-                    pending.append(data)
-                    size += len(data)
-                    if size >= _COPY_BLOCK:
-                        out.write(b"".join(pending))
-                        pending, size = [], 0
-            out.write(b"".join(pending))
+            copy = f"COPY ({select_csv}) TO STDOUT WITH (FORMAT csv, HEADER)"
+            for block in _copy_blocks(cursor, copy, csv_params):
+                out.write(block)
         stats[csv_name] = _FileStat(cursor.rowcount, out.bytes, out.hash.hexdigest())
     return rows
 
 
-def _flush_json(out: _HashingWriter, pending: list, first: bool) -> bool:
-    """Write COPY's lines of JSON as array items. COPY's text format doubles each backslash
-    and nothing else here: JSON text has no raw newline or tab, so each line is one object."""
-    if not pending:
-        return first
-    block = b"".join(pending).replace(b"\\\\", b"\\")
-    out.write((b"\n" if first else b",\n") + block[:-1].replace(b"\n", b",\n"))
-    pending.clear()
-    return False
+def _copy_blocks(cursor, sql: str, params: list):
+    """The output of COPY … TO STDOUT in blocks of about _COPY_BLOCK bytes (whole lines);
+    COPY hands it over a row at a time."""
+    pending, size = [], 0
+    with cursor.copy(sql, params) as copy:
+        for data in copy:
+            pending.append(data)
+            size += len(data)
+            if size >= _COPY_BLOCK:
+                yield b"".join(pending)
+                pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 def _write_rows_python(

@@ -245,6 +245,17 @@ def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject
         assert _json(archive, "shop.customer.json")[0]["name"] == "Ada Lovelace – Countess"
 
 
+def test_export_keeps_backslashes_quotes_and_line_breaks_exactly(customer):
+    """Text with backslashes, quotes, tabs, line breaks and non-ASCII comes back unchanged
+    from both files."""
+    awkward = 'C:\\new\\table "quoted" \\\\ \\n\nsecond line\ttab, comma; Łódź ✓'
+    Document.objects.create(owner=customer, title="awkward", content=awkward)
+    export = subject_export(subject=customer, actor=None, reason="")
+    with _read(export) as archive:
+        assert _json(archive, "shop.document.json")[0]["content"] == awkward
+        assert _csv(archive, "shop.document.csv")[0]["content"] == awkward
+
+
 def test_export_streams_in_chunks_and_keeps_every_row(customer):
     """Rows cross many chunk boundaries and still come out whole and in order."""
     for i in range(23):
