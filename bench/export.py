@@ -230,7 +230,7 @@ def _memory(config: Config) -> list[Result]:
         large_peak, large_base, _ = _peak_mb(_subject(LARGE))
         label = "1M"
     notes = [
-        "peak resident memory (ru_maxrss) of a fresh process running subject_export; "
+        "peak resident memory (VmHWM) of a fresh process running subject_export; "
         f"before the export it held {small_base:.0f} MB (100k) and {large_base:.0f} MB "
         f"({label}): the interpreter, Django and the project"
     ]
