@@ -10,6 +10,8 @@ from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
@@ -82,15 +84,23 @@ def with_registry_rules(admin_class):
 # Exports ---------------------------------------------------------------------------------
 
 
+def _short(moment) -> str:
+    """A compact local date and time on one line: 3 Oct 2024, 14:05."""
+    if moment is None:
+        return "-"
+    return format_html(
+        '<span class="nowrap">{}</span>', date_format(timezone.localtime(moment), "j M Y, H:i")
+    )
+
+
 @admin.register(SubjectExport)
 class SubjectExportAdmin(admin.ModelAdmin):
     """The export log: read-only for everyone. Officers run an export from the page
     ``admin:compliance_subject_export`` (the subject's pk) and download finished ones
     (``admin:compliance_subjectexport_download``); each download is a ledger entry."""
 
-    list_display = ["__str__", "status", "created_at", "requested_by", "rows", "expires_at",
-                    "download_link"]  # fmt: skip
-    list_filter = ["status", "created_at"]
+    list_display = ["__str__", "status", "created", "rows", "expires", "download_link"]
+    list_filter = ["status"]
     list_select_related = ["requested_by"]
     search_fields = ["=subject__pk", "=id"]
     readonly_fields = ["subject", "requested_by", "reason", "created_at", "started_at",
@@ -109,6 +119,18 @@ class SubjectExportAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if not self.has_download_permission(request):
+            columns.remove("download_link")
+        return columns
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if self.has_download_permission(request):
+            fields.append("download_link")
+        return fields
 
     def has_add_permission(self, request):
         return False  # exports are run from a subject, not typed in
@@ -129,12 +151,20 @@ class SubjectExportAdmin(admin.ModelAdmin):
     def rows(self, obj):
         return obj.rows
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return _short(obj.created_at)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj):
+        return _short(obj.expires_at)
+
     @admin.display(description="download")
     def download_link(self, obj):
         if obj.status != SubjectExport.Status.DONE or not obj.filename:
             return ""
         url = reverse("admin:compliance_subjectexport_download", args=[obj.pk])
-        return format_html('<a href="{}">Download ZIP</a>', url)
+        return format_html('<a href="{}" class="nowrap">Download ZIP</a>', url)
 
     def run_view(self, request, subject_pk):
         """Confirm, then queue an export of one subject (a Celery task writes the ZIP)."""

@@ -381,7 +381,7 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
     changelist = auditor_client.get(reverse("admin:compliance_subjectexport_changelist"))
     assert changelist.status_code == 200
     assert str(export) in changelist.content.decode()
-    assert b"Download ZIP" in changelist.content  # shown, but the view refuses:
+    assert b"Download ZIP" not in changelist.content
     download = reverse("admin:compliance_subjectexport_download", args=[export.pk])
     assert auditor_client.get(download).status_code == 403
     change = reverse("admin:compliance_subjectexport_change", args=[export.pk])
@@ -398,9 +398,11 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
 def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
     officer_client, officer, customer, subject_data
 ):
-    """The download streams the stored ZIP; every download appends a ledger entry."""
+    """The list links the download; it streams the stored ZIP and appends a ledger entry."""
     export = subject_export(subject=customer, actor=officer, reason="")
     url = reverse("admin:compliance_subjectexport_download", args=[export.pk])
+    changelist = officer_client.get(reverse("admin:compliance_subjectexport_changelist"))
+    assert f'href="{url}"'.encode() in changelist.content
     for _ in range(2):
         response = officer_client.get(url)
         assert response.status_code == 200
