@@ -382,6 +382,10 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
     assert changelist.status_code == 200
     assert str(export) in changelist.content.decode()
     assert b"Download ZIP" not in changelist.content
+    search = auditor_client.get(
+        reverse("admin:compliance_subjectexport_changelist"), {"q": str(customer.pk)}
+    )
+    assert search.status_code == 200 and str(export) in search.content.decode()
     download = reverse("admin:compliance_subjectexport_download", args=[export.pk])
     assert auditor_client.get(download).status_code == 403
     change = reverse("admin:compliance_subjectexport_change", args=[export.pk])
