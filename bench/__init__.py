@@ -17,4 +17,5 @@ BENCHMARKS: list[str] = [
     "history_save",
     "purge",
     "history_browser",
+    "export",
 ]

@@ -1,6 +1,6 @@
-"""Admin of the compliance app's models: data-subject requests (the registry's rules on every
-admin are in registry_admin.py; the inventory and subject pages are on the admin site,
-sites.py)."""
+"""Admin of the compliance app's models: data-subject requests and exports (the registry's
+rules on every admin are in registry_admin.py; the inventory and subject pages are on the
+admin site, sites.py)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,27 +10,40 @@ from django.contrib import admin, messages
 from django.contrib.admin import widgets
 from django.contrib.admin.utils import quote, unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
 from versions.admin import TrackedHistoryAdmin
 
-from .models import SubjectRequest
+from . import config
+from .models import SubjectExport, SubjectRequest
+from .registry import registry
 from .selectors import DUE_SOON_DAYS, request_due_soon_q, request_overdue_q, request_search_q
 from .services import (
     ComplianceRefused,
+    export_download,
     request_complete,
     request_create,
     request_extend,
     request_reject,
     request_start,
     request_verify,
+    subject_export_queue,
 )
 
-__all__ = ["REQUEST_TRANSITIONS", "DeadlineFilter", "RequestTransition", "SubjectRequestAdmin"]
+__all__ = [
+    "REQUEST_TRANSITIONS",
+    "DeadlineFilter",
+    "RequestTransition",
+    "SubjectExportAdmin",
+    "SubjectRequestAdmin",
+]
 
 
 def _when(moment) -> str:
@@ -361,3 +374,143 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.transition_template, context)
+
+
+# Exports ---------------------------------------------------------------------------------
+
+
+def _short(moment) -> str:
+    """A compact local date and time on one line: 3 Oct 2024, 14:05."""
+    if moment is None:
+        return "-"
+    return format_html(
+        '<span class="nowrap">{}</span>', date_format(timezone.localtime(moment), "j M Y, H:i")
+    )
+
+
+@admin.register(SubjectExport)
+class SubjectExportAdmin(admin.ModelAdmin):
+    """The export log: read-only for everyone. Officers run an export from the page
+    ``admin:compliance_subject_export`` (the subject's pk) and download finished ones
+    (``admin:compliance_subjectexport_download``); each download is a ledger entry."""
+
+    list_display = ["__str__", "status", "created", "rows", "expires", "download_link"]
+    list_filter = ["status"]
+    list_select_related = ["requested_by"]
+    search_fields = ["=subject__pk", "=id"]
+    readonly_fields = ["subject", "requested_by", "reason", "created_at", "started_at",
+                       "finished_at", "status", "error", "filename", "size", "sha256", "counts",
+                       "expires_at"]  # fmt: skip
+    show_full_result_count = False
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("run/<str:subject_pk>/", view(self.run_view), name="compliance_subject_export"),
+            path(
+                "<int:export_pk>/download/",
+                view(self.download_view),
+                name="compliance_subjectexport_download",
+            ),
+            *super().get_urls(),
+        ]
+
+    def get_list_display(self, request):
+        columns = list(super().get_list_display(request))
+        if not self.has_download_permission(request):
+            columns.remove("download_link")
+        return columns
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if self.has_download_permission(request):
+            fields.append("download_link")
+        return fields
+
+    def has_add_permission(self, request):
+        return False  # exports are run from a subject, not typed in
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_run_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.add_subjectexport")
+
+    def has_download_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.download_subjectexport")
+
+    @admin.display(description="rows")
+    def rows(self, obj):
+        return obj.rows
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj):
+        return _short(obj.created_at)
+
+    @admin.display(description="expires", ordering="expires_at")
+    def expires(self, obj):
+        return _short(obj.expires_at)
+
+    @admin.display(description="download")
+    def download_link(self, obj):
+        if obj.status != SubjectExport.Status.DONE or not obj.filename:
+            return ""
+        url = reverse("admin:compliance_subjectexport_download", args=[obj.pk])
+        return format_html('<a href="{}" class="nowrap">Download ZIP</a>', url)
+
+    def run_view(self, request, subject_pk):
+        """Confirm, then queue an export of one subject (a Celery task writes the ZIP)."""
+        if not self.has_run_permission(request):
+            raise PermissionDenied
+        subject_model = registry.subject_model()
+        subject = subject_model._base_manager.filter(pk=subject_pk).first()
+        if subject is None:
+            raise Http404(f"No {subject_model._meta.verbose_name} with id {subject_pk}.")
+        if request.method == "POST":
+            export = subject_export_queue(
+                subject=subject, actor=request.user, reason=request.POST.get("reason", "").strip()
+            )
+            self.message_user(
+                request,
+                f"Export #{export.pk} is queued: it appears here as done when its ZIP is ready "
+                "to download.",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(reverse("admin:compliance_subjectexport_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Export the data of {subject}",
+            "subject": subject,
+            "subject_opts": subject_model._meta,
+            "opts": self.model._meta,
+            "kinds": [
+                f"{capfirst(e.model._meta.verbose_name_plural)} ({e.label})"
+                for e in registry.entries()
+                if e.exported
+            ],
+            "expiry_days": config.export_expiry_days(),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/compliance/subject_export.html", context)
+
+    def download_view(self, request, export_pk):
+        """Stream a finished export's ZIP to a permitted user; refused once it has expired."""
+        if not self.has_download_permission(request):
+            raise PermissionDenied
+        export = get_object_or_404(SubjectExport, pk=export_pk)
+        try:
+            handle = export_download(export=export, actor=request.user)
+        except ComplianceRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(
+                reverse("admin:compliance_subjectexport_change", args=[export.pk])
+            )
+        return FileResponse(
+            handle,
+            as_attachment=True,
+            filename=f"subject-{export.subject_id}-export-{export.pk}.zip",
+            content_type="application/zip",
+        )

@@ -88,6 +88,11 @@ class ModelPrivacy:
     #: Record of processing (Art. 30): why the data is processed, and on which basis.
     purpose: str = ""
     lawful_basis: str = ""
+    #: Who the rows are disclosed to (Art. 15(1)(c)), as names or categories of recipients,
+    #: e.g. ("Payment provider", "Carrier"). Empty: nobody outside the controller.
+    recipients: tuple[str, ...] = ()
+    #: Where the data comes from when not from the subject (Art. 15(1)(g)).
+    source: str = "Collected from the data subject."
 
     def __init__(self, model: type[models.Model]):
         self.model = model

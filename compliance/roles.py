@@ -56,6 +56,8 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     # record of how each request was handled.
     "compliance.subjectrequest": {AUDITOR: VIEW, OFFICER: EDIT},
     "compliance.historicalsubjectrequest": {AUDITOR: VIEW, OFFICER: VIEW},
+    # Exports: officers run (add) and download them; auditors see that they happened.
+    "compliance.subjectexport": {AUDITOR: VIEW, OFFICER: ("view", "add", "download")},
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})

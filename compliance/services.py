@@ -7,21 +7,48 @@ ledger entry.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from uuid import UUID, uuid4
 
-from django.db import transaction
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import EmptyResultSet, PermissionDenied
+from django.db import connections, transaction
+from django.db.models import Case, F, Func, TextField, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from retention.services import _require
 from versions.context import change_context
 from versions.models import LedgerAction
 from versions.services import ledger_append
+from versions.setbased import history_model_of
 
-from .models import Jurisdiction, SubjectRequest, add_days, add_months, request_due
-from .registry import registry
+from . import config
+from .models import Jurisdiction, SubjectExport, SubjectRequest, add_days, add_months, request_due
+from .registry import Category, ModelPrivacy, registry
+from .selectors import SubjectRows, subject_walk
 
 __all__ = [
     "ComplianceRefused",
+    "EXPORT_FORMAT",
+    "export_download",
+    "exports_expire",
+    "subject_export",
+    "subject_export_queue",
+    "subject_exports_remove",
     "request_complete",
     "request_create",
     "request_extend",
@@ -296,3 +323,618 @@ def request_extend(
             previous_due_at=previous_due.isoformat(),
         )
     return locked
+
+
+def _require_perm(actor, perm: str, doing: str) -> None:
+    """PermissionDenied unless `actor` (None: the system) holds "app_label.codename"."""
+    if actor is not None and not actor.has_perm(perm):
+        raise PermissionDenied(f"{actor} may not {doing}.")
+
+
+# Export ----------------------------------------------------------------------------------
+# A subject's data as a ZIP (Art. 15 and 20): per registered model that is exported, its rows
+# and the history rows about the subject, each as JSON and CSV, and manifest.json with the
+# Art. 15 metadata, row counts and a SHA-256 per file. Rows stream from the database into the
+# ZIP entries (hashed as they are written); nothing holds a whole file. On PostgreSQL the
+# database renders both files (COPY … TO STDOUT: to_json and csv), which makes the export
+# several times faster than encoding each value in Python; elsewhere values_list() is read in
+# chunks and encoded here. Both write the same text for the same rows.
+
+EXPORT_FORMAT = "subject-export/1"
+EXPORT_CHUNK_SIZE = 2000
+NO_FIXED_PERIOD = "no fixed period"
+NO_RECIPIENTS = "Nobody outside the controller."
+# History rows carry when and how the record changed. Who changed it (a staff user's id, IP
+# address, user agent) and the request or task are the staff's data, not the subject's
+# (Art. 15(4)), and the reason is an internal note: they stay out of the export.
+HISTORY_EXPORTED = ("history_id", "history_date", "history_type")
+_MANIFEST = "manifest.json"
+ZIP_LEVEL = 1
+_COPY_BLOCK = 1 << 20  # bytes of COPY output gathered per write into the ZIP
+
+
+@dataclass
+class _FileStat:
+    rows: int = 0
+    bytes: int = 0
+    sha256: str = ""
+
+
+class _HashingWriter:
+    """Writes bytes to a ZIP entry, hashing and counting them on the way."""
+
+    def __init__(self, raw):
+        self.raw, self.hash, self.bytes = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self.bytes += len(data)
+        self.raw.write(data)
+
+
+def _jsonable(value):
+    """JSON for what the json module does not know: dates, decimals, UUIDs, phone numbers."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+_ENCODER = json.JSONEncoder(default=_jsonable, ensure_ascii=False, separators=(",", ":"))
+
+
+def _isoformat(value) -> str:
+    return value.isoformat()
+
+
+# Values the json and csv modules do not write as wanted, by field type: converted once per
+# value through a table built per model, not tested type by type (the export's hot loop).
+_TO_TEXT = {
+    "DateTimeField": _isoformat,
+    "DateField": _isoformat,
+    "TimeField": _isoformat,
+    "DecimalField": str,
+    "UUIDField": str,
+    "GenericIPAddressField": str,
+    "BinaryField": _jsonable,
+}
+
+
+class _IsoText(Func):
+    """A date or datetime as ISO 8601 text made by PostgreSQL (``to_json`` writes the same
+    text as Python's isoformat() in UTC): the export then parses no timestamp."""
+
+    template = "(to_json(%(expressions)s) #>> '{}')"
+    output_field = TextField()
+
+
+def _selection(model, columns: list[str], vendor: str) -> tuple[list, list, list[int]]:
+    """For `columns` of `model`: what to select (names, or expressions), [(index, to text)]
+    applied to JSON and CSV alike, and the indexes of JSON fields (JSON text in a CSV cell)."""
+    selected, values, structured = [], [], []
+    for index, name in enumerate(columns):
+        field = model._meta.get_field(name)
+        kind = field.get_internal_type()
+        if vendor == "postgresql" and kind in ("DateTimeField", "DateField"):
+            selected.append(_IsoText(name))
+            continue
+        selected.append(name)
+        if kind in _TO_TEXT:
+            values.append((index, _TO_TEXT[kind]))
+        elif kind == "JSONField":
+            structured.append(index)
+    return selected, values, structured
+
+
+def export_fields(entry: ModelPrivacy, model=None) -> list[str]:
+    """The columns an export carries for `entry`'s model (or its history `model`): every
+    concrete field except personal fields declared ``exported=False`` (tokens, secrets)."""
+    withheld = {name for name, personal in entry.fields.items() if not personal.exported}
+    columns = []
+    for field in entry.model._meta.concrete_fields:
+        if field.name in withheld:
+            continue
+        columns.append(field.attname)
+    if model is None:
+        return columns
+    # A history model copies the tracked fields (minus its own excluded ones).
+    present = {field.attname for field in model._meta.concrete_fields}
+    return [*HISTORY_EXPORTED, *(name for name in columns if name in present)]
+
+
+def _categories(entry: ModelPrivacy) -> list[str]:
+    seen = []
+    for personal in entry.fields.values():
+        label = (
+            Category(personal.category).label
+            if personal.category in Category.values
+            else personal.category
+        )
+        if label not in seen:
+            seen.append(label)
+    return seen
+
+
+def retention_period(model) -> str:
+    """The shortest period of the enabled retention policies on `model`, as text."""
+    from retention.models import RetentionPolicy  # retention imports this app's registry
+
+    policy = (
+        RetentionPolicy.objects.filter(
+            enabled=True,
+            target=ContentType.objects.get_for_model(model, for_concrete_model=False),
+            period_days__isnull=False,
+        )
+        .order_by("period_days")
+        .first()
+    )
+    if policy is None:
+        return NO_FIXED_PERIOD
+    entry = registry.get(model)
+    basis = policy.basis_field or (entry.retention_basis if entry else "") or "history_date"
+    return f"{policy.period_days} days from {basis}"
+
+
+def _entry_metadata(walked: SubjectRows) -> dict:
+    entry = walked.entry
+    withheld = [name for name, p in entry.fields.items() if not p.exported]
+    history_model = history_model_of(entry.model)
+    return {
+        "model": entry.label,
+        "name": str(entry.model._meta.verbose_name_plural),
+        "exported": entry.exported,
+        "purposes": [entry.purpose] if entry.purpose else [],
+        "lawful_basis": entry.lawful_basis,
+        "categories": _categories(entry),
+        "recipients": list(entry.recipients) or [NO_RECIPIENTS],
+        "retention_period": retention_period(entry.model),
+        "history_retention_period": (
+            retention_period(history_model) if history_model is not None else None
+        ),
+        "source": entry.source,
+        "erasure": entry.erasure,
+        "legal_ground": entry.legal_ground,
+        "withheld_fields": withheld,
+    }
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A compressed ZIP entry dated now (ZipFile.open would date it 1980)."""
+    info = zipfile.ZipInfo(name, date_time=timezone.localtime().timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    # Level 1: several times faster than zlib's default, a little larger. Python 3.13 renamed
+    # the attribute ZipFile.open sets from the archive's level.
+    level = "compress_level" if hasattr(info, "compress_level") else "_compresslevel"
+    setattr(info, level, ZIP_LEVEL)
+    return info
+
+
+def _flush(out: _HashingWriter, objects: list[str], rows: int, writer, lines: list) -> None:
+    """Write a chunk: JSON objects one a line (a comma before all but the first), CSV rows."""
+    if objects:
+        out.write((("\n" if rows == len(objects) else ",\n") + ",\n".join(objects)).encode())
+        writer.writerows(lines)
+    objects.clear()
+    lines.clear()
+
+
+def _write_rows(archive, name: str, queryset, columns: list[str], chunk_size: int, stats):
+    """Write NAME.json and NAME.csv of `queryset`'s `columns`; return the rows."""
+    if connections[queryset.db].vendor == "postgresql":
+        try:
+            return _write_rows_copy(archive, name, queryset, columns, stats)
+        except EmptyResultSet:
+            queryset = queryset.none()
+    return _write_rows_python(archive, name, queryset, columns, chunk_size, stats)
+
+
+def _copy_sql(queryset, columns: list[str], variant: str) -> tuple[str, list]:
+    """SELECT of `columns` (named so) over `queryset`, each rendered as the Python path would
+    write it: ISO 8601 dates; decimals as strings in JSON; True/False in CSV."""
+    expressions = {}
+    for index, name in enumerate(columns):
+        kind = queryset.model._meta.get_field(name).get_internal_type()
+        if kind in ("DateTimeField", "DateField"):
+            expression = _IsoText(name)
+        elif kind == "DecimalField" and variant == "json":
+            expression = Cast(name, TextField())
+        elif kind == "BooleanField" and variant == "csv":
+            expression = Case(
+                When(**{name: True}, then=Value("True")),
+                When(**{name: False}, then=Value("False")),
+                output_field=TextField(),
+            )
+        else:
+            expression = F(name)
+        expressions[f"_export_{index}"] = expression
+    selection = queryset.annotate(**expressions).values_list(*expressions)
+    inner, params = selection.query.sql_with_params()
+    quote = connections[queryset.db].ops.quote_name
+    renamed = ", ".join(
+        f"t.{quote(alias)} AS {quote(column)}"
+        for alias, column in zip(expressions, columns, strict=True)
+    )
+    return f"SELECT {renamed} FROM ({inner}) t", list(params)
+
+
+def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) -> int:
+    """PostgreSQL: the database writes both files (COPY … TO STDOUT, streamed block by block):
+    JSON objects by ``to_json``, CSV by COPY's csv format. Python only moves the bytes."""
+    json_name, csv_name = f"{name}.json", f"{name}.csv"
+    select_json, json_params = _copy_sql(queryset, columns, "json")
+    select_csv, csv_params = _copy_sql(queryset, columns, "csv")
+    with connections[queryset.db].cursor() as cursor:
+        with archive.open(_entry(json_name), "w", force_zip64=True) as raw:
+            out = _HashingWriter(raw)
+            out.write(b"[")
+            separator = b"\n"
+            copy = f"COPY (SELECT to_json(r) FROM ({select_json}) r) TO STDOUT"
+            for block in _copy_blocks(cursor, copy, json_params):
+                # COPY's text format doubles each backslash and nothing else here: JSON text
+                # has no raw newline or tab, so each line is one object.
+                block = block.replace(b"\\\\", b"\\")[:-1].replace(b"\n", b",\n")
+                out.write(separator + block)
+                separator = b",\n"
+            rows = cursor.rowcount
+            out.write(b"\n]\n")
+        stats[json_name] = _FileStat(rows, out.bytes, out.hash.hexdigest())
+        with archive.open(_entry(csv_name), "w", force_zip64=True) as raw_csv:
+            out = _HashingWriter(raw_csv)
+            copy = f"COPY ({select_csv}) TO STDOUT WITH (FORMAT csv, HEADER)"
+            for block in _copy_blocks(cursor, copy, csv_params):
+                out.write(block)
+        stats[csv_name] = _FileStat(cursor.rowcount, out.bytes, out.hash.hexdigest())
+    return rows
+
+
+def _copy_blocks(cursor, sql: str, params: list):
+    """The output of COPY … TO STDOUT in blocks of about _COPY_BLOCK bytes (whole lines);
+    COPY hands it over a row at a time."""
+    pending, size = [], 0
+    with cursor.copy(sql, params) as copy:
+        for data in copy:
+            pending.append(data)
+            size += len(data)
+            if size >= _COPY_BLOCK:
+                yield b"".join(pending)
+                pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _write_rows_python(
+    archive, name: str, queryset, columns: list[str], chunk_size: int, stats
+) -> int:
+    """Stream `queryset`'s `columns` into NAME.json and NAME.csv inside `archive`.
+
+    One read of the rows: the JSON entry is written directly, the CSV is spooled to a
+    temporary file (on disk past 1 MB) and copied into its entry afterwards, since a ZIP
+    has one entry open for writing at a time.
+    """
+    json_name, csv_name = f"{name}.json", f"{name}.csv"
+    rows = 0
+    with tempfile.SpooledTemporaryFile(max_size=1 << 20) as spool:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        writer = csv.writer(text)
+        writer.writerow(columns)
+        with archive.open(_entry(json_name), "w", force_zip64=True) as raw:
+            out = _HashingWriter(raw)
+            out.write(b"[")
+            encode, objects, lines = _ENCODER.encode, [], []
+            vendor = connections[queryset.db].vendor
+            selected, convert, structured = _selection(queryset.model, columns, vendor)
+            for row in queryset.values_list(*selected).iterator(chunk_size=chunk_size):
+                if convert:
+                    row = list(row)
+                    for index, to_text in convert:
+                        if row[index] is not None:
+                            row[index] = to_text(row[index])
+                objects.append(encode(dict(zip(columns, row, strict=True))))
+                if structured:
+                    row = list(row)
+                    for index in structured:
+                        row[index] = "" if row[index] is None else encode(row[index])
+                lines.append(row)
+                rows += 1
+                if len(objects) >= chunk_size:
+                    _flush(out, objects, rows, writer, lines)
+            _flush(out, objects, rows, writer, lines)
+            out.write(b"\n]\n")
+        stats[json_name] = _FileStat(rows, out.bytes, out.hash.hexdigest())
+        text.flush()
+        text.detach()
+        spool.seek(0)
+        with archive.open(_entry(csv_name), "w", force_zip64=True) as raw_csv:
+            copy = _HashingWriter(raw_csv)
+            while block := spool.read(1 << 20):
+                copy.write(block)
+        stats[csv_name] = _FileStat(rows, copy.bytes, copy.hash.hexdigest())
+    return rows
+
+
+def _write_archive(
+    path: Path, subject, export: SubjectExport, chunk_size: int, progress
+) -> tuple[dict, dict]:
+    """Write the ZIP at `path`; return (rows per file, the manifest's per-model metadata)."""
+    stats: dict[str, _FileStat] = {}
+    models_meta = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+        for walked in subject_walk(subject):
+            meta = _entry_metadata(walked)
+            models_meta.append(meta)
+            if not walked.entry.exported:
+                meta["rows"] = walked.rows.count()
+                continue
+            base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
+            meta["rows"] = _write_rows(
+                zf, base, walked.rows, export_fields(walked.entry), chunk_size, stats
+            )
+            meta["files"] = [f"{base}.json", f"{base}.csv"]
+            if walked.history is not None:
+                meta["history_rows"] = _write_rows(
+                    zf,
+                    f"{base}.history",
+                    walked.history,
+                    export_fields(walked.entry, walked.history.model),
+                    chunk_size,
+                    stats,
+                )
+                meta["files"] += [f"{base}.history.json", f"{base}.history.csv"]
+            if progress is not None:
+                progress(walked.entry.label, meta["rows"] + meta.get("history_rows", 0))
+        subject_model = registry.subject_model()
+        manifest = {
+            "format": EXPORT_FORMAT,
+            "export": export.pk,
+            "created_at": timezone.now().isoformat(),
+            "subject": {
+                "model": subject_model._meta.label,
+                "pk": subject.pk if isinstance(subject.pk, int) else str(subject.pk),
+            },
+            "note": (
+                "One JSON and one CSV file per kind of record, with the same rows; *.history.* "
+                "files hold earlier versions of the records (history_type + created, ~ changed, "
+                "- deleted). models lists why and on which basis each is processed, who "
+                "receives it, how long it is kept and where it comes from (GDPR Art. 15)."
+            ),
+            "models": models_meta,
+            "files": {
+                name: {"rows": s.rows, "bytes": s.bytes, "sha256": s.sha256}
+                for name, s in stats.items()
+            },
+        }
+        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
+        zf.writestr(_entry(_MANIFEST), manifest_text)
+    # Rows per data set ("shop.order", "shop.order.history"): its JSON and CSV hold the same.
+    counts = {name[: -len(".json")]: s.rows for name, s in stats.items() if name.endswith(".json")}
+    return counts, models_meta
+
+
+@contextmanager
+def _snapshot():
+    """A transaction in which every file of the export reads the same moment: REPEATABLE READ
+    on PostgreSQL when it is the outermost one. It only reads; the record and the ledger entry
+    are written in a transaction of their own (a long snapshot would see a stale ledger head).
+    """
+    connection = transaction.get_connection()
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    if os.name == "posix":
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def subject_export(
+    *,
+    subject,
+    actor,
+    reason: str,
+    export: SubjectExport | None = None,
+    output: Path | str | None = None,
+    request=None,
+    chunk_size: int = EXPORT_CHUNK_SIZE,
+    progress: Callable[[str, int], None] | None = None,
+) -> SubjectExport:
+    """Write `subject`'s export ZIP and record it; returns the done export.
+
+    `export` is a pending record made by `subject_export_queue` (the task passes it); else
+    one is created. The ZIP goes to COMPLIANCE_EXPORT_DIR, or to `output` (the command).
+    It is written to a temporary file beside its destination and renamed into place only
+    when complete, so a failure leaves no partial file; the record then says "failed" with
+    the error, and the error is raised again. `progress(model label, rows)` is called after
+    each model. `request` (a data-subject request) is accepted for the request workflow and
+    not used yet.
+    """
+    _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
+    if subject is None:
+        message = "The subject of this export no longer exists: nothing to export."
+        if export is not None:
+            SubjectExport.objects.filter(pk=export.pk).update(
+                status=SubjectExport.Status.FAILED, finished_at=timezone.now(), error=message
+            )
+        raise ComplianceRefused(message)
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be at least 1")
+    if export is None:
+        export = SubjectExport.objects.create(subject=subject, requested_by=actor, reason=reason)
+    elif export.status not in (SubjectExport.Status.PENDING, SubjectExport.Status.FAILED):
+        raise ComplianceRefused(
+            f"Export #{export.pk} is {export.get_status_display().lower()}: start a new export."
+        )
+    export.status, export.started_at = SubjectExport.Status.RUNNING, timezone.now()
+    export.error = ""
+    export.save(update_fields=["status", "started_at", "error"])
+
+    if output is not None:
+        final = Path(output).resolve()
+        filename = ""
+    else:
+        directory = config.export_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        filename = f"subject-export-{export.pk}-{uuid4().hex}.zip"
+        final = directory / filename
+    temporary = final.with_name(f".{final.name}.{uuid4().hex}.part")
+    renamed = False
+    try:
+        with change_context(user=actor, reason=reason), _snapshot():
+            counts, _ = _write_archive(temporary, subject, export, chunk_size, progress)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        size, sha256 = temporary.stat().st_size, _file_sha256(temporary)
+        with change_context(user=actor, reason=reason), transaction.atomic():
+            now = timezone.now()
+            export.status, export.finished_at = SubjectExport.Status.DONE, now
+            export.filename, export.size, export.sha256, export.counts = (
+                filename,
+                size,
+                sha256,
+                counts,
+            )
+            export.expires_at = now + timedelta(days=config.export_expiry_days())
+            export.save()
+            ledger_append(
+                action=LedgerAction.EXPORT,
+                actor=actor,
+                reason=reason,
+                target=f"{registry.subject_model()._meta.label}:{subject.pk}",
+                counts=counts,
+                details={"export": export.pk, "sha256": sha256, "bytes": size},
+            )
+            os.replace(temporary, final)
+            renamed = True
+            _fsync_dir(final.parent)
+    except BaseException as exc:
+        temporary.unlink(missing_ok=True)
+        if renamed:
+            final.unlink(missing_ok=True)  # in place, then the commit failed
+        SubjectExport.objects.filter(pk=export.pk).update(
+            status=SubjectExport.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(exc).__name__}: {exc}"[:2000],
+            filename="",
+        )
+        export.refresh_from_db()
+        raise
+    return export
+
+
+def subject_export_queue(*, subject, actor, reason: str, request=None) -> SubjectExport:
+    """Record a pending export of `subject` and run it in a Celery task once committed."""
+    _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
+    from .tasks import export_run  # the task module imports this one
+
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        export = SubjectExport.objects.create(subject=subject, requested_by=actor, reason=reason)
+        transaction.on_commit(lambda: export_run.delay(export.pk))
+    return export
+
+
+def export_path(export: SubjectExport) -> Path | None:
+    """Where the export's ZIP is stored, or None when it is not in the export directory."""
+    if not export.filename:
+        return None
+    return config.export_dir() / Path(export.filename).name
+
+
+def _file_remove(export: SubjectExport) -> None:
+    path = export_path(export)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def exports_expire(*, now: datetime | None = None) -> int:
+    """Delete the files of exports past their expiry and mark them expired; return how many."""
+    now = now or timezone.now()
+    expired = SubjectExport.objects.filter(status=SubjectExport.Status.DONE, expires_at__lte=now)
+    count = 0
+    for export in expired.iterator():
+        _file_remove(export)
+        export.status = SubjectExport.Status.EXPIRED
+        export.save(update_fields=["status"])
+        count += 1
+    return count
+
+
+def subject_exports_remove(*, subject) -> int:
+    """Delete the stored ZIPs of `subject`'s exports once the caller's transaction commits,
+    and mark those exports expired; return how many. For erasure: the files hold the data."""
+    exports = list(
+        SubjectExport.objects.filter(subject=subject, status=SubjectExport.Status.DONE)
+        .exclude(filename="")
+        .select_for_update()
+    )
+    for export in exports:
+        transaction.on_commit(partial(_file_remove, export))
+    SubjectExport.objects.filter(pk__in=[e.pk for e in exports]).update(
+        status=SubjectExport.Status.EXPIRED, expires_at=timezone.now()
+    )
+    return len(exports)
+
+
+def export_download(*, export: SubjectExport, actor, reason: str = ""):
+    """Open the export's ZIP for download and write the ledger entry for it.
+
+    Refused (ComplianceRefused) when the export is not done, has expired (its file is then
+    deleted) or its file is missing. The caller streams and closes the returned file.
+    """
+    _require_perm(actor, "compliance.download_subjectexport", "download data-subject exports")
+    if export.status == SubjectExport.Status.DONE and export.expires_at <= timezone.now():
+        exports_expire()
+        export.refresh_from_db()
+    if export.status == SubjectExport.Status.EXPIRED:
+        raise ComplianceRefused(
+            f"Export #{export.pk} expired on {export.expires_at:%Y-%m-%d %H:%M} and its file "
+            "was deleted: run a new export of the subject."
+        )
+    if export.status != SubjectExport.Status.DONE:
+        raise ComplianceRefused(
+            f"Export #{export.pk} is {export.get_status_display().lower()}: only a finished "
+            "export can be downloaded."
+        )
+    path = export_path(export)
+    if path is None:
+        raise ComplianceRefused(
+            f"Export #{export.pk} was written to a file by the export_subject command and is "
+            "not stored here."
+        )
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - the response closes it
+    except FileNotFoundError:
+        raise ComplianceRefused(
+            f"The file of export #{export.pk} is missing from the export directory: run a new "
+            "export of the subject."
+        ) from None
+    try:
+        with change_context(user=actor, reason=reason), transaction.atomic():
+            ledger_append(
+                action=LedgerAction.EXPORT_DOWNLOAD,
+                actor=actor,
+                reason=reason,
+                target=f"{registry.subject_model()._meta.label}:{export.subject_id}",
+                details={"export": export.pk, "sha256": export.sha256, "bytes": export.size},
+            )
+    except BaseException:
+        handle.close()
+        raise
+    return handle

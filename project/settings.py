@@ -133,6 +133,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.requests_due_report",
         "schedule": 24 * 3600,
     },
+    "compliance-exports-expire-daily": {
+        "task": "compliance.tasks.exports_expire_scheduled",
+        "schedule": 24 * 3600,
+    },
 }
 
 # The application's own knobs, read through each app's config.py.
@@ -140,6 +144,8 @@ COMPLIANCE_SUBJECT_MODEL = env.str("COMPLIANCE_SUBJECT_MODEL", default="shop.Cus
 COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", default=0)
 COMPLIANCE_PROXY_SETS_REQUEST_ID = env.bool("COMPLIANCE_PROXY_SETS_REQUEST_ID", default=False)
 PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
+COMPLIANCE_EXPORT_DIR = env.path("COMPLIANCE_EXPORT_DIR", default=BASE_DIR / "var" / "exports")
+COMPLIANCE_EXPORT_EXPIRY_DAYS = env.int("COMPLIANCE_EXPORT_EXPIRY_DAYS", default=7)
 RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=BASE_DIR / "var" / "archives")
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 # The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.

@@ -8,6 +8,7 @@ __all__ = ["LedgerAction", "LedgerCheckpoint", "LedgerEntry"]
 
 class LedgerAction(models.TextChoices):
     EXPORT = "export", "Export"
+    EXPORT_DOWNLOAD = "export_download", "Export downloaded"
     ERASURE = "erasure", "Erasure"
     RESTORE = "restore", "Restore"
     RECOVER = "recover", "Recover"

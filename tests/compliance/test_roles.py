@@ -54,6 +54,7 @@ AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
     "compliance.view_subjectrequest",
     "compliance.view_historicalsubjectrequest",
+    "compliance.view_subjectexport",
     *(f"retention.view_{m}" for m in RETENTION_MODELS),
     *(f"shop.view_{m}" for m in SHOP_MODELS),
     *(f"shop.view_historical{m}" for m in SHOP_MODELS),
@@ -72,6 +73,8 @@ OFFICER_PERMISSIONS = {
     "retention.change_legalhold",
     "compliance.add_subjectrequest",
     "compliance.change_subjectrequest",
+    "compliance.add_subjectexport",
+    "compliance.download_subjectexport",
 }
 
 
@@ -140,8 +143,8 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         viewable += 1
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
-    # the shop, the ledger, policies, holds, runs, requests
-    assert viewable == len(SHOP_MODELS) + 5
+    # the shop, the ledger, policies, holds, runs, requests, exports
+    assert viewable == len(SHOP_MODELS) + 6
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):

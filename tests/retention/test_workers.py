@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,20 +37,15 @@ def redis_url():
     return url
 
 
-@pytest.fixture
-def workers(redis_url, postgres, transactional_db):
-    """Two `celery worker` processes on the test database, consuming a queue of their own."""
-    queue = f"test-purge-{uuid.uuid4().hex[:8]}"
+@contextmanager
+def celery_workers(redis_url: str, queue: str, count: int, **extra_env):
+    """`count` `celery worker` processes on the test database and `redis_url`, consuming
+    `queue` (send tasks there with ``apply_async(..., queue=queue)``)."""
     settings = connection.settings_dict
     database = (
         f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/{settings['NAME']}"
     )
-    env = {
-        **os.environ,
-        "DATABASE_URL": database,
-        "CELERY_BROKER_URL": redis_url,
-        "RETENTION_BATCH_SIZE": "50",
-    }
+    env = {**os.environ, "DATABASE_URL": database, "CELERY_BROKER_URL": redis_url, **extra_env}
     processes = [
         subprocess.Popen(
             [
@@ -75,7 +71,7 @@ def workers(redis_url, postgres, transactional_db):
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for i in range(2)
+        for i in range(count)
     ]
     saved = {k: app.conf[k] for k in ("broker_url", "task_always_eager")}
     app.conf.update(broker_url=redis_url, task_always_eager=False)
@@ -83,7 +79,7 @@ def workers(redis_url, postgres, transactional_db):
     app.amqp._producer_pool = None
     try:
         _wait_until_ready(processes)
-        yield queue
+        yield processes
     finally:
         app.conf.update(saved)
         app._pool = None
@@ -95,6 +91,14 @@ def workers(redis_url, postgres, transactional_db):
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@pytest.fixture
+def workers(redis_url, postgres, transactional_db):
+    """Two `celery worker` processes on the test database, consuming a queue of their own."""
+    queue = f"test-purge-{uuid.uuid4().hex[:8]}"
+    with celery_workers(redis_url, queue, 2, RETENTION_BATCH_SIZE="50"):
+        yield queue
 
 
 def _wait_until_ready(processes, timeout=60.0):
