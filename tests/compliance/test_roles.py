@@ -50,8 +50,18 @@ RETENTION_MODELS = [
     "historicallegalhold",
     "purgerun",
 ]
+CONSENT_MODELS = [
+    "consentpurpose",
+    "historicalconsentpurpose",
+    "consenttext",
+    "historicalconsenttext",
+    "consentevent",
+    "consentstate",
+    "historicalconsentstate",
+]
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
+    *(f"compliance.view_{m}" for m in CONSENT_MODELS),
     *(f"retention.view_{m}" for m in RETENTION_MODELS),
     *(f"shop.view_{m}" for m in SHOP_MODELS),
     *(f"shop.view_historical{m}" for m in SHOP_MODELS),
@@ -68,6 +78,11 @@ OFFICER_PERMISSIONS = {
     "retention.run_purge_retentionpolicy",
     "retention.add_legalhold",
     "retention.change_legalhold",
+    "compliance.add_consentpurpose",
+    "compliance.change_consentpurpose",
+    "compliance.add_consenttext",
+    "compliance.change_consenttext",
+    "compliance.add_consentevent",
 }
 
 
@@ -136,7 +151,8 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         viewable += 1
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
-    assert viewable == len(SHOP_MODELS) + 4  # the shop, the ledger, policies, holds, runs
+    # the shop, the ledger, policies, holds, runs, consent purposes, texts, states, events
+    assert viewable == len(SHOP_MODELS) + 8
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):

@@ -1,0 +1,43 @@
+"""What the compliance app holds about data subjects: their consents."""
+
+from .models import ConsentEvent, ConsentPurpose, ConsentState
+from .registry import Category, Erasure, ModelPrivacy, Personal, register, registry
+
+# A purpose's name ("Marketing emails") names a processing activity, not a person.
+registry.declare_not_personal(ConsentPurpose, "name")
+
+EVIDENCE = (
+    "Consent must be demonstrable (GDPR Art. 7(1)) and the evidence is needed to defend "
+    "legal claims (Art. 17(3)(e)): the events are kept, their IP address and user agent "
+    "anonymised."
+)
+
+
+@register(ConsentEvent)
+class ConsentEventPrivacy(ModelPrivacy):
+    subject = "subject"
+    fields = {
+        "ip_address": Personal(Category.ONLINE_ID, anonymiser="null"),
+        "user_agent": Personal(Category.ONLINE_ID, anonymiser="redact"),
+    }
+    # Rows stay (which purpose, which text, granted or withdrawn, when, where); the two
+    # fields that identify the device go. ConsentEventQuerySet.update allows exactly this.
+    erasure = Erasure.ANONYMISE
+    legal_ground = EVIDENCE
+    retention_basis = "occurred_at"
+    purpose = "Demonstrating each grant and withdrawal of consent."
+    lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
+
+
+@register(ConsentState)
+class ConsentStatePrivacy(ModelPrivacy):
+    subject = "subject"
+    fields = {}
+    erasure = Erasure.RETAIN
+    legal_ground = (
+        "The subject's current consent choices (no personal fields): kept with the events "
+        "as evidence (GDPR Art. 7(1), Art. 17(3)(e))."
+    )
+    retention_basis = "updated_at"
+    purpose = "Honouring each subject's current consent choices."
+    lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"

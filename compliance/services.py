@@ -1,0 +1,149 @@
+"""Compliance services: every change of consents (and, beside them, data-subject requests).
+
+Each takes the acting user (`actor`, None for the system or the subject), checks the actor's
+permission, and runs in one transaction with its history rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from versions.context import change_context
+
+from .models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText
+
+__all__ = ["ComplianceRefused", "consent_record"]
+
+
+class ComplianceRefused(Exception):
+    """The operation was refused and changed nothing; the message says why and what to do."""
+
+
+def _require(actor, model, action: str) -> None:
+    opts = model._meta
+    if actor is not None and not actor.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"):
+        raise PermissionDenied(
+            f"{actor} may not {action.replace('_', ' ')} {opts.verbose_name_plural}."
+        )
+
+
+# Consents ------------------------------------------------------------------------------
+# Not ledgered: a grant or withdrawal is the subject's choice, not a privileged action. The
+# events are themselves an append-only record (who recorded it, when, from where), and the
+# state's history shows every change of the state.
+
+
+def _purpose(purpose: ConsentPurpose | str) -> ConsentPurpose:
+    if isinstance(purpose, ConsentPurpose):
+        return purpose
+    found = ConsentPurpose.objects.filter(slug=purpose).first()
+    if found is None:
+        known = ", ".join(ConsentPurpose.objects.values_list("slug", flat=True)) or "none yet"
+        raise ComplianceRefused(
+            f"Unknown consent purpose {purpose!r}: use one of the purposes in the admin "
+            f"({known}), or add it there first."
+        )
+    return found
+
+
+def consent_record(
+    *,
+    subject,
+    purpose: ConsentPurpose | str,
+    granted: bool,
+    collection_point: str,
+    ip: str | None = None,
+    user_agent: str = "",
+    text: ConsentText | None = None,
+    actor=None,
+    reason: str = "",
+    at: datetime | None = None,
+) -> ConsentEvent:
+    """Record a grant or a withdrawal of `subject`'s consent to `purpose` (a purpose or its
+    slug), and bring the subject's state for that purpose up to date.
+
+    `text` is the version the subject saw (default: the purpose's latest published text);
+    `at` when it happened (default now); `actor` the staff member recording it, None when
+    the subject acted. A withdrawal never removes the grant: both events stay, and the
+    state keeps when consent was given. Refused (ComplianceRefused) for an unknown purpose,
+    a grant to an inactive one, a text of another purpose or not yet published, and an
+    event dated before the subject's latest one for the purpose.
+    """
+    _require(actor, ConsentEvent, "add")
+    at = at or timezone.now()
+    purpose = _purpose(purpose)
+    collection_point = collection_point.strip()
+    if not collection_point:
+        raise ComplianceRefused(
+            'Say where the consent was collected (e.g. "signup form", "preference centre").'
+        )
+    if granted and not purpose.active:
+        raise ComplianceRefused(
+            f"The purpose {purpose} is inactive and takes no new grants: activate it first."
+        )
+    if text is None:
+        text = purpose.latest_text(at)
+        if text is None:
+            raise ComplianceRefused(
+                f"The purpose {purpose} has no published text: publish one in the admin first."
+            )
+    elif text.purpose_id != purpose.pk:
+        raise ComplianceRefused(
+            f"The text {text} belongs to the purpose {text.purpose}, not {purpose}: "
+            "give a text of this purpose."
+        )
+    elif text.published_at > at:
+        raise ComplianceRefused(f"The text {text} was not yet published at {at:%Y-%m-%d %H:%M}.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        # The state row is locked so that concurrent grants and withdrawals apply in turn.
+        state = (
+            ConsentState.objects.select_for_update()
+            .filter(subject=subject, purpose=purpose)
+            .first()
+        )
+        if state is not None and at < state.updated_at:
+            raise ComplianceRefused(
+                f"The latest {purpose} event of this subject is from "
+                f"{state.updated_at:%Y-%m-%d %H:%M}: record events in the order they happened."
+            )
+        event = ConsentEvent.objects.create(
+            subject=subject,
+            purpose=purpose,
+            text=text,
+            granted=granted,
+            occurred_at=at,
+            ip_address=ip or None,
+            user_agent=user_agent,
+            collection_point=collection_point,
+            actor=actor if actor is not None and actor.is_authenticated else None,
+        )
+        _state_apply(state, event)
+    return event
+
+
+def _state_apply(state: ConsentState | None, event: ConsentEvent) -> ConsentState:
+    """The state after `event`, with the seed's semantics (update_user_consent)."""
+    if state is None:
+        # A concurrent first event for the same pair fails on the unique constraint.
+        return ConsentState.objects.create(
+            subject_id=event.subject_id,
+            purpose=event.purpose,
+            granted=event.granted,
+            granted_at=event.occurred_at if event.granted else None,
+            revoked_at=None if event.granted else event.occurred_at,
+            text=event.text,
+            updated_at=event.occurred_at,
+        )
+    if event.granted and not state.granted:
+        state.granted_at = event.occurred_at
+    if not event.granted and state.granted:
+        state.revoked_at = event.occurred_at
+    state.granted = event.granted
+    state.text = event.text
+    state.updated_at = event.occurred_at
+    state.save()
+    return state
