@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from versions.context import change_context
@@ -74,7 +74,7 @@ def consent_record(
     event dated before the subject's latest one for the purpose.
     """
     _require(actor, ConsentEvent, "add")
-    at = at or timezone.now()
+    moment = at or timezone.now()
     purpose = _purpose(purpose)
     collection_point = collection_point.strip()
     if not collection_point:
@@ -86,7 +86,7 @@ def consent_record(
             f"The purpose {purpose} is inactive and takes no new grants: activate it first."
         )
     if text is None:
-        text = purpose.latest_text(at)
+        text = purpose.latest_text(moment)
         if text is None:
             raise ComplianceRefused(
                 f"The purpose {purpose} has no published text: publish one in the admin first."
@@ -96,16 +96,15 @@ def consent_record(
             f"The text {text} belongs to the purpose {text.purpose}, not {purpose}: "
             "give a text of this purpose."
         )
-    elif text.published_at > at:
-        raise ComplianceRefused(f"The text {text} was not yet published at {at:%Y-%m-%d %H:%M}.")
-    with change_context(user=actor, reason=reason), transaction.atomic():
-        # The state row is locked so that concurrent grants and withdrawals apply in turn.
-        state = (
-            ConsentState.objects.select_for_update()
-            .filter(subject=subject, purpose=purpose)
-            .first()
+    elif text.published_at > moment:
+        raise ComplianceRefused(
+            f"The text {text} was not yet published at {moment:%Y-%m-%d %H:%M}."
         )
-        if state is not None and at < state.updated_at:
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        state, created = _state_locked(subject, purpose, granted=granted, text=text, at=moment)
+        if not created and at is None:
+            moment = timezone.now()  # read after the lock: after the event that held it
+        elif not created and at < state.updated_at:
             raise ComplianceRefused(
                 f"The latest {purpose} event of this subject is from "
                 f"{state.updated_at:%Y-%m-%d %H:%M}: record events in the order they happened."
@@ -115,29 +114,46 @@ def consent_record(
             purpose=purpose,
             text=text,
             granted=granted,
-            occurred_at=at,
+            occurred_at=moment,
             ip_address=ip or None,
             user_agent=user_agent,
             collection_point=collection_point,
             actor=actor if actor is not None and actor.is_authenticated else None,
         )
-        _state_apply(state, event)
+        if not created:
+            _state_apply(state, event)
     return event
 
 
-def _state_apply(state: ConsentState | None, event: ConsentEvent) -> ConsentState:
-    """The state after `event`, with the seed's semantics (update_user_consent)."""
-    if state is None:
-        # A concurrent first event for the same pair fails on the unique constraint.
-        return ConsentState.objects.create(
-            subject_id=event.subject_id,
-            purpose=event.purpose,
-            granted=event.granted,
-            granted_at=event.occurred_at if event.granted else None,
-            revoked_at=None if event.granted else event.occurred_at,
-            text=event.text,
-            updated_at=event.occurred_at,
-        )
+def _state_locked(subject, purpose, *, granted, text, at) -> tuple[ConsentState, bool]:
+    """The subject's state for `purpose`, locked until the transaction ends: the existing
+    row, or a new one holding this first event (created=True). Grants and withdrawals of the
+    same subject and purpose so apply one after the other, the first ones included."""
+    states = ConsentState.objects.select_for_update().filter(subject=subject, purpose=purpose)
+    state = states.first()
+    if state is not None:
+        return state, False
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent first event may win the insert
+            return (
+                ConsentState.objects.create(
+                    subject=subject,
+                    purpose=purpose,
+                    granted=granted,
+                    granted_at=at if granted else None,
+                    revoked_at=None if granted else at,
+                    text=text,
+                    updated_at=at,
+                ),
+                True,
+            )
+    except IntegrityError:
+        return states.get(), False  # waited for the winner's commit; now it is ours
+
+
+def _state_apply(state: ConsentState, event: ConsentEvent) -> None:
+    """The state after `event`, with the seed's semantics (update_user_consent): granted_at
+    moves only when the state turns granted, revoked_at only when it turns withdrawn."""
     if event.granted and not state.granted:
         state.granted_at = event.occurred_at
     if not event.granted and state.granted:
@@ -146,4 +162,3 @@ def _state_apply(state: ConsentState | None, event: ConsentEvent) -> ConsentStat
     state.text = event.text
     state.updated_at = event.occurred_at
     state.save()
-    return state

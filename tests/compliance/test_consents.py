@@ -2,11 +2,13 @@
 receipt, and consent_record as the one way in."""
 
 import hashlib
+import threading
 from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
+from django.db import connections
 from django.utils import timezone
 
 from compliance.anonymisers import get_anonymiser
@@ -303,3 +305,43 @@ def test_gdpr_art_7_1_consent_is_demonstrable_from_the_receipt(customer, marketi
 def test_registry_checks_pass(db):
     """manage.py check finds the consent declarations valid and every field classified."""
     call_command("check", fail_level="ERROR")
+
+
+def test_concurrent_grants_and_withdrawals_apply_in_turn(postgres, transactional_db, customer):
+    """Parallel connections recording for one new subject and purpose (PostgreSQL): no error,
+    every event kept, and the state is what replaying the events in order gives."""
+    purpose = ConsentPurpose.objects.create(slug="marketing", name="Marketing emails")
+    ConsentText.objects.create(purpose=purpose, version=1, text=WORDING, published_at=_ago(1))
+    start, errors = threading.Barrier(4), []
+
+    def worker(n):
+        try:
+            start.wait()
+            for i in range(10):
+                consent_record(
+                    subject=customer,
+                    purpose="marketing",
+                    granted=(n + i) % 2 == 0,
+                    collection_point="preference centre",
+                )
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    granted, granted_at, revoked_at = None, None, None
+    for event in ConsentEvent.objects.order_by("occurred_at", "id"):
+        if event.granted and not granted:
+            granted_at = event.occurred_at
+        if not event.granted and (granted or granted is None):
+            revoked_at = event.occurred_at
+        granted = event.granted
+    state = _state(customer, purpose)
+    assert ConsentEvent.objects.count() == 40 and state.history.count() == 40
+    assert (state.granted, state.granted_at, state.revoked_at) == (granted, granted_at, revoked_at)
