@@ -89,6 +89,8 @@ from django.http import Http404, HttpResponse  # noqa: E402
 from django.shortcuts import get_object_or_404, redirect  # noqa: E402
 from django.template.response import TemplateResponse  # noqa: E402
 from django.urls import path, reverse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from django.utils.dateformat import format as date_format  # noqa: E402
 from django.utils.html import format_html  # noqa: E402
 
 from versions.admin import TrackedHistoryAdmin  # noqa: E402
@@ -98,6 +100,14 @@ from .selectors import consent_receipt, consent_timeline  # noqa: E402
 from .services import ComplianceRefused, consent_record  # noqa: E402
 
 ADMIN_COLLECTION_POINT = "admin (recorded by staff)"
+
+
+def _short_datetime(moment, pattern="j M Y, H:i") -> str:
+    return date_format(timezone.localtime(moment), pattern) if moment else "—"
+
+
+def _short_date(moment) -> str:
+    return _short_datetime(moment, "Y-m-d")
 
 
 def _may_record(request) -> bool:
@@ -113,9 +123,15 @@ def _subject_or_404(subject_id):
     return get_object_or_404(model._base_manager, pk=key)
 
 
-def _timeline_link(subject_id, label="timeline"):
+def _timeline_link(subject_id, label):
+    """The subject, linked to their consent timeline, in a column narrow enough to leave the
+    others in view."""
     url = reverse("admin:compliance_consent_timeline", args=[subject_id])
-    return format_html('<a href="{}">{}</a>', url, label)
+    return format_html(
+        '<a href="{}" style="display:inline-block;max-width:13em;overflow-wrap:anywhere">{}</a>',
+        url,
+        label,
+    )
 
 
 @admin.register(ConsentPurpose)
@@ -203,24 +219,36 @@ class _ReadOnly:
 class ConsentStateAdmin(_ReadOnly, TrackedHistoryAdmin):
     """Current consents, filtered by purpose and state; grant or withdraw selected ones."""
 
-    list_display = ["subject", "purpose", "state", "granted_at", "revoked_at", "version",
-                    "timeline"]  # fmt: skip
+    # Four columns, so that the list fits a 1280-pixel window beside the filters; the change
+    # page shows granted_at and revoked_at both.
+    list_display = ["subject_timeline", "purpose", "state", "version"]
     list_filter = ["purpose", GrantedFilter]
+    ordering = ["-updated_at", "-id"]
     list_select_related = ["subject", "purpose", "text"]
     show_full_result_count = False
     actions = ["grant_selected", "withdraw_selected"]
 
-    @admin.display(description="state", ordering="granted")
+    @admin.display(description="state", ordering="updated_at")
     def state(self, obj):
-        return "granted" if obj.granted else "withdrawn"
+        if obj.granted:
+            return f"granted since {_short_date(obj.granted_at)}"
+        return f"withdrawn since {_short_date(obj.revoked_at)}"
 
     @admin.display(description="text")
     def version(self, obj):
         return f"v{obj.text.version}"
 
-    @admin.display(description="timeline")
-    def timeline(self, obj):
-        return _timeline_link(obj.subject_id)
+    @admin.display(description="subject (consent timeline)", ordering="subject")
+    def subject_timeline(self, obj):
+        return _timeline_link(obj.subject_id, obj.subject)
+
+    @admin.display(description="granted at", ordering="granted_at")
+    def granted_on(self, obj):
+        return _short_date(obj.granted_at)
+
+    @admin.display(description="withdrawn at", ordering="revoked_at")
+    def withdrawn_on(self, obj):
+        return _short_date(obj.revoked_at)
 
     def has_record_permission(self, request):
         return _may_record(request)
@@ -295,9 +323,9 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
 class ConsentEventAdmin(_ReadOnly, admin.ModelAdmin):
     """Every grant and withdrawal, read-only for everyone; a subject's timeline and receipt."""
 
-    list_display = ["occurred_at", "subject_timeline", "purpose", "action", "version",
-                    "collection_point"]  # fmt: skip
-    list_filter = ["purpose", "granted", "occurred_at"]
+    list_display = ["occurred", "subject_timeline", "purpose", "action", "collection_point"]
+    list_filter = ["purpose", GrantedFilter, "occurred_at"]
+    ordering = ["-occurred_at", "-id"]
     list_select_related = ["subject", "purpose", "text"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
@@ -307,15 +335,18 @@ class ConsentEventAdmin(_ReadOnly, admin.ModelAdmin):
 
     @admin.display(description="subject", ordering="subject")
     def subject_timeline(self, obj):
-        return _timeline_link(obj.subject_id, str(obj.subject))
+        return _timeline_link(obj.subject_id, obj.subject)
 
-    @admin.display(description="granted or withdrawn", ordering="granted")
+    @admin.display(description="time", ordering="occurred_at")
+    def occurred(self, obj):
+        return format_html(
+            '<span style="white-space:nowrap">{}</span>',
+            _short_datetime(obj.occurred_at, "Y-m-d H:i"),
+        )
+
+    @admin.display(description="event (text)", ordering="granted")
     def action(self, obj):
-        return obj.get_granted_display()
-
-    @admin.display(description="text")
-    def version(self, obj):
-        return f"v{obj.text.version}"
+        return f"{obj.get_granted_display()} (v{obj.text.version})"
 
     @admin.display(description="text sha256")
     def text_sha256(self, obj):

@@ -243,6 +243,7 @@ class ConsentState(models.Model):
         ]
         indexes = [
             models.Index(fields=["purpose", "granted"], name="compliance_consentstate_filter"),
+            models.Index(fields=["updated_at"], name="compliance_consent_updated"),
         ]
 
     def __str__(self):

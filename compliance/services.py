@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from retention.services import _require  # the one permission check of services
 from versions.context import change_context
 
 from .models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText
@@ -21,14 +21,6 @@ __all__ = ["ComplianceRefused", "consent_record"]
 
 class ComplianceRefused(Exception):
     """The operation was refused and changed nothing; the message says why and what to do."""
-
-
-def _require(actor, model, action: str) -> None:
-    opts = model._meta
-    if actor is not None and not actor.has_perm(f"{opts.app_label}.{action}_{opts.model_name}"):
-        raise PermissionDenied(
-            f"{actor} may not {action.replace('_', ' ')} {opts.verbose_name_plural}."
-        )
 
 
 # Consents ------------------------------------------------------------------------------
