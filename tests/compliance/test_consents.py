@@ -345,3 +345,50 @@ def test_concurrent_grants_and_withdrawals_apply_in_turn(postgres, transactional
     state = _state(customer, purpose)
     assert ConsentEvent.objects.count() == 40 and state.history.count() == 40
     assert (state.granted, state.granted_at, state.revoked_at) == (granted, granted_at, revoked_at)
+
+
+def test_registry_walk_finds_a_subjects_consents(customer, marketing):
+    """The subject walk (export, erasure, overview) reaches the events and the state, and the
+    inventory shows how each is erased."""
+    from compliance.selectors import inventory, subject_walk
+
+    _record(customer, marketing, True, 2, ip=IP, user_agent=AGENT)
+    _record(customer, marketing, False, 1)
+    walked = {rows.entry.label: rows for rows in subject_walk(customer)}
+    assert walked["compliance.ConsentEvent"].rows.count() == 2
+    assert walked["compliance.ConsentEvent"].history is None  # the row is its own record
+    assert walked["compliance.ConsentState"].rows.count() == 1
+    assert walked["compliance.ConsentState"].history.count() == 2
+    rows = {row.label: row for row in inventory()}
+    event = rows["compliance.ConsentEvent"]
+    assert event.erasure == "Anonymise the personal fields" and "Art. 7(1)" in event.legal_ground
+    assert [(f.name, f.anonymiser) for f in event.fields] == [
+        ("ip_address", "Set to NULL"),
+        ("user_agent", "Replaced by [redacted]"),
+    ]
+    assert rows["compliance.ConsentState"].erasure == "Retain for a legal reason"
+
+
+def test_seed_demo_adds_purposes_texts_and_consents(db, settings):
+    """Three purposes (marketing in two versions), grants and withdrawals for the demo
+    customers, and one customer's marketing consent withdrawn and granted again."""
+    settings.DEMO = True
+    from io import StringIO
+
+    call_command("seed_demo", customers=12, no_logins=True, stdout=StringIO())
+    assert set(ConsentPurpose.objects.values_list("slug", flat=True)) == {
+        "marketing",
+        "analytics",
+        "third-party-sharing",
+    }
+    assert list(
+        ConsentText.objects.filter(purpose__slug="marketing").values_list("version", flat=True)
+    ) == [2, 1]
+    assert ConsentState.objects.filter(granted=True).exists()
+    assert ConsentState.objects.filter(granted=False).exists()
+    regranted = ConsentState.objects.filter(
+        purpose__slug="marketing", granted=True, revoked_at__isnull=False
+    ).get()
+    assert regranted.granted_at > regranted.revoked_at
+    events = ConsentEvent.objects.filter(subject=regranted.subject, purpose__slug="marketing")
+    assert list(events.values_list("granted", flat=True)) == [True, False, True]
