@@ -1,7 +1,7 @@
-"""What the compliance app's own records hold about data subjects."""
+"""What the compliance app's own records hold about data subjects: requests and consents."""
 
-from .models import SubjectRequest
-from .registry import Erasure, ModelPrivacy, register
+from .models import ConsentEvent, ConsentPurpose, ConsentState, SubjectRequest
+from .registry import Category, Erasure, ModelPrivacy, Personal, register, registry
 
 # Data-subject requests ------------------------------------------------------------------
 
@@ -18,3 +18,44 @@ class SubjectRequestPrivacy(ModelPrivacy):
     retention_basis = "received_at"
     purpose = "Answering data-subject requests within their statutory deadlines."
     lawful_basis = "Legal obligation (Art. 6(1)(c))"
+
+
+# Consents ------------------------------------------------------------------------------
+# A purpose's name ("Marketing emails") names a processing activity, not a person.
+registry.declare_not_personal(ConsentPurpose, "name")
+
+EVIDENCE = (
+    "Consent must be demonstrable (GDPR Art. 7(1)) and the evidence is needed to defend "
+    "legal claims (Art. 17(3)(e)): the events are kept, their IP address and user agent "
+    "anonymised."
+)
+
+
+@register(ConsentEvent)
+class ConsentEventPrivacy(ModelPrivacy):
+    subject = "subject"
+    fields = {
+        "ip_address": Personal(Category.ONLINE_ID, anonymiser="null"),
+        "user_agent": Personal(Category.ONLINE_ID, anonymiser="redact"),
+    }
+    # Rows stay (which purpose, which text, granted or withdrawn, when, where); the two
+    # fields that identify the device go. ConsentEventQuerySet.update allows exactly this.
+    erasure = Erasure.ANONYMISE
+    legal_ground = EVIDENCE
+    retention_basis = "occurred_at"
+    purpose = "Demonstrating each grant and withdrawal of consent."
+    lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
+
+
+@register(ConsentState)
+class ConsentStatePrivacy(ModelPrivacy):
+    subject = "subject"
+    fields = {}
+    erasure = Erasure.RETAIN
+    legal_ground = (
+        "The subject's current consent choices (no personal fields): kept with the events "
+        "as evidence (GDPR Art. 7(1), Art. 17(3)(e))."
+    )
+    retention_basis = "updated_at"
+    purpose = "Honouring each subject's current consent choices."
+    lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"

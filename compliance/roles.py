@@ -58,6 +58,16 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "compliance.historicalsubjectrequest": {AUDITOR: VIEW, OFFICER: VIEW},
     # Exports: officers run (add) and download them; auditors see that they happened.
     "compliance.subjectexport": {AUDITOR: VIEW, OFFICER: ("view", "add", "download")},
+    # Consents: officers keep purposes and texts (a consented text is locked by the model)
+    # and record grants and withdrawals (add an event); events and states are written only
+    # by consent_record, so nobody changes them in the admin.
+    "compliance.consentpurpose": {AUDITOR: VIEW, OFFICER: EDIT},
+    "compliance.historicalconsentpurpose": {AUDITOR: VIEW, OFFICER: VIEW},
+    "compliance.consenttext": {AUDITOR: VIEW, OFFICER: EDIT},
+    "compliance.historicalconsenttext": {AUDITOR: VIEW, OFFICER: VIEW},
+    "compliance.consentevent": {AUDITOR: VIEW, OFFICER: ("view", "add")},
+    "compliance.consentstate": {AUDITOR: VIEW, OFFICER: VIEW},
+    "compliance.historicalconsentstate": {AUDITOR: VIEW, OFFICER: VIEW},
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})

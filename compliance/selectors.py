@@ -15,17 +15,20 @@ from django.utils import timezone
 from versions.setbased import history_model_of
 
 from .anonymisers import get_anonymiser
-from .models import SubjectRequest
+from .models import ConsentEvent, ConsentState, SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, registry
 
 __all__ = [
     "DUE_SOON_DAYS",
+    "RECEIPT_FORMAT",
     "InventoryField",
     "InventoryRow",
     "OverviewModel",
     "SubjectOverview",
     "SubjectAmbiguous",
     "SubjectRows",
+    "consent_receipt",
+    "consent_timeline",
     "inventory",
     "request_due_soon_q",
     "request_overdue_q",
@@ -308,3 +311,66 @@ def requests_due(*, now: datetime | None = None, days: int = DUE_SOON_DAYS) -> R
         overdue=list(requests.filter(request_overdue_q(now)).values_list("pk", flat=True)),
         due_soon=list(requests.filter(request_due_soon_q(now, days)).values_list("pk", flat=True)),
     )
+
+
+# Consents ------------------------------------------------------------------------------
+
+RECEIPT_FORMAT = "consent-receipt/1"
+
+
+def consent_timeline(subject) -> models.QuerySet:
+    """Every consent event of `subject`, oldest first, with its purpose and text."""
+    return (
+        ConsentEvent.objects.filter(subject_id=subject.pk)
+        .select_related("purpose", "text")
+        .order_by("occurred_at", "id")
+    )
+
+
+def consent_receipt(subject) -> dict:
+    """Evidence of `subject`'s consents (Art. 7(1)), JSON-ready: every event with the sha256
+    of the text it refers to, each text's exact wording, and the current states."""
+    events = list(consent_timeline(subject))
+    texts = {event.text_id: event.text for event in events}
+    states = ConsentState.objects.filter(subject_id=subject.pk).select_related("purpose", "text")
+    return {
+        "format": RECEIPT_FORMAT,
+        "subject": {"model": subject._meta.label, "pk": str(subject.pk)},
+        "generated_at": timezone.now().isoformat(),
+        "events": [
+            {
+                "id": event.pk,
+                "purpose": event.purpose.slug,
+                "action": event.get_granted_display(),
+                "occurred_at": event.occurred_at.isoformat(),
+                "text_version": event.text.version,
+                "text_sha256": event.text.sha256,
+                "ip_address": event.ip_address,
+                "user_agent": event.user_agent,
+                "collection_point": event.collection_point,
+                "recorded_by_staff": event.actor_id is not None,
+            }
+            for event in events
+        ],
+        "texts": [
+            {
+                "purpose": text.purpose.slug,
+                "purpose_name": text.purpose.name,
+                "version": text.version,
+                "sha256": text.sha256,
+                "published_at": text.published_at.isoformat(),
+                "text": text.text,
+            }
+            for text in sorted(texts.values(), key=lambda t: (t.purpose.slug, t.version))
+        ],
+        "states": [
+            {
+                "purpose": state.purpose.slug,
+                "granted": state.granted,
+                "granted_at": state.granted_at.isoformat() if state.granted_at else None,
+                "revoked_at": state.revoked_at.isoformat() if state.revoked_at else None,
+                "text_version": state.text.version,
+            }
+            for state in states.order_by("purpose__slug")
+        ],
+    }

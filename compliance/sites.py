@@ -35,6 +35,7 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def register(self, model_or_iterable, admin_class=None, **options):
         """Register as usual, with `RegistryAdminMixin` added to whatever admin class."""
+
         admin_class = with_registry_rules(admin_class or admin.ModelAdmin)
         super().register(model_or_iterable, admin_class, **options)
 

@@ -21,9 +21,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.utils import timezone
 
-from compliance.models import Jurisdiction, SubjectRequest
+from compliance.models import (
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentText,
+    Jurisdiction,
+    SubjectRequest,
+)
 from compliance.roles import AUDITOR, OFFICER
 from compliance.services import (
+    consent_record,
     request_complete,
     request_create,
     request_extend,
@@ -421,9 +428,11 @@ def demo_seed(
             reason="Demo data: later corrections",
         ):
             _edits(builder.rng, created, builder.rows[Order], builder.rows[Notification], today)
+        consents = _consents(random.Random(seed + 1), created, today)
         _retention(builder.rng, created, officer, today)
         _requests(builder.rng, created, officer)
         counts = {model._meta.label: len(objs) for model, objs in builder.rows.items()}
+        counts[ConsentEvent._meta.label] = consents
         ledger_append(
             action=LedgerAction.DEMO_SEED,
             actor=actor,
@@ -433,6 +442,82 @@ def demo_seed(
             details={"seed": seed},
         )
     return DemoSeedResult(created=True, counts=counts)
+
+
+# Consent purposes and their texts: (slug, name, description, [(days before today, text)]).
+# Marketing has a second version, so the demo shows subjects on either.
+DEMO_PURPOSES = [
+    (
+        "marketing",
+        "Marketing emails",
+        "News, offers and recommendations by email.",
+        [
+            (4 * 365, "Yes, send me news and offers from the shop by email."),
+            (
+                180,
+                "Yes, send me news, offers and recommendations chosen for me from the shop "
+                "by email. I can unsubscribe at any time from any email or my account.",
+            ),
+        ],
+    ),
+    (
+        "analytics",
+        "Analytics",
+        "Measuring how the shop is used, to improve it.",
+        [(4 * 365, "Yes, the shop may measure how I use it to improve it.")],
+    ),
+    (
+        "third-party-sharing",
+        "Sharing with partners",
+        "Sharing my contact details with delivery and payment partners' offers.",
+        [(4 * 365, "Yes, the shop may share my name and email with its partners for offers.")],
+    ),
+]
+CONSENT_POINTS = ("signup form", "preference centre", "checkout", "cookie banner")
+
+
+def _consents(rng: random.Random, customers, today) -> int:
+    """Purposes, texts and each customer's grants and withdrawals through `consent_record`,
+    in time order: some granted, some withdrawn, and the first customer re-granted."""
+    purposes = {}
+    for slug, name, description, texts in DEMO_PURPOSES:
+        purposes[slug], _ = ConsentPurpose.objects.get_or_create(
+            slug=slug, defaults={"name": name, "description": description}
+        )
+        for version, (days_ago, wording) in enumerate(texts, start=1):
+            ConsentText.objects.get_or_create(
+                purpose=purposes[slug],
+                version=version,
+                defaults={"text": wording, "published_at": today - timedelta(days=days_ago)},
+            )
+    recorded = 0
+    chances = {"marketing": 0.6, "analytics": 0.7, "third-party-sharing": 0.25}
+    for i, customer in enumerate(customers):
+        ip, agent = _ip(rng), rng.choice(AGENTS)
+        for slug, chance in chances.items():
+            if i and rng.random() >= chance:
+                continue
+            at = customer.created_at
+            changes = [True]
+            if i == 0 and slug == "marketing":
+                changes = [True, False, True]  # re-granted: the history shows all three
+            elif rng.random() < 0.3:
+                changes = [True, False]
+            for granted in changes:
+                consent_record(
+                    subject=customer,
+                    purpose=purposes[slug],
+                    granted=granted,
+                    ip=ip,
+                    user_agent=agent,
+                    collection_point="signup form"
+                    if at == customer.created_at
+                    else rng.choice(CONSENT_POINTS[1:]),
+                    at=at,
+                )
+                at = _at(rng, at, today)
+                recorded += 1
+    return recorded
 
 
 # The seed's retention policies for the sample shop: (name, model, basis, days, action,

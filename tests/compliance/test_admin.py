@@ -222,4 +222,4 @@ def test_every_registered_admin_marks_its_retention_basis_read_only(rf, admin_us
             continue
         checked += 1
         assert entry.retention_basis in model_admin.get_readonly_fields(request), entry.label
-    assert checked == 10  # the shop's nine models and requests
+    assert checked == 12  # the shop's nine, requests, consent events and states

@@ -50,11 +50,21 @@ RETENTION_MODELS = [
     "historicallegalhold",
     "purgerun",
 ]
+CONSENT_MODELS = [
+    "consentpurpose",
+    "historicalconsentpurpose",
+    "consenttext",
+    "historicalconsenttext",
+    "consentevent",
+    "consentstate",
+    "historicalconsentstate",
+]
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
     "compliance.view_subjectrequest",
     "compliance.view_historicalsubjectrequest",
     "compliance.view_subjectexport",
+    *(f"compliance.view_{m}" for m in CONSENT_MODELS),
     *(f"retention.view_{m}" for m in RETENTION_MODELS),
     *(f"shop.view_{m}" for m in SHOP_MODELS),
     *(f"shop.view_historical{m}" for m in SHOP_MODELS),
@@ -75,6 +85,11 @@ OFFICER_PERMISSIONS = {
     "compliance.change_subjectrequest",
     "compliance.add_subjectexport",
     "compliance.download_subjectexport",
+    "compliance.add_consentpurpose",
+    "compliance.change_consentpurpose",
+    "compliance.add_consenttext",
+    "compliance.change_consenttext",
+    "compliance.add_consentevent",
 }
 
 
@@ -143,8 +158,9 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         viewable += 1
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
-    # the shop, the ledger, policies, holds, runs, requests, exports
-    assert viewable == len(SHOP_MODELS) + 6
+    # the shop, the ledger, policies, holds, runs, requests, exports, consent purposes,
+    # texts, states and events
+    assert viewable == len(SHOP_MODELS) + 10
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):

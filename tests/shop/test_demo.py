@@ -12,7 +12,7 @@ from django.db.models import Max, Min
 from django.test import override_settings
 from django.utils import timezone
 
-from compliance.models import SubjectRequest
+from compliance.models import ConsentEvent, ConsentState, SubjectRequest
 from shop.demo import DemoRefused, demo_users_ensure
 from shop.models import Customer, Order
 from versions.services import ledger_verify
@@ -35,14 +35,16 @@ def _snapshot():
             tuple(str(v) for k, v in row.items() if k != "updated_at" and not k.endswith("id"))
             for row in model._base_manager.values()
         )
-        for model in apps.get_app_config("shop").get_models()
+        for model in [*apps.get_app_config("shop").get_models(), ConsentEvent, ConsentState]
         if not model.__name__.startswith("Historical")
     }
 
 
 def _clear():
-    """Remove the seeded rows: the requests about customers first, then the shop's."""
-    for model in [SubjectRequest, *apps.get_app_config("shop").get_models()]:
+    """Remove the seeded rows: requests and consents about customers first (they point at
+    them), then the shop's."""
+    models = [SubjectRequest, ConsentEvent, ConsentState, *apps.get_app_config("shop").get_models()]
+    for model in models:
         model._base_manager.all()._raw_delete(model._base_manager.db)
 
 
