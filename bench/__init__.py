@@ -16,4 +16,5 @@ absolute times: a PASS/OVER verdict compares the ratio with the module's target.
 BENCHMARKS: list[str] = [
     "history_save",
     "purge",
+    "erasure",
 ]

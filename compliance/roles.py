@@ -52,6 +52,8 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},
     "retention.historicallegalhold": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.purgerun": {AUDITOR: VIEW, OFFICER: VIEW},
+    # Certificates are written by erasures only; officers run them, auditors read them.
+    "compliance.erasurecertificate": {AUDITOR: VIEW, OFFICER: (*VIEW, "run_erasure")},
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})

@@ -9,7 +9,6 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from .admin import with_registry_rules
 from .registry import registry
 from .selectors import inventory
 
@@ -30,6 +29,9 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def register(self, model_or_iterable, admin_class=None, **options):
         """Register as usual, with `RegistryAdminMixin` added to whatever admin class."""
+        # Imported here: the compliance app's admin module registers on this site.
+        from .admin import with_registry_rules
+
         admin_class = with_registry_rules(admin_class or admin.ModelAdmin)
         super().register(model_or_iterable, admin_class, **options)
 

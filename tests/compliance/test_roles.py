@@ -52,6 +52,7 @@ RETENTION_MODELS = [
 ]
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
+    "compliance.view_erasurecertificate",
     *(f"retention.view_{m}" for m in RETENTION_MODELS),
     *(f"shop.view_{m}" for m in SHOP_MODELS),
     *(f"shop.view_historical{m}" for m in SHOP_MODELS),
@@ -68,6 +69,7 @@ OFFICER_PERMISSIONS = {
     "retention.run_purge_retentionpolicy",
     "retention.add_legalhold",
     "retention.change_legalhold",
+    "compliance.run_erasure_erasurecertificate",
 }
 
 
@@ -136,7 +138,8 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         viewable += 1
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
-    assert viewable == len(SHOP_MODELS) + 4  # the shop, the ledger, policies, holds, runs
+    assert viewable == len(SHOP_MODELS) + 5  # the shop, the ledger, policies, holds, runs,
+    # erasure certificates
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):
