@@ -475,6 +475,13 @@ def test_command_refuses_unknown_and_ambiguous_subjects(db, customer):
     assert not ErasureCertificate.objects.exists()
 
 
+def test_command_refuses_an_auditor(db, auditor, customer):
+    """--actor auditor: the service refuses, the command exits with the message."""
+    with pytest.raises(CommandError, match="may not erase"):
+        _command(str(customer.pk), "--yes", "--reason", REASON, "--actor", "auditor")
+    assert Customer.objects.get(pk=customer.pk).name == customer.name
+
+
 def test_command_without_a_reason_is_refused(db, customer):
     """--yes without --reason stops with a message, nothing changed."""
     with pytest.raises(CommandError, match="Give the reason"):
