@@ -463,13 +463,14 @@ def subject_identifiers(subject) -> dict[str, set[str]]:
     }
 
 
-def erasure_log_matches() -> models.QuerySet:
-    """Subjects in the database now that match an erasure log entry by key or email: after a
-    backup is restored, the subjects whose erasure must run again. One query."""
+def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:
+    """Subjects in the database now that match an erasure log entry (of `entries`, default
+    the whole log) by key or email: after a backup is restored, the subjects whose erasure
+    must run again. One query."""
     from .models import ErasureLogEntry
 
     model = registry.subject_model()
-    log = ErasureLogEntry.objects.values("digest")
+    log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
     rows = model._base_manager.annotate(_key_digest=keyed_sha256("pk", salt=ERASURE_LOG_SALT))
     q = Q(_key_digest__in=log.filter(kind="key"))
     for index, name in enumerate(_email_fields(model)):

@@ -406,6 +406,8 @@ def test_erasure_log_finds_the_subject_again_after_a_restore(db, officer):
     copy = Customer.objects.create(**{**backup, "id": None, "email": EMAIL.upper()})
     assert set(erasure_log_matches().values_list("pk", flat=True)) == {ada.pk, copy.pk}
     assert bob not in erasure_log_matches()
+    by_email = ErasureLogEntry.objects.filter(kind="email")
+    assert set(erasure_log_matches(by_email).values_list("pk", flat=True)) == {copy.pk}
 
     result = subject_erase(subject=Customer.objects.get(pk=ada.pk), actor=officer, reason="replay")
     assert result.certificate.counts["shop.Customer"]["anonymised"] == 1
