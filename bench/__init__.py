@@ -18,4 +18,5 @@ BENCHMARKS: list[str] = [
     "purge",
     "history_browser",
     "export",
+    "erasure",
 ]

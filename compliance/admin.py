@@ -18,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
 from versions.admin import TrackedHistoryAdmin
@@ -29,6 +29,7 @@ from .models import (
     ConsentPurpose,
     ConsentState,
     ConsentText,
+    ErasureCertificate,
     SubjectExport,
     SubjectRequest,
 )
@@ -37,11 +38,14 @@ from .selectors import (
     DUE_SOON_DAYS,
     consent_receipt,
     consent_timeline,
+    erasure_plan,
     request_due_soon_q,
     request_overdue_q,
     request_search_q,
 )
 from .services import (
+    ERASE_PERMISSION,
+    NOTHING_LEFT,
     ComplianceRefused,
     consent_record,
     export_download,
@@ -51,11 +55,13 @@ from .services import (
     request_reject,
     request_start,
     request_verify,
+    subject_erase,
     subject_export_queue,
 )
 
 __all__ = [
     "REQUEST_TRANSITIONS",
+    "ErasureCertificateAdmin",
     "ConsentEventAdmin",
     "ConsentPurposeAdmin",
     "ConsentStateAdmin",
@@ -865,3 +871,134 @@ class ConsentEventAdmin(_ReadOnly, admin.ModelAdmin):
             hidden={"purpose": purpose.slug, "granted": "yes" if granted else "no"},
             done_url=timeline,
         )
+
+
+# Erasure --------------------------------------------------------------------------------
+# Registered last: registering builds the admin site, whose module imports the mixin above.
+
+
+class ErasureCertificateAdmin(admin.ModelAdmin):
+    """Certificates, read-only for everyone; the erasure page (preview, confirm) hangs off it
+    as ``admin:compliance_subject_erasure`` with the subject's key."""
+
+    list_display = ["__str__", "created_at", "subject_model", "short_ref", "actor_label", "summary"]
+    list_filter = ["subject_model", "created_at"]
+    search_fields = ["subject_ref", "plan_hash", "actor_label"]
+    date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "subject_model",
+        "subject_ref",
+        "actor_label",
+        "reason",
+        "plan_hash",
+        "ledger_entry",
+        "counts_table",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="subject reference")
+    def short_ref(self, obj):
+        return f"{obj.subject_ref[:12]}…"
+
+    @admin.display(description="rows")
+    def summary(self, obj):
+        t = obj.totals
+        return (
+            f"{t['anonymised']} anonymised, {t['deleted']} deleted, "
+            f"{t['history_scrubbed']} history scrubbed, {t['kept']} kept"
+        )
+
+    @admin.display(description="counts per model")
+    def counts_table(self, obj):
+        rows = format_html_join(
+            "",
+            "<tr>" + "<td>{}</td>" * 8 + "</tr>",
+            (
+                (
+                    label,
+                    c.get("action", ""),
+                    c.get("anonymised", 0),
+                    c.get("deleted", 0),
+                    c.get("history_scrubbed", 0),
+                    c.get("admin_log_scrubbed", 0),
+                    c.get("kept", 0),
+                    "; ".join(c.get("grounds", [])),
+                )
+                for label, c in sorted(obj.counts.items())
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>Model</th><th>Action</th><th>Anonymised</th>"
+            "<th>Deleted</th><th>History rows scrubbed</th><th>Admin log entries scrubbed</th>"
+            "<th>Kept</th><th>Why kept</th>"
+            "</tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_erasure_permission(self, request) -> bool:
+        return request.user.has_perm(ERASE_PERMISSION)
+
+    def get_urls(self):
+        return [
+            path(
+                "erasure/<str:subject_pk>/",
+                self.admin_site.admin_view(self.erasure_view),
+                name="compliance_subject_erasure",
+            ),
+            *super().get_urls(),
+        ]
+
+    def erasure_view(self, request, subject_pk):
+        """Preview a subject's erasure; on POST (reason given), run it."""
+        if not self.has_erasure_permission(request):
+            raise PermissionDenied
+        model = registry.subject_model()
+        try:
+            subject = model._base_manager.get(pk=subject_pk)
+        except (model.DoesNotExist, ValueError, ValidationError):
+            raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.") from None
+        error, reason = "", ""
+        if request.method == "POST":
+            reason = request.POST.get("reason", "")
+            try:
+                result = subject_erase(
+                    subject=subject,
+                    actor=request.user,
+                    reason=reason,
+                    plan_hash=request.POST.get("plan_hash") or "(none)",
+                )
+            except ComplianceRefused as exc:
+                error = str(exc)
+            else:
+                if result.certificate is None:
+                    self.message_user(request, result.message, messages.INFO)
+                    return redirect(request.path)
+                self.message_user(request, result.message, messages.SUCCESS)
+                return redirect("admin:compliance_erasurecertificate_change", result.certificate.pk)
+        plan = erasure_plan(subject)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Erase {model._meta.verbose_name} {subject.pk}",
+            "opts": self.model._meta,
+            "subject": subject,
+            "subject_opts": model._meta,
+            "plan": plan,
+            "error": error,
+            "reason": reason,
+            "nothing_left": NOTHING_LEFT,
+            "certificates": ErasureCertificate.objects.filter(subject_ref=plan.subject_ref),
+        }
+        return TemplateResponse(request, "admin/compliance/erasure_preview.html", context)
+
+
+admin.site.register(ErasureCertificate, ErasureCertificateAdmin)

@@ -6,6 +6,7 @@ on live rows and history rows alike, never row by row.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from django.utils.crypto import salted_hmac
 
 from . import config
 
-__all__ = ["Anonymiser", "ANONYMISERS", "get_anonymiser"]
+__all__ = ["Anonymiser", "ANONYMISERS", "get_anonymiser", "keyed_sha256", "keyed_sha256_text"]
 
 REDACTED = "[redacted]"
 _TEXT = (models.CharField, models.TextField)
@@ -90,15 +91,33 @@ class _Sha256Hex(SHA256):
         )
 
 
+HASH_SALT = "compliance.anonymisers.hash"
 HASH_UNIQUE_LENGTH = 32  # hex digits: 128 bits, below which truncated digests may collide
+
+
+def keyed_key(salt: str) -> str:
+    """The hex key derived from PSEUDONYM_SECRET for `salt` (one key per use)."""
+    return salted_hmac(salt, "key", secret=config.pseudonym_secret()).hexdigest()
+
+
+def keyed_sha256(expression, *, salt: str = HASH_SALT):
+    """SQL: the hex sha256 of `keyed_key(salt)` followed by `expression` as text.
+
+    `keyed_sha256_text` computes the same digest in Python.
+    """
+    value = Concat(models.Value(keyed_key(salt)), Cast(expression, models.TextField()))
+    return _Sha256Hex(value, output_field=models.CharField())
+
+
+def keyed_sha256_text(text: str, *, salt: str = HASH_SALT) -> str:
+    """`keyed_sha256` of a Python string, computed here."""
+    return hashlib.sha256((keyed_key(salt) + text).encode("utf-8")).hexdigest()
 
 
 def _hash(field):
     # Keyed, so a dictionary of likely values (emails, phone numbers) cannot reverse it; its
     # own key, so rotating SECRET_KEY leaves every pseudonym as it was.
-    key = salted_hmac("compliance.anonymisers.hash", "key", secret=config.pseudonym_secret())
-    value = Concat(models.Value(key.hexdigest()), Cast(field.attname, models.TextField()))
-    return _cut(field, _Sha256Hex(value, output_field=models.CharField()))
+    return _cut(field, keyed_sha256(field.attname))
 
 
 def _hash_unique_problem(field):

@@ -68,6 +68,8 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "compliance.consentevent": {AUDITOR: VIEW, OFFICER: ("view", "add")},
     "compliance.consentstate": {AUDITOR: VIEW, OFFICER: VIEW},
     "compliance.historicalconsentstate": {AUDITOR: VIEW, OFFICER: VIEW},
+    # Certificates are written by erasures only; officers run them, auditors read them.
+    "compliance.erasurecertificate": {AUDITOR: VIEW, OFFICER: (*VIEW, "run_erasure")},
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})

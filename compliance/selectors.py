@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,18 +11,22 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Lower, Trim
 from django.utils import timezone
 
+from retention.models import RESTRICTION_GROUNDS, LegalHold
+from retention.selectors import held_q
 from versions.setbased import history_model_of
 
-from .anonymisers import get_anonymiser
+from .anonymisers import get_anonymiser, keyed_sha256, keyed_sha256_text
 from .models import ConsentEvent, ConsentState, SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, registry
 
 __all__ = [
     "DUE_SOON_DAYS",
     "RECEIPT_FORMAT",
+    "ErasurePlan",
+    "ErasureStep",
     "InventoryField",
     "InventoryRow",
     "OverviewModel",
@@ -29,6 +35,12 @@ __all__ = [
     "SubjectRows",
     "consent_receipt",
     "consent_timeline",
+    "erasure_fields",
+    "erasure_scope",
+    "erasure_log_matches",
+    "erasure_plan",
+    "erasure_targets",
+    "erasure_values",
     "inventory",
     "request_due_soon_q",
     "request_overdue_q",
@@ -37,7 +49,9 @@ __all__ = [
     "RequestsDue",
     "subject_find",
     "subject_overview",
+    "subject_identifiers",
     "subject_q",
+    "subject_ref",
     "subject_walk",
 ]
 
@@ -374,3 +388,290 @@ def consent_receipt(subject) -> dict:
             for state in states.order_by("purpose__slug")
         ],
     }
+
+
+# Erasure --------------------------------------------------------------------------------
+# What an erasure would do to a subject, read from the subject walk; the service runs the
+# same querysets. A row still holds personal data when one of its personal fields differs
+# from its anonymised form: a second erasure finds nothing to do.
+
+ERASURE_LOG_SALT = "compliance.erasure.log"
+SUBJECT_REF_SALT = "compliance.erasure.subject"
+RESTRICTED = "restricted"
+
+
+def _held(model, *, holds=None, dependants: int = 0) -> Q:
+    return held_q(model, dependants=dependants, holds=holds)
+
+
+def _holds():
+    return LegalHold.objects.filter(released_at__isnull=True)
+
+
+def erasure_fields(entry: ModelPrivacy, model) -> dict[str, str]:
+    """The entry's personal fields that `model` (the registered model or its history model)
+    has, with their anonymiser names: a history table may leave some out (a token)."""
+    present = {f.name for f in model._meta.concrete_fields}
+    return {name: p.anonymiser for name, p in entry.fields.items() if name in present}
+
+
+def erasure_values(entry: ModelPrivacy, model) -> dict[str, object]:
+    """The UPDATE that anonymises `model`'s rows: field -> the registry anonymiser's value."""
+    opts = model._meta
+    return {
+        name: get_anonymiser(anonymiser).expression(opts.get_field(name))
+        for name, anonymiser in erasure_fields(entry, model).items()
+    }
+
+
+def still_personal_q(entry: ModelPrivacy, model) -> Q:
+    """Rows of `model` with a personal field that differs from its anonymised form.
+
+    `hash` is left out of the comparison: hashing a digest gives another digest, so it would
+    never look done. Its fields are rewritten together with the row's other fields.
+    """
+    values = erasure_values(entry, model)
+    settled = {name: value for name, value in values.items() if _settles(entry, name)}
+    if not settled:
+        return Q() if values else Q(pk__in=[])
+    q = Q(pk__in=[])
+    for name, value in settled.items():
+        q |= ~Q(**{name: value}) if value is not None else Q(**{f"{name}__isnull": False})
+    return q
+
+
+def _settles(entry, name) -> bool:
+    return entry.fields[name].anonymiser != "hash"
+
+
+def _kept_q(step_entry: ModelPrivacy, model, *, holds=None) -> Q:
+    """Rows of `model` an erasure leaves because of a hold. A delete would take the rows
+    below with it, so holds on those count; anonymising leaves them alone."""
+    deletes = step_entry.erasure == Erasure.DELETE and model is step_entry.model
+    return _held(model, holds=holds, dependants=2 if deletes else 0)
+
+
+@dataclass(frozen=True)
+class ErasureStep:
+    """One registered model in an erasure plan: what happens to its rows and history rows."""
+
+    walked: SubjectRows
+    #: Rows about the subject, and those the erasure anonymises or deletes.
+    total: int
+    to_change: int
+    #: Rows left by a hold (or the registry's legal ground): in all, and by ground label
+    #: (a row two holds keep counts under both grounds).
+    kept_total: int
+    kept: dict[str, int]
+    #: Rows left by a restriction of processing (Art. 18), among `kept`.
+    restricted: int
+    #: History rows about the subject, those to scrub now, those kept with their record.
+    history_total: int
+    history_to_scrub: int
+    history_kept: int
+
+    @property
+    def entry(self) -> ModelPrivacy:
+        return self.walked.entry
+
+    @property
+    def label(self) -> str:
+        return self.entry.label
+
+    @property
+    def action(self) -> str:
+        return self.entry.erasure
+
+    @property
+    def action_label(self) -> str:
+        return Erasure(self.action).label
+
+    @property
+    def verbose_name(self) -> str:
+        return str(self.walked.model._meta.verbose_name_plural).capitalize()
+
+    def describe(self) -> dict:
+        """The step without personal data (hashed into the plan and kept in certificates)."""
+        return {
+            "action": str(self.action),
+            "fields": erasure_fields(self.entry, self.walked.model),
+            "total": self.total,
+            "to_change": self.to_change,
+            "kept_total": self.kept_total,
+            "kept": dict(sorted(self.kept.items())),
+            "restricted": self.restricted,
+            "history_total": self.history_total,
+            "history_to_scrub": self.history_to_scrub,
+            "history_kept": self.history_kept,
+        }
+
+
+@dataclass(frozen=True)
+class ErasurePlan:
+    """What `subject_erase` would do now, model by model; `hash` identifies it."""
+
+    subject_model: str
+    subject_ref: str
+    steps: list[ErasureStep]
+    hash: str
+
+    @property
+    def restricted(self) -> int:
+        """Rows a restriction of processing (Art. 18) keeps: the erasure skips them."""
+        return sum(step.restricted for step in self.steps)
+
+    @property
+    def changes(self) -> int:
+        """Rows and history rows the erasure would change: 0 means nothing left to erase."""
+        return sum(step.to_change + step.history_to_scrub for step in self.steps)
+
+    @property
+    def kept_total(self) -> int:
+        return sum(step.kept_total for step in self.steps)
+
+    @property
+    def kept(self) -> dict[str, int]:
+        """Rows kept, by ground, over every model."""
+        totals: dict[str, int] = {}
+        for step in self.steps:
+            for ground, count in step.kept.items():
+                totals[ground] = totals.get(ground, 0) + count
+        return totals
+
+
+def erasure_targets(walked: SubjectRows) -> tuple[models.QuerySet, models.QuerySet | None]:
+    """The rows an erasure changes (anonymises or deletes) and the history rows it scrubs.
+
+    Lazy querysets: evaluated after the rows changed, the second includes the history rows
+    the change itself wrote (a delete's snapshot, the anonymised state).
+    """
+    entry, model = walked.entry, walked.model
+    holds = _holds().exists()
+    if entry.erasure == Erasure.RETAIN:
+        rows = walked.rows.none()
+    else:
+        rows = walked.rows
+        if entry.erasure == Erasure.ANONYMISE:
+            rows = rows.filter(still_personal_q(entry, model))
+        if holds:
+            rows = rows.exclude(_kept_q(entry, model))
+    history = walked.history
+    if history is not None:
+        if entry.erasure == Erasure.RETAIN or not erasure_fields(entry, history.model):
+            history = history.none()
+        else:
+            history = history.filter(still_personal_q(entry, history.model))
+            if holds:
+                history = history.exclude(_held(history.model))
+    return rows, history
+
+
+def erasure_scope(walked: SubjectRows) -> tuple[models.QuerySet, models.QuerySet | None]:
+    """The subject's rows and history rows an erasure takes (every one a hold does not keep),
+    whether or not they still hold personal data: the records other logs may name."""
+    rows, history = walked.rows, walked.history
+    if _holds().exists():
+        rows = rows.exclude(_kept_q(walked.entry, walked.model))
+        if history is not None:
+            history = history.exclude(_held(history.model))
+    return rows, history
+
+
+def _ground_label(ground: str) -> str:
+    return LegalHold.Ground(ground).label if ground in LegalHold.Ground.values else ground
+
+
+def _step(walked: SubjectRows, grounds: list[str]) -> ErasureStep:
+    entry, model = walked.entry, walked.model
+    rows, history = erasure_targets(walked)
+    total = walked.rows.count()
+    kept: dict[str, int] = {}
+    kept_total = restricted = 0
+    if entry.erasure == Erasure.RETAIN:
+        kept_total = total
+        if total:
+            kept[entry.legal_ground] = total
+    elif grounds:
+        kept_total = walked.rows.filter(_kept_q(entry, model)).count()
+        for ground in grounds:
+            count = walked.rows.filter(_kept_q(entry, model, holds=_holds().filter(ground=ground)))
+            if count := count.count():
+                kept[_ground_label(ground)] = count
+        if RESTRICTION_GROUNDS.intersection(grounds):
+            restrictions = _holds().filter(ground__in=RESTRICTION_GROUNDS)
+            restricted = walked.rows.filter(_kept_q(entry, model, holds=restrictions)).count()
+    history_total = walked.history.count() if walked.history is not None else 0
+    history_kept = 0
+    if walked.history is not None and grounds and entry.erasure != Erasure.RETAIN:
+        history_kept = walked.history.filter(_held(walked.history.model)).count()
+    elif entry.erasure == Erasure.RETAIN:
+        history_kept = history_total
+    return ErasureStep(
+        walked=walked,
+        total=total,
+        to_change=rows.count(),
+        kept_total=kept_total,
+        kept=kept,
+        restricted=restricted,
+        history_total=history_total,
+        history_to_scrub=history.count() if history is not None else 0,
+        history_kept=history_kept,
+    )
+
+
+def subject_ref(subject) -> str:
+    """A keyed hash naming the subject in certificates: not the key itself."""
+    text = f"{subject._meta.label}:{subject.pk}"
+    return keyed_sha256_text(text, salt=SUBJECT_REF_SALT)
+
+
+def erasure_plan(subject) -> ErasurePlan:
+    """What erasing `subject` would do now: per registered model, the action, the rows it
+    changes, the rows kept and why, the history rows to scrub; and the plan's hash."""
+    grounds = sorted(set(_holds().values_list("ground", flat=True)))
+    steps = [_step(walked, grounds) for walked in subject_walk(subject)]
+    ref = subject_ref(subject)
+    label = subject._meta.label
+    described = {
+        "subject_model": label,
+        "subject_ref": ref,
+        "steps": {step.label: step.describe() for step in steps},
+    }
+    canonical = json.dumps(described, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return ErasurePlan(subject_model=label, subject_ref=ref, steps=steps, hash=digest)
+
+
+def subject_identifiers(subject) -> dict[str, set[str]]:
+    """The subject's identifiers an erasure log keeps a keyed hash of: its key, and every
+    email it has or had (its history rows), lower-cased."""
+    model = type(subject)
+    emails: set[str] = set()
+    names = _email_fields(model)
+    history_model = history_model_of(model)
+    for name in names:
+        emails.update(model._base_manager.filter(pk=subject.pk).values_list(name, flat=True))
+        if history_model is not None:
+            rows = history_model._base_manager.filter(**{model._meta.pk.attname: subject.pk})
+            emails.update(rows.values_list(name, flat=True))
+    return {
+        "key": {str(subject.pk)},
+        "email": {e.strip().lower() for e in emails if e and e.strip()},
+    }
+
+
+def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:
+    """Subjects in the database now that match an erasure log entry (of `entries`, default
+    the whole log) by key or email: after a backup is restored, the subjects whose erasure
+    must run again. One query."""
+    from .models import ErasureLogEntry
+
+    model = registry.subject_model()
+    log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
+    rows = model._base_manager.annotate(_key_digest=keyed_sha256("pk", salt=ERASURE_LOG_SALT))
+    q = Q(_key_digest__in=log.filter(kind="key"))
+    for index, name in enumerate(_email_fields(model)):
+        alias = f"_email_digest_{index}"
+        rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
+        q |= Q(**{f"{alias}__in": log.filter(kind="email")})
+    return rows.filter(q).order_by("pk")

@@ -8,6 +8,7 @@ ledger entry.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -23,10 +24,11 @@ from functools import partial
 from pathlib import Path
 from uuid import UUID, uuid4
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import EmptyResultSet, PermissionDenied
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Case, F, Func, TextField, Value, When
+from django.db.models import Case, F, Func, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -34,14 +36,17 @@ from retention.services import _require
 from versions.context import change_context
 from versions.models import LedgerAction
 from versions.services import ledger_append
-from versions.setbased import history_model_of
+from versions.setbased import history_model_of, rows_delete_with_history, rows_update_with_history
 
 from . import config
+from .anonymisers import REDACTED, keyed_sha256_text
 from .models import (
     ConsentEvent,
     ConsentPurpose,
     ConsentState,
     ConsentText,
+    ErasureCertificate,
+    ErasureLogEntry,
     Jurisdiction,
     SubjectExport,
     SubjectRequest,
@@ -49,11 +54,23 @@ from .models import (
     add_months,
     request_due,
 )
-from .registry import Category, ModelPrivacy, registry
-from .selectors import SubjectRows, subject_walk
+from .registry import Category, Erasure, ModelPrivacy, registry
+from .selectors import (
+    ERASURE_LOG_SALT,
+    ErasurePlan,
+    SubjectRows,
+    erasure_plan,
+    erasure_scope,
+    erasure_targets,
+    erasure_values,
+    subject_identifiers,
+    subject_walk,
+)
 
 __all__ = [
     "ComplianceRefused",
+    "ErasureResult",
+    "subject_erase",
     "consent_record",
     "EXPORT_FORMAT",
     "export_download",
@@ -1083,3 +1100,169 @@ def _state_apply(state: ConsentState, event: ConsentEvent) -> None:
     state.text = event.text
     state.updated_at = event.occurred_at
     state.save()
+
+
+# Erasure --------------------------------------------------------------------------------
+# Art. 17: anonymise or delete per the registry, scrub the same fields in every history row,
+# leave what a hold or a legal ground keeps, and certify it. One transaction.
+
+ERASE_PERMISSION = "compliance.run_erasure_erasurecertificate"
+NOTHING_LEFT = "Nothing left to erase"
+COUNTED = ("anonymised", "deleted", "history_scrubbed", "admin_log_scrubbed", "kept")
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    """What an erasure did. `certificate` is None when there was nothing left to erase."""
+
+    plan: ErasurePlan
+    certificate: ErasureCertificate | None
+    counts: dict[str, dict] = dataclasses.field(default_factory=dict)
+
+    @property
+    def nothing_left(self) -> bool:
+        return self.certificate is None
+
+    @property
+    def message(self) -> str:
+        """One sentence for the officer: what changed, what stays and why."""
+        kept = self.plan.kept_total
+        restricted = self.plan.restricted
+        stays = ""
+        if kept:
+            stays = f"; {kept} row(s) kept by a legal hold or legal ground"
+            if restricted:
+                stays += f", {restricted} of them restricted (Art. 18) and skipped"
+        if self.nothing_left:
+            return f"{NOTHING_LEFT}: no row or history row still holds this subject's data{stays}."
+        totals = self.certificate.totals
+        return (
+            f"Erased: {totals['anonymised']} row(s) anonymised, {totals['deleted']} deleted, "
+            f"{totals['history_scrubbed']} history row(s) scrubbed{stays}. "
+            f"Certificate #{self.certificate.pk}."
+        )
+
+
+def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) -> ErasureResult:
+    """Erase everything the registry finds about `subject`, in one transaction.
+
+    Per the registry each model's rows are anonymised or deleted (set-based, with their
+    history rows); then the same personal fields are scrubbed in every history row about the
+    subject, the snapshots just written included. Rows a legal hold or a restriction keeps,
+    and their history rows, are left; so are rows the registry retains for a legal ground.
+    Writes a certificate, a keyed hash of the subject's identifiers (the erasure log) and a
+    ledger entry, none holding personal data. With `plan_hash` (from the preview) the erasure
+    is refused if the plan has changed since. Running it again changes nothing and writes
+    nothing: the result says there is nothing left to erase.
+    """
+    _require_perm(actor, ERASE_PERMISSION, "erase data subjects")
+    if not (reason or "").strip():
+        raise ComplianceRefused(
+            "Give the reason for the erasure (for instance the request it answers): it goes "
+            "on the certificate and in the ledger. Leave personal data out of it."
+        )
+    model = registry.subject_model()
+    if not isinstance(subject, model):
+        raise ComplianceRefused(f"Only a {model._meta.verbose_name} can be erased.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        # Two erasures of one subject run one after the other.
+        list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
+        plan = erasure_plan(subject)
+        if plan_hash and plan_hash != plan.hash:
+            raise ComplianceRefused(
+                "The subject's data changed since the preview: review the plan again."
+            )
+        if not plan.changes:
+            return ErasureResult(plan=plan, certificate=None)
+        identifiers = subject_identifiers(subject)  # before the emails are anonymised
+        counts = {}
+        for step in plan.steps:
+            admin_log = _scrub_admin_log(step)  # while the rows it names still exist
+            counts[step.label] = {**_erase_rows(step), "admin_log_scrubbed": admin_log}
+        # After every change, so the snapshots the deletes and updates wrote are scrubbed too.
+        for step in plan.steps:
+            counts[step.label]["history_scrubbed"] = _scrub_history(step)
+        certificate = _certify(subject, plan, counts, actor, reason, identifiers)
+    return ErasureResult(plan=plan, certificate=certificate, counts=counts)
+
+
+def _erase_rows(step) -> dict:
+    rows, _ = erasure_targets(step.walked)
+    counts = {
+        "action": str(step.action),
+        "anonymised": 0,
+        "deleted": 0,
+        "history_scrubbed": 0,
+        "kept": step.kept_total,
+        "grounds": sorted(step.kept),
+    }
+    if step.action == Erasure.ANONYMISE and step.to_change:
+        values = erasure_values(step.entry, step.walked.model)
+        if values:
+            counts["anonymised"] = rows_update_with_history(rows, values)
+    elif step.action == Erasure.DELETE and step.to_change:
+        counts["deleted"] = rows_delete_with_history(rows)
+    return counts
+
+
+def _scrub_admin_log(step) -> int:
+    """Django's admin log keeps the text the admin showed for an object (a customer's name
+    and email): replace it for every row and history row the erasure takes."""
+    if step.action == Erasure.RETAIN or not apps.is_installed("django.contrib.admin"):
+        return 0
+    from django.contrib.admin.models import LogEntry
+
+    model = step.walked.model
+    rows, history = erasure_scope(step.walked)
+    keys = rows.annotate(_key=Cast("pk", TextField())).values("_key")
+    entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(model))
+    q = Q(object_id__in=keys)
+    if history is not None:
+        record_key = model._meta.pk.attname
+        q |= Q(object_id__in=history.annotate(_key=Cast(record_key, TextField())).values("_key"))
+    return entries.filter(q).exclude(object_repr=REDACTED).update(object_repr=REDACTED)
+
+
+def _scrub_history(step) -> int:
+    _, history = erasure_targets(step.walked)
+    if history is None:
+        return 0
+    values = erasure_values(step.entry, history.model)
+    return history.order_by().update(**values) if values else 0
+
+
+def _certify(subject, plan, counts, actor, reason, identifiers) -> ErasureCertificate:
+    changed = {
+        label: {k: c[k] for k in COUNTED}
+        for label, c in counts.items()
+        if any(c[k] for k in COUNTED)
+    }
+    entry = ledger_append(
+        action=LedgerAction.ERASURE,
+        actor=actor,
+        reason=reason,
+        target=plan.subject_model,
+        counts=changed,
+        details={"plan_hash": plan.hash, "subject_ref": plan.subject_ref},
+    )
+    certificate = ErasureCertificate.objects.create(
+        created_at=timezone.now(),
+        subject_model=plan.subject_model,
+        subject_ref=plan.subject_ref,
+        plan_hash=plan.hash,
+        counts=counts,
+        actor=actor,
+        actor_label=str(actor) if actor is not None else "system",
+        reason=reason,
+        ledger_entry=entry,
+    )
+    ErasureLogEntry.objects.bulk_create(
+        ErasureLogEntry(
+            certificate=certificate,
+            kind=kind,
+            digest=keyed_sha256_text(value, salt=ERASURE_LOG_SALT),
+        )
+        for kind, values in identifiers.items()
+        for value in sorted(values)
+    )
+    return certificate

@@ -142,10 +142,10 @@ def exclusions_q(model, exclusions) -> Q:
     return q
 
 
-def held_q(model, *, dependants: int = 2, restrictions: bool = False) -> Q:
+def held_q(model, *, dependants: int = 2, holds: models.QuerySet | None = None) -> Q:
     """Rows of `model` kept by an active legal hold: on their subject, on themselves, or on a
-    row their deletion would cascade to (`dependants` levels down). With `restrictions`,
-    only holds that restrict processing (Art. 18) count.
+    row their deletion would cascade to (`dependants` levels down). `holds` narrows the holds
+    considered (e.g. to one ground); default every hold.
 
     The holds are subqueries, not a list read once: every statement of a long purge sees
     a hold placed while it runs.
@@ -153,10 +153,10 @@ def held_q(model, *, dependants: int = 2, restrictions: bool = False) -> Q:
     tracked = _tracked_model(model)
     # History rows copy the record's key under its own name; live rows have it as pk.
     key = tracked._meta.pk.attname if model is not tracked else "pk"
-    q = Q(**{f"{key}__in": _held_keys(tracked, restrictions)})
+    q = Q(**{f"{key}__in": _held_keys(tracked, holds)})
     entry = registry.get(tracked)
     if entry is not None:
-        subject_keys = _held_keys(registry.subject_model(), restrictions)
+        subject_keys = _held_keys(registry.subject_model(), holds)
         for path in entry.subject_paths:
             if path in ("pk", tracked._meta.pk.name):
                 path = key
@@ -164,7 +164,7 @@ def held_q(model, *, dependants: int = 2, restrictions: bool = False) -> Q:
     if dependants and model is tracked:
         for dependant, field in _cascades(model):
             below = dependant._base_manager.filter(
-                held_q(dependant, dependants=dependants - 1, restrictions=restrictions),
+                held_q(dependant, dependants=dependants - 1, holds=holds),
                 **{field.name: OuterRef("pk")},
             )
             q |= Q(Exists(below))
@@ -174,19 +174,21 @@ def held_q(model, *, dependants: int = 2, restrictions: bool = False) -> Q:
 def restricted_q(model) -> Q:
     """Rows of `model` whose processing is restricted (Art. 18): a restriction on their
     subject or on themselves."""
-    return held_q(model, dependants=0, restrictions=True)
+    return held_q(
+        model, dependants=0, holds=LegalHold.objects.filter(ground__in=RESTRICTION_GROUNDS)
+    )
 
 
-def _held_keys(model, restrictions: bool = False):
+def _held_keys(model, holds=None):
     """The keys of `model`'s rows under an active hold, as a subquery of the model's key type."""
     pk = model._meta.pk
     key_type = models.BigIntegerField() if isinstance(pk, models.IntegerField) else type(pk)()
-    holds = LegalHold.objects.filter(
-        released_at__isnull=True, content_type=ContentType.objects.get_for_model(model)
+    return (
+        (LegalHold.objects.all() if holds is None else holds)
+        .filter(released_at__isnull=True, content_type=ContentType.objects.get_for_model(model))
+        .annotate(key=Cast("object_id", output_field=key_type))
+        .values("key")
     )
-    if restrictions:
-        holds = holds.filter(ground__in=RESTRICTION_GROUNDS)
-    return holds.annotate(key=Cast("object_id", output_field=key_type)).values("key")
 
 
 def _cascades(model):

@@ -65,6 +65,7 @@ AUDITOR_PERMISSIONS = {
     "compliance.view_historicalsubjectrequest",
     "compliance.view_subjectexport",
     *(f"compliance.view_{m}" for m in CONSENT_MODELS),
+    "compliance.view_erasurecertificate",
     *(f"retention.view_{m}" for m in RETENTION_MODELS),
     *(f"shop.view_{m}" for m in SHOP_MODELS),
     *(f"shop.view_historical{m}" for m in SHOP_MODELS),
@@ -90,6 +91,7 @@ OFFICER_PERMISSIONS = {
     "compliance.add_consenttext",
     "compliance.change_consenttext",
     "compliance.add_consentevent",
+    "compliance.run_erasure_erasurecertificate",
 }
 
 
@@ -159,8 +161,8 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
     # the shop, the ledger, policies, holds, runs, requests, exports, consent purposes,
-    # texts, states and events
-    assert viewable == len(SHOP_MODELS) + 10
+    # texts, states and events, erasure certificates
+    assert viewable == len(SHOP_MODELS) + 11
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):
