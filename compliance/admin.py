@@ -73,6 +73,37 @@ __all__ = [
 ]
 
 
+def subject_tools(request, admin_site, subject_id, *, kind=None) -> list[tuple[str, str]]:
+    """(label, url) of the pages about one data subject that `request.user` may open: the
+    overview, consents, and the export, erasure and restriction pages. With a request's
+    `kind`, only the page that kind of request needs besides the overview."""
+    user = request.user
+    opts = registry.subject_model()._meta
+    pages = [
+        (None, f"{opts.app_label}.view_{opts.model_name}", "Everything about this person",
+         "compliance_subject_overview"),
+        (None, "compliance.view_consentevent", "Consent timeline", "compliance_consent_timeline"),
+        (None, "compliance.view_consentevent", "Consent receipt (JSON)",
+         "compliance_consent_receipt"),
+        (SubjectRequest.Kind.ACCESS, "compliance.add_subjectexport", "Run export",
+         "compliance_subject_export"),
+        (SubjectRequest.Kind.ERASURE, ERASE_PERMISSION, "Preview erasure",
+         "compliance_subject_erasure"),
+        (SubjectRequest.Kind.RESTRICTION, "retention.add_legalhold", "Restrict processing",
+         "compliance_subject_restrict"),
+    ]  # fmt: skip
+    tools = []
+    for page_kind, permission, label, name in pages:
+        if kind is not None and page_kind not in (None, kind):
+            continue
+        if kind is not None and "consent" in name:
+            continue
+        if user.has_perm(permission):
+            url = reverse(f"admin:{name}", args=[subject_id], current_app=admin_site.name)
+            tools.append((label, url))
+    return tools
+
+
 def _when(moment) -> str:
     return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
 
@@ -330,8 +361,11 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         obj.pk, obj.due_at, obj.subject_key = created.pk, created.due_at, created.subject_key
 
     def get_request_tools(self, request, obj) -> list[tuple[str, str]]:
-        """(label, url) of further buttons on a request's page, for features built on it."""
-        return []
+        """(label, url) of further buttons on a request's page: the subject's overview, and
+        what the request's kind asks for (export, erasure preview, restriction)."""
+        if obj is None or obj.subject_id is None:
+            return []
+        return subject_tools(request, self.admin_site, obj.subject_id, kind=obj.kind)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
@@ -349,6 +383,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
                 for name, transition in REQUEST_TRANSITIONS.items()
                 if obj.state in transition.states and (name != "extend" or obj.can_extend)
             ]
+        if obj is not None:
             context["request_tools"] = self.get_request_tools(request, obj)
         return super().change_view(request, object_id, form_url, context)
 

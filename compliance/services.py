@@ -1182,7 +1182,9 @@ def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) 
         # After every change, so the snapshots the deletes and updates wrote are scrubbed too.
         for step in plan.steps:
             counts[step.label]["history_scrubbed"] = _scrub_history(step)
-        certificate = _certify(subject, plan, counts, actor, reason, identifiers)
+        # Stored export ZIPs are copies too: their files go when this transaction commits.
+        exports = subject_exports_remove(subject=subject)
+        certificate = _certify(subject, plan, counts, actor, reason, identifiers, exports)
     return ErasureResult(plan=plan, certificate=certificate, counts=counts)
 
 
@@ -1231,7 +1233,7 @@ def _scrub_history(step) -> int:
     return history.order_by().update(**values) if values else 0
 
 
-def _certify(subject, plan, counts, actor, reason, identifiers) -> ErasureCertificate:
+def _certify(subject, plan, counts, actor, reason, identifiers, exports) -> ErasureCertificate:
     changed = {
         label: {k: c[k] for k in COUNTED}
         for label, c in counts.items()
@@ -1243,7 +1245,11 @@ def _certify(subject, plan, counts, actor, reason, identifiers) -> ErasureCertif
         reason=reason,
         target=plan.subject_model,
         counts=changed,
-        details={"plan_hash": plan.hash, "subject_ref": plan.subject_ref},
+        details={
+            "plan_hash": plan.hash,
+            "subject_ref": plan.subject_ref,
+            "exports_removed": exports,
+        },
     )
     certificate = ErasureCertificate.objects.create(
         created_at=timezone.now(),

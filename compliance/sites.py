@@ -138,10 +138,16 @@ class ComplianceAdminSite(admin.AdminSite):
                 (model, [(row, self._change_url(row)) for row in model.rows])
                 for model in overview.models
             ],
-            "can_restrict": request.user.has_perm("retention.add_legalhold"),
+            "tools": self._subject_tools(request, subject),
             "can_lift": request.user.has_perm("retention.change_legalhold"),
         }
         return TemplateResponse(request, "admin/compliance/subject_overview.html", context)
+
+    def _subject_tools(self, request, subject):
+        from .admin import subject_tools  # the admin module registers on this site
+
+        overview = self._overview_url(subject.pk)
+        return [tool for tool in subject_tools(request, self, subject.pk) if tool[1] != overview]
 
     def _change_url(self, row) -> str | None:
         """The row's admin page, None when it has no admin."""

@@ -581,3 +581,25 @@ def test_officer_cannot_edit_or_delete_certificates(db, officer, officer_client)
     assert officer_client.post(delete, {"post": "yes"}).status_code == 403
     certificate.refresh_from_db()
     assert certificate.reason == REASON
+
+
+def test_erasure_deletes_the_subjects_stored_exports(
+    db, officer, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """An export ZIP is a copy of the subject's data: the erasure deletes it on commit and
+    the ledger entry counts it."""
+    from compliance.models import SubjectExport
+    from compliance.services import export_path, subject_export
+
+    settings.COMPLIANCE_EXPORT_DIR = tmp_path
+    ada, _ = _subject_with_everything()
+    export = subject_export(subject=ada, actor=None, reason="access request")
+    assert export_path(export).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        subject_erase(subject=ada, actor=officer, reason=REASON)
+
+    assert not export_path(export).exists()
+    assert SubjectExport.objects.get(pk=export.pk).status == SubjectExport.Status.EXPIRED
+    entry = LedgerEntry.objects.filter(action=LedgerAction.ERASURE).get()
+    assert entry.details["exports_removed"] == 1

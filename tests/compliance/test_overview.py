@@ -167,3 +167,29 @@ def _content_type(model):
     from django.contrib.contenttypes.models import ContentType
 
     return ContentType.objects.get_for_model(model).pk
+
+
+def test_overview_links_to_the_pages_about_the_subject(officer_client, auditor, customer):
+    """Officers get consents, export, erasure and restriction; auditors only what they read."""
+    from django.test import Client
+
+    url = reverse("admin:compliance_subject_overview", args=[customer.pk])
+    pages = {
+        name: reverse(f"admin:{name}", args=[customer.pk])
+        for name in [
+            "compliance_consent_timeline",
+            "compliance_consent_receipt",
+            "compliance_subject_export",
+            "compliance_subject_erasure",
+            "compliance_subject_restrict",
+        ]
+    }
+    page = officer_client.get(url).content.decode()
+    assert all(link in page for link in pages.values())
+    auditor_client = Client()
+    auditor_client.force_login(auditor)
+    seen = auditor_client.get(url).content.decode()
+    assert pages["compliance_consent_timeline"] in seen
+    for name in ["compliance_subject_export", "compliance_subject_erasure",
+                 "compliance_subject_restrict"]:  # fmt: skip
+        assert pages[name] not in seen

@@ -17,10 +17,10 @@ State = SubjectRequest.State
 CHANGELIST = "admin:compliance_subjectrequest_changelist"
 
 
-def _create(customer, officer, *, days_ago=0, jurisdiction=Jurisdiction.GDPR):
+def _create(customer, officer, *, days_ago=0, jurisdiction=Jurisdiction.GDPR, kind="access"):
     return request_create(
         subject=customer,
-        kind=SubjectRequest.Kind.ACCESS,
+        kind=kind,
         jurisdiction=jurisdiction,
         received_at=timezone.now() - timedelta(days=days_ago),
         actor=officer,
@@ -248,3 +248,31 @@ def test_request_tools_hook_adds_buttons_to_the_page(officer_client, customer, o
     finally:
         del model_admin.get_request_tools
     assert f'<a href="/run/{request.pk}/" class="request-tool">Run export</a>' in page
+
+
+@pytest.mark.parametrize(
+    "kind, label, url_name",
+    [
+        ("access", "Run export", "compliance_subject_export"),
+        ("erasure", "Preview erasure", "compliance_subject_erasure"),
+        ("restriction", "Restrict processing", "compliance_subject_restrict"),
+    ],
+)
+def test_request_page_links_to_what_its_kind_needs(
+    officer_client, auditor, customer, officer, kind, label, url_name
+):
+    """An officer's request page links to the subject overview and to the page its kind
+    needs; an auditor's to the overview only."""
+    from django.test import Client
+    from django.urls import reverse
+
+    request = _create(customer, officer, kind=kind)
+    page = officer_client.get(_change_url(request)).content.decode()
+    overview = reverse("admin:compliance_subject_overview", args=[customer.pk])
+    action = reverse(f"admin:{url_name}", args=[customer.pk])
+    assert f'<a href="{overview}" class="request-tool">' in page
+    assert f'<a href="{action}" class="request-tool">{label}</a>' in page
+    auditor_client = Client()
+    auditor_client.force_login(auditor)
+    seen = auditor_client.get(_change_url(request)).content.decode()
+    assert overview in seen and action not in seen
