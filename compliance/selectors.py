@@ -50,6 +50,7 @@ __all__ = [
     "subject_find",
     "subject_overview",
     "subject_identifiers",
+    "subjects_erased",
     "subject_q",
     "subject_ref",
     "subject_walk",
@@ -658,6 +659,15 @@ def subject_identifiers(subject) -> dict[str, set[str]]:
         "key": {str(subject.pk)},
         "email": {e.strip().lower() for e in emails if e and e.strip()},
     }
+
+
+def subjects_erased(keys) -> set[str]:
+    """Which of these subject keys the erasure log holds (as text): one indexed lookup."""
+    from .models import ErasureLogEntry
+
+    digests = {keyed_sha256_text(str(key), salt=ERASURE_LOG_SALT): str(key) for key in keys}
+    found = ErasureLogEntry.objects.filter(kind="key", digest__in=list(digests))
+    return {digests[digest] for digest in found.values_list("digest", flat=True)}
 
 
 def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:

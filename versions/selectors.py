@@ -219,8 +219,20 @@ def restore_preview(record, history_id) -> RestorePreview:
 
 
 def erased_fields(record) -> set[str]:
-    """The personal fields of `record` that an erasure has emptied since: never restored."""
-    return set()
+    """The personal fields of `record` when an erasure of its subject is on record (the
+    erasure log): never restored, whatever a version holds (a version kept by a hold, or
+    taken before the history scrub of a backup now restored)."""
+    from compliance.registry import registry
+    from compliance.selectors import subjects_erased
+
+    entry = registry.get(type(record))
+    if entry is None or not entry.fields:
+        return set()
+    keys = set()
+    row = type(record)._base_manager.filter(pk=record.pk)
+    for path in entry.subject_paths:
+        keys.update(k for k in row.values_list(path, flat=True) if k is not None)
+    return set(entry.fields) if keys and subjects_erased(keys) else set()
 
 
 def _missing_targets(candidate, fields) -> list[str]:

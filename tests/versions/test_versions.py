@@ -324,3 +324,20 @@ def test_auditor_sees_deleted_records_but_cannot_recover(auditor_client, officer
     assert auditor_client.get(url).status_code == 403
     assert auditor_client.post(url, {"reason": "x"}).status_code == 403
     assert not Customer.objects.exists()
+
+
+def test_personal_fields_of_an_erased_subject_are_never_restored(db, officer, customer):
+    """After an erasure the preview lists the personal fields as erased and leaves them."""
+    from compliance.services import subject_erase
+    from versions.selectors import restore_preview
+
+    first = customer.history.get()
+    subject_erase(subject=customer, actor=None, reason="Erasure request")
+    customer.refresh_from_db()
+    customer.name = "Typed again"
+    customer.save()
+
+    preview = restore_preview(customer, first.pk)
+
+    assert {"email", "name", "phone"} <= set(preview.erased)
+    assert not {c.field for c in preview.changes} & set(preview.erased)
