@@ -21,7 +21,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
-from versions.admin import TrackedHistoryAdmin
+from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
 
 from . import config
 from .models import (
@@ -685,21 +685,8 @@ class GrantedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class _ReadOnly:
-    """Nobody adds, changes or deletes these rows in the admin: consent_record writes them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ConsentState)
-class ConsentStateAdmin(_ReadOnly, TrackedHistoryAdmin):
+class ConsentStateAdmin(ReadOnlyAdminMixin, TrackedHistoryAdmin):
     """Current consents, filtered by purpose and state; grant or withdraw selected ones."""
 
     # Four columns, so that the list fits a 1280-pixel window beside the filters; the change
@@ -803,7 +790,7 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(_ReadOnly, admin.ModelAdmin):
+class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every grant and withdrawal, read-only for everyone; a subject's timeline and receipt."""
 
     list_display = ["occurred", "subject_timeline", "purpose", "action", "collection_point"]
@@ -912,7 +899,7 @@ class ConsentEventAdmin(_ReadOnly, admin.ModelAdmin):
 # Registered last: registering builds the admin site, whose module imports the mixin above.
 
 
-class ErasureCertificateAdmin(admin.ModelAdmin):
+class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Certificates, read-only for everyone; the erasure page (preview, confirm) hangs off it
     as ``admin:compliance_subject_erasure`` with the subject's key."""
 
@@ -970,15 +957,6 @@ class ErasureCertificateAdmin(admin.ModelAdmin):
             "</tr></thead><tbody>{}</tbody></table>",
             rows,
         )
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_erasure_permission(self, request) -> bool:
         return request.user.has_perm(ERASE_PERMISSION)

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from compliance.registry import registry
-from versions.admin import TrackedHistoryAdmin
+from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
 
 from .models import RESTRICTION_GROUNDS, LegalHold, PurgeRun, RetentionPolicy
 from .selectors import policy_targets
@@ -327,7 +327,7 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
 
 
 @admin.register(PurgeRun)
-class PurgeRunAdmin(admin.ModelAdmin):
+class PurgeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The run log, read-only for everyone: what each run removed, kept and left behind."""
 
     list_display = ["started", "policy_name", "status", "purged", "held", "backlog"]
@@ -346,15 +346,6 @@ class PurgeRunAdmin(admin.ModelAdmin):
     @admin.display(description="started", ordering="started_at")
     def started(self, obj):
         return f"{timezone.localtime(obj.started_at):%Y-%m-%d %H:%M}"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class LegalHoldForm(forms.ModelForm):

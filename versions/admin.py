@@ -30,7 +30,7 @@ from .services import record_recover, version_restore
 
 DELETED_PER_PAGE = 50
 
-__all__ = ["LedgerEntryAdmin", "TrackedHistoryAdmin"]
+__all__ = ["LedgerEntryAdmin", "ReadOnlyAdminMixin", "TrackedHistoryAdmin"]
 
 
 class TrackedHistoryAdmin(SimpleHistoryAdmin):
@@ -313,6 +313,21 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         return self.render_history_view(request, self.object_history_form_template, context)
 
 
+class ReadOnlyAdminMixin:
+    """Nobody adds, changes or deletes these rows in the admin: a service writes them (the
+    ledger, the purge run log, consent events, erasure certificates). Viewing follows the
+    view permission as usual."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 def _object_pk_or_404(model, object_id):
     """The primary key in a URL as the model's type; an id that cannot be one is a 404."""
     try:
@@ -387,7 +402,7 @@ def _breakable(text: str):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(admin.ModelAdmin):
+class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Everyone with access may read the ledger; nobody may change it."""
 
     # Six narrow columns so that the list fits a 1280-pixel window beside the filters.
@@ -429,15 +444,6 @@ class LedgerEntryAdmin(admin.ModelAdmin):
     @admin.display(description="Details")
     def details_text(self, obj):
         return _breakable(_readable(obj.details))
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def history_view(self, request, object_id, extra_context=None):
         # An entry never changes, so it has no history: its own page says everything.
