@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from versions.history import TrackedHistory
+from versions.models import AppendOnlyModel
 
 # Data-subject requests ------------------------------------------------------------------
 # The statutory clocks: GDPR Art. 12(3) (one month from receipt, extendable once by two
@@ -358,7 +359,7 @@ class ConsentEventQuerySet(models.QuerySet):
         raise PermissionError("Consent events are append-only: they cannot be deleted.")
 
 
-class ConsentEvent(models.Model):
+class ConsentEvent(AppendOnlyModel):
     """One grant or withdrawal: evidence of consent (Art. 7(1)); never changed or deleted.
 
     No history table: the row is its own record and never changes, except that an erasure
@@ -404,14 +405,6 @@ class ConsentEvent(models.Model):
 
     def __str__(self):
         return f"{self.purpose} {self.get_granted_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Consent events are append-only: they cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Consent events are append-only: they cannot be deleted.")
 
 
 class ConsentState(models.Model):

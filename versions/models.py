@@ -3,7 +3,13 @@
 from django.conf import settings
 from django.db import models
 
-__all__ = ["LedgerAction", "LedgerCheckpoint", "LedgerEntry"]
+__all__ = [
+    "AppendOnlyModel",
+    "AppendOnlyQuerySet",
+    "LedgerAction",
+    "LedgerCheckpoint",
+    "LedgerEntry",
+]
 
 
 class LedgerAction(models.TextChoices):
@@ -26,13 +32,34 @@ class LedgerAction(models.TextChoices):
 
 class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        raise PermissionError("The ledger is append-only: entries cannot be updated.")
+        raise PermissionError(f"{_rows(self.model)} are append-only: they cannot be updated.")
 
     def delete(self):
-        raise PermissionError("The ledger is append-only: entries cannot be deleted.")
+        raise PermissionError(f"{_rows(self.model)} are append-only: they cannot be deleted.")
 
 
-class LedgerEntry(models.Model):
+def _rows(model) -> str:
+    return str(model._meta.verbose_name_plural).capitalize()
+
+
+class AppendOnlyModel(models.Model):
+    """A row written once: saving it again or deleting it is refused (ledger entries,
+    checkpoints, consent events). Set-based updates and deletes are refused by
+    `AppendOnlyQuerySet`, or by a queryset of the model's own."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError(f"{_rows(type(self))} are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{_rows(type(self))} are append-only: they cannot be deleted.")
+
+
+class LedgerEntry(AppendOnlyModel):
     """One privileged action: who, when, what and how many — never personal data."""
 
     created_at = models.DateTimeField(db_index=True)
@@ -75,16 +102,8 @@ class LedgerEntry(models.Model):
     def __str__(self):
         return f"#{self.pk} {self.get_action_display()} by {self.actor_label}"
 
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("The ledger is append-only: entries cannot be changed.")
-        super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
-        raise PermissionError("The ledger is append-only: entries cannot be deleted.")
-
-
-class LedgerCheckpoint(models.Model):
+class LedgerCheckpoint(AppendOnlyModel):
     """The ledger's head as the application last knew it, signed with the ledger key.
 
     One is recorded with every append (in its transaction) and every verification that
@@ -113,11 +132,3 @@ class LedgerCheckpoint(models.Model):
 
     def __str__(self):
         return f"checkpoint #{self.pk}: entry #{self.entry_id}"
-
-    def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("Ledger checkpoints cannot be changed.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise PermissionError("Ledger checkpoints cannot be deleted.")
