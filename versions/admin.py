@@ -158,9 +158,19 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             for version in page
         ]
         opts = self.model._meta
+        soft_deleted = None
+        if getattr(self.model, "deleted_objects", None) is not None and request.user.has_perm(
+            f"{opts.app_label}.view_deleted_{opts.model_name}"
+        ):
+            # Soft-deleted rows are restored from the list, with the rows their delete hid.
+            soft_deleted = {
+                "count": self.model.deleted_objects.count(),
+                "url": f"{self._page_url('changelist')}?state=deleted",
+            }
         context = {
             **self.admin_site.each_context(request),
             "title": f"Deleted {opts.verbose_name_plural}",
+            "soft_deleted": soft_deleted,
             "opts": opts,
             "rows": rows,
             "next_url": f"?before={page[-1].pk}" if more else None,

@@ -341,3 +341,11 @@ def test_personal_fields_of_an_erased_subject_are_never_restored(db, officer, cu
 
     assert {"email", "name", "phone"} <= set(preview.erased)
     assert not {c.field for c in preview.changes} & set(preview.erased)
+
+
+def test_deleted_records_page_points_to_the_soft_deleted_ones(officer_client, customer):
+    """Soft-deleted customers are counted, with a link to restore them from the list."""
+    Customer.objects.filter(pk=customer.pk).delete()
+    page = officer_client.get("/admin/shop/customer/deleted/").content.decode()
+    assert "1 customers are soft-deleted" in page
+    assert "/admin/shop/customer/?state=deleted" in page
