@@ -138,6 +138,8 @@ def _rows(changes, admin_site):
         rows.append(
             {
                 "change": change,
+                # The label as text: a template would call the model class itself.
+                "model_label": opts.label,
                 "user": users.get(change.row.history_user_id),
                 "diffs": shown,
                 "history_url": _history_url(admin_site, opts, change),

@@ -145,3 +145,37 @@ def test_refused_page_keeps_the_admin_layout_and_fits(wide_page, auditor, custom
     wide_page.get_by_role("link", name="Back to customers").click()
     expect(wide_page).to_have_url(re.compile(r"/admin/shop/customer/$"))
     expect(wide_page.locator("#result_list")).to_contain_text("Ada Lovelace")
+
+
+def test_compliance_and_history_pages_fit_a_1280_pixel_window(
+    wide_page, admin_user, demo_data, shots
+):
+    """The pages of the data-subject lifecycle and of history browsing: no wider than 1280 px."""
+    from compliance.models import SubjectRequest
+
+    login(wide_page, "admin", "password")
+    edited = Customer.history.filter(history_type="~").values_list("id", flat=True)
+    customer = Customer.objects.filter(pk__in=edited, deleted_at__isnull=True).first()
+    first = customer.history.order_by("history_date").first()
+    request = SubjectRequest.objects.order_by("pk").first()
+    pages = {
+        "subject-search": "/admin/compliance/subjects/",
+        "subject-overview": f"/admin/compliance/subjects/{customer.pk}/",
+        "restriction-form": f"/admin/compliance/subjects/{customer.pk}/restrict/",
+        "all-changes": "/admin/versions/changes/",
+        "restore-preview": f"/admin/shop/customer/{customer.pk}/history/{first.pk}/restore/",
+        "deleted-records": "/admin/shop/customer/deleted/",
+        "request-list": "/admin/compliance/subjectrequest/",
+        "request-page": f"/admin/compliance/subjectrequest/{request.pk}/change/",
+        "consent-timeline": f"/admin/compliance/consentevent/subject/{customer.pk}/timeline/",
+        "erasure-preview": f"/admin/compliance/erasurecertificate/erasure/{customer.pk}/",
+        "export-run": f"/admin/compliance/subjectexport/run/{customer.pk}/",
+    }
+    too_wide = {}
+    for name, url in pages.items():
+        response = wide_page.goto(url)
+        assert response.status == 200, (name, response.status)
+        _shoot(wide_page, shots, name)
+        if _scroll_width(wide_page) > WIDTH:
+            too_wide[name] = _scroll_width(wide_page)
+    assert not too_wide
