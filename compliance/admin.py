@@ -528,7 +528,10 @@ class SubjectExportAdmin(admin.ModelAdmin):
         if not self.has_run_permission(request):
             raise PermissionDenied
         subject_model = registry.subject_model()
-        subject = subject_model._base_manager.filter(pk=subject_pk).first()
+        try:
+            subject = subject_model._base_manager.filter(pk=subject_pk).first()
+        except (ValueError, TypeError, ValidationError):
+            subject = None
         if subject is None:
             raise Http404(f"No {subject_model._meta.verbose_name} with id {subject_pk}.")
         if request.method == "POST":

@@ -4,7 +4,15 @@ from django import forms
 
 from retention.models import RESTRICTION_GROUNDS, LegalHold
 
-__all__ = ["RestrictionForm", "RestrictionLiftForm", "SubjectSearchForm"]
+__all__ = ["REQUESTERS", "RestrictionForm", "RestrictionLiftForm", "SubjectSearchForm"]
+
+REQUESTERS = [
+    "The data subject",
+    "The data subject's representative",
+    "A court",
+    "A supervisory authority",
+    "Other (said in the reason)",
+]
 
 
 class SubjectSearchForm(forms.Form):
@@ -21,8 +29,10 @@ class RestrictionForm(forms.Form):
     ground = forms.ChoiceField(
         choices=[(g, label) for g, label in LegalHold.Ground.choices if g in RESTRICTION_GROUNDS]
     )
-    requested_by = forms.CharField(
-        max_length=200, help_text="Who asked for it: the data subject, a court, a regulator."
+    # A choice, not free text: the restriction outlives an erasure, a name typed here would too.
+    requested_by = forms.ChoiceField(
+        choices=[(c, c) for c in REQUESTERS],
+        help_text="Who asked for it. Leave names and contact details out of the reason too.",
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),

@@ -7,11 +7,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Cast, Lower, Trim
+from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 
 from retention.models import RESTRICTION_GROUNDS, LegalHold
@@ -222,8 +221,8 @@ class OverviewModel:
     history: int | None
     #: The first rows, to link to.
     rows: list
-    #: Active holds and restrictions on one of these rows.
-    holds: list
+    #: Rows kept by a legal hold or a restriction (on the subject, a row, or a dependant).
+    held: int
 
     @property
     def verbose_name(self) -> str:
@@ -252,19 +251,13 @@ class SubjectOverview:
 
 def subject_overview(subject, *, rows_shown: int = 10) -> SubjectOverview:
     """Everything the registry finds about `subject`: the subject walk, counted, with holds."""
-    from retention.models import LegalHold
-    from retention.selectors import subject_holds
+    from retention.selectors import holds_active, subject_holds
     from retention.softdelete import is_soft_delete_model
 
+    any_hold = holds_active()
     shown = []
     for walked in subject_walk(subject):
         model = walked.model
-        key = Cast("pk", output_field=models.CharField())
-        holds = LegalHold.objects.filter(
-            released_at__isnull=True,
-            content_type=ContentType.objects.get_for_model(model),
-            object_id__in=walked.rows.annotate(key=key).values("key"),
-        ).order_by("placed_at")
         shown.append(
             OverviewModel(
                 entry=walked.entry,
@@ -276,7 +269,9 @@ def subject_overview(subject, *, rows_shown: int = 10) -> SubjectOverview:
                 ),
                 history=None if walked.history is None else walked.history.count(),
                 rows=list(walked.rows[:rows_shown]),
-                holds=list(holds),
+                # The rows a purge or an erasure leaves: holds and restrictions on the
+                # subject, on the rows themselves, or on what their deletion would reach.
+                held=walked.rows.filter(held_q(model)).count() if any_hold else 0,
             )
         )
     return SubjectOverview(

@@ -850,6 +850,7 @@ def subject_export(
                 counts=counts,
                 details={"export": export.pk, "sha256": sha256, "bytes": size},
             )
+            os.chmod(temporary, 0o600)  # the subject's data: readable by the application only
             os.replace(temporary, final)
             renamed = True
             _fsync_dir(final.parent)
@@ -1118,6 +1119,9 @@ class ErasureResult:
     plan: ErasurePlan
     certificate: ErasureCertificate | None
     counts: dict[str, dict] = dataclasses.field(default_factory=dict)
+    #: Exports of the subject written to files outside the export directory (export_subject
+    #: --output): their files must be deleted by whoever keeps them.
+    exports_elsewhere: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def nothing_left(self) -> bool:
@@ -1133,13 +1137,25 @@ class ErasureResult:
             stays = f"; {kept} row(s) kept by a legal hold or legal ground"
             if restricted:
                 stays += f", {restricted} of them restricted (Art. 18) and skipped"
+        if self.nothing_left and restricted:
+            return (
+                f"Nothing erased: {restricted} row(s) of this subject are restricted (Art. 18) "
+                "and were skipped; lift the restriction to erase them."
+            )
         if self.nothing_left:
             return f"{NOTHING_LEFT}: no row or history row still holds this subject's data{stays}."
         totals = self.certificate.totals
+        elsewhere = ""
+        if self.exports_elsewhere:
+            ids = ", ".join(f"#{pk}" for pk in self.exports_elsewhere)
+            elsewhere = (
+                f" Export(s) {ids} were written by export_subject to files of their own: "
+                "delete those files, they still hold this subject's data."
+            )
         return (
             f"Erased: {totals['anonymised']} row(s) anonymised, {totals['deleted']} deleted, "
             f"{totals['history_scrubbed']} history row(s) scrubbed{stays}. "
-            f"Certificate #{self.certificate.pk}."
+            f"Certificate #{self.certificate.pk}.{elsewhere}"
         )
 
 
@@ -1184,8 +1200,16 @@ def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) 
             counts[step.label]["history_scrubbed"] = _scrub_history(step)
         # Stored export ZIPs are copies too: their files go when this transaction commits.
         exports = subject_exports_remove(subject=subject)
+        # Exports written by export_subject to a path of its own are out of reach: say so.
+        elsewhere = list(
+            SubjectExport.objects.filter(
+                subject=subject, status=SubjectExport.Status.DONE, filename=""
+            ).values_list("pk", flat=True)
+        )
         certificate = _certify(subject, plan, counts, actor, reason, identifiers, exports)
-    return ErasureResult(plan=plan, certificate=certificate, counts=counts)
+    return ErasureResult(
+        plan=plan, certificate=certificate, counts=counts, exports_elsewhere=elsewhere
+    )
 
 
 def _erase_rows(step) -> dict:

@@ -80,7 +80,9 @@ class MessagePrivacy(ModelPrivacy):
         "sender_name": Personal(Category.IDENTITY, anonymiser="redact"),
         "body": Personal(Category.CONTENT, anonymiser="redact"),
     }
-    # Conversations stay readable for the other party; the subject's words do not.
+    # The rows stay (a conversation's other party keeps its thread), but an erasure
+    # anonymises the messages the subject sent and those sent to them: a message to someone
+    # names them ("Hi Ada"), so Art. 17 leaves no copy of it either.
     erasure = Erasure.ANONYMISE
     retention_basis = "created_at"
     purpose = "Messages between customers."

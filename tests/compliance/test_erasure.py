@@ -307,7 +307,8 @@ def test_gdpr_art_18_restricted_subject_is_skipped_and_says_so(db, officer):
     for step in plan.steps:  # orders are retained by the registry's ground anyway
         assert step.restricted == (step.total if step.action != "retain" else 0)
     assert plan.changes == 0
-    assert result.nothing_left and "restricted (Art. 18) and skipped" in result.message
+    assert result.nothing_left and "restricted (Art. 18) and were skipped" in result.message
+    assert not result.message.startswith(NOTHING_LEFT)
     assert _dump() == before
 
 
@@ -603,3 +604,31 @@ def test_erasure_deletes_the_subjects_stored_exports(
     assert SubjectExport.objects.get(pk=export.pk).status == SubjectExport.Status.EXPIRED
     entry = LedgerEntry.objects.filter(action=LedgerAction.ERASURE).get()
     assert entry.details["exports_removed"] == 1
+
+
+def test_command_without_yes_and_with_closed_input_stops_clearly(db, monkeypatch):
+    """From cron (no terminal, input closed) without --yes: a clear error, nothing erased."""
+    import io
+    import sys
+
+    ada, _ = _subject_with_everything()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    with pytest.raises(CommandError, match="--yes"):
+        _command(str(ada.pk), "--reason", REASON)
+    assert not ErasureCertificate.objects.exists()
+
+
+def test_erasure_names_exports_written_to_files_of_their_own(db, officer, tmp_path):
+    """A ZIP export_subject wrote to --output is out of reach: the erasure says to delete it."""
+    ada, _ = _subject_with_everything()
+    call_command(
+        "export_subject", str(ada.pk), "--output", str(tmp_path / "ada.zip"), stdout=StringIO()
+    )
+    from compliance.models import SubjectExport
+
+    export = SubjectExport.objects.get()
+
+    result = subject_erase(subject=ada, actor=officer, reason=REASON)
+
+    assert result.exports_elsewhere == [export.pk]
+    assert f"Export(s) #{export.pk} were written by export_subject" in result.message

@@ -223,6 +223,19 @@ def test_gdpr_art_15_export_carries_purposes_categories_recipients_retention_and
         assert meta["recipients"] and meta["retention_period"]
 
 
+def _same(value, text: str) -> bool:
+    """Whether a CSV cell says what the JSON value says, whatever the value's type."""
+    if value is None:
+        return text == ""
+    if isinstance(value, bool):
+        return text.lower() in (("true", "t", "1") if value else ("false", "f", "0"))
+    if isinstance(value, int | float):
+        return float(text) == float(value)
+    if isinstance(value, dict | list):
+        return json.loads(text) == value
+    return text == value
+
+
 def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject_data):
     """Art. 20: UTF-8 JSON arrays of objects and CSV with a header, the same rows in both."""
     customer.name = "Ada Lovelace – Countess"  # non-ASCII survives as UTF-8
@@ -240,10 +253,8 @@ def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject
             assert len(table) == len(rows)
             for obj, line in zip(rows, table, strict=True):
                 assert list(obj) == list(line)
-                assert all(
-                    line[k] == ("" if v is None else v if isinstance(v, str) else line[k])
-                    for k, v in obj.items()
-                )
+                for key, value in obj.items():
+                    assert _same(value, line[key]), (name, key, value, line[key])
         assert _json(archive, "shop.customer.json")[0]["name"] == "Ada Lovelace – Countess"
 
 
@@ -580,3 +591,15 @@ def test_worker_process_writes_a_queued_export(export_worker, customer):
     entry = LedgerEntry.objects.get(action=LedgerAction.EXPORT)
     assert entry.actor == officer and entry.channel == "task:compliance.tasks.export_run"
     assert entry.task_id
+
+
+def test_stored_export_is_readable_by_the_application_only(customer, subject_data):
+    """The ZIP holds the subject's data: mode 0600, not world-readable."""
+    export = subject_export(subject=customer, actor=None, reason="")
+    assert export_path(export).stat().st_mode & 0o777 == 0o600
+
+
+def test_run_page_with_a_malformed_subject_id_is_a_404(officer_client, db):
+    """A subject id that is not a key is a 404, not a server error."""
+    url = reverse("admin:compliance_subject_export", args=["abc"])
+    assert officer_client.get(url).status_code == 404

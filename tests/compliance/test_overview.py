@@ -87,11 +87,11 @@ def test_officer_restricts_and_lifts_with_ledger_entries(officer_client, officer
     """Restricting records ground and who asked; lifting is a ledger entry too."""
     response = officer_client.post(
         reverse("admin:compliance_subject_restrict", args=[customer.pk]),
-        {"ground": "art18_1_a", "requested_by": "the data subject", "reason": "Contested"},
+        {"ground": "art18_1_a", "requested_by": "The data subject", "reason": "Contested"},
     )
     assert response.status_code == 302
     hold = LegalHold.objects.get()
-    assert hold.is_restriction and hold.requested_by == "the data subject"
+    assert hold.is_restriction and hold.requested_by == "The data subject"
     page = officer_client.get(
         reverse("admin:compliance_subject_overview", args=[customer.pk])
     ).content.decode()
@@ -193,3 +193,13 @@ def test_overview_links_to_the_pages_about_the_subject(officer_client, auditor, 
     for name in ["compliance_subject_export", "compliance_subject_erasure",
                  "compliance_subject_restrict"]:  # fmt: skip
         assert pages[name] not in seen
+
+
+def test_overview_counts_rows_a_restriction_on_the_subject_keeps(officer_client, officer, customer):
+    """A restriction on the person holds every row about them: the overview counts them."""
+    Session.objects.create(customer=customer, expires_at=timezone.now() + timedelta(days=1))
+    _restrict(customer, officer)
+    response = officer_client.get(reverse("admin:compliance_subject_overview", args=[customer.pk]))
+    sections = {m.entry.label: m for m in response.context["overview"].models}
+    assert sections["shop.Session"].held == 1
+    assert sections["shop.Customer"].held == 1

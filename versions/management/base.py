@@ -33,6 +33,17 @@ class ComplianceCommand(BaseCommand):
             "--reason", default="", help="Why the command is run (recorded in history)."
         )
 
+    def confirm(self, prompt: str) -> str:
+        """The operator's answer to `prompt`; a closed input (cron, a pipe) is a clear error,
+        not a traceback."""
+        try:
+            return input(prompt).strip()
+        except EOFError:
+            raise CommandError(
+                "No answer: the input is closed (cron, a pipe). Run it again with --yes once "
+                "you have read what it will do (--dry-run shows it)."
+            ) from None
+
     def execute(self, *args, **options):
         user = None
         if options.get("actor"):

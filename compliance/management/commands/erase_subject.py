@@ -49,7 +49,7 @@ class Command(ComplianceCommand):
             raise CommandError(
                 "Give the reason for the erasure with --reason (e.g. the request it answers)."
             )
-        if not yes and input(self.PROMPT.format(pk=found.pk)).strip() != str(found.pk):
+        if not yes and self.confirm(self.PROMPT.format(pk=found.pk)) != str(found.pk):
             raise CommandError(self.NOT_CONFIRMED)
         try:
             result = subject_erase(

@@ -69,7 +69,7 @@ class Command(ComplianceCommand):
         if options["dry_run"]:
             self.stdout.write(self.DRY_RUN)
             return
-        if not options["yes"] and input(self.CONFIRM).strip().lower() != "yes":
+        if not options["yes"] and self.confirm(self.CONFIRM).lower() != "yes":
             self.stdout.write(self.ABORTED)
             return
         try:
