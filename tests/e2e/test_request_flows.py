@@ -66,7 +66,7 @@ def test_officer_handles_a_request_from_receipt_to_erasure(
 
     # Preview the erasure from the subject's overview, then run it.
     page.goto(reverse("admin:compliance_subject_overview", args=[customer.pk]))
-    page.locator("#content-main .object-tools a", has_text="Preview erasure").click()
+    page.locator(".subject-tools a", has_text="Preview erasure").click()
     expect(page.locator("#erasure-plan")).to_contain_text("Sessions")
     page.locator("#id_reason").fill(f"Erasure after request #{request.pk}")
     page.locator("input[type=submit][value=Erase]").click()
