@@ -32,11 +32,11 @@ from django.db.models import Case, F, Func, Q, TextField, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from retention.services import _require
+from retention.services import _require, rows_delete
 from versions.context import change_context
 from versions.models import LedgerAction
 from versions.services import ledger_append
-from versions.setbased import history_model_of, rows_delete_with_history, rows_update_with_history
+from versions.setbased import history_model_of, rows_update_with_history
 
 from . import config
 from .anonymisers import REDACTED, keyed_sha256_text
@@ -1227,7 +1227,7 @@ def _erase_rows(step) -> dict:
         if values:
             counts["anonymised"] = rows_update_with_history(rows, values)
     elif step.action == Erasure.DELETE and step.to_change:
-        counts["deleted"] = rows_delete_with_history(rows)
+        counts["deleted"] = rows_delete(step.walked.model, rows)
     return counts
 
 

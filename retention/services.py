@@ -34,6 +34,7 @@ from .selectors import held_q, holds_active, policy_scope, policy_validate
 from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
 
 __all__ = [
+    "rows_delete",
     "RetentionRefused",
     "RowsResult",
     "hold_place",
@@ -370,7 +371,7 @@ def _purge_batch(policy, model, run):
         elif policy.action == PolicyAction.ANONYMISE:
             done = _anonymise(model, batch)
         else:
-            done = _delete(model, batch)
+            done = rows_delete(model, batch)
         pending[:] = [done, archives]
         # The run log follows the work, in the batch's transaction: with every archived
         # batch (its file is listed with the delete it backs), else every few seconds.
@@ -401,8 +402,9 @@ def _purge_batch(policy, model, run):
 _PROGRESS_SECONDS = 2.0
 
 
-def _delete(model, batch) -> int:
-    """Delete a batch: set-based when nothing refers to the model, else Django's cascade."""
+def rows_delete(model, batch) -> int:
+    """Delete rows with their deletion history: set-based when nothing refers to the model,
+    else Django's cascade (whose signals write the history). Purges and erasures both."""
     referred = any(
         relation.on_delete is not models.DO_NOTHING
         for relation in model._meta.get_fields(include_hidden=True)

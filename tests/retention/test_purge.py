@@ -165,7 +165,7 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continu
     """An injected failure in the third batch: two batches done and archived, run FAILED;
     the next run purges the rest."""
     _sessions(customer, OLD, 6)
-    real_delete = services._delete
+    real_delete = services.rows_delete
     calls = []
 
     def failing(model, batch):
@@ -174,7 +174,7 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continu
             raise OSError("disk gone")
         return real_delete(model, batch)
 
-    monkeypatch.setattr(services, "_delete", failing)
+    monkeypatch.setattr(services, "rows_delete", failing)
     policy = _policy(Session, archive=True)
     failed = policy_purge(policy=policy, actor=None, batch_size=2)
     assert (failed.status, failed.purged, failed.backlog) == ("failed", 4, 2)
@@ -184,7 +184,7 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continu
     archived = {row["fields"]["id"] for row in _archived(archive_dir)}
     deleted = set(Session.history.filter(history_type="-").values_list("id", flat=True))
     assert deleted <= archived and len(deleted) == 4
-    monkeypatch.setattr(services, "_delete", real_delete)
+    monkeypatch.setattr(services, "rows_delete", real_delete)
     again = policy_purge(policy=policy, actor=None, batch_size=2)
     assert (again.status, again.purged) == ("succeeded", 2)
     assert not Session.objects.exists()
@@ -264,7 +264,7 @@ def test_command_exits_non_zero_when_a_policy_fails(customer, monkeypatch):
     """A failed policy is reported on stderr and the command fails."""
     _sessions(customer, OLD, 1)
     _policy(Session)
-    monkeypatch.setattr(services, "_delete", lambda model, batch: 1 / 0)
+    monkeypatch.setattr(services, "rows_delete", lambda model, batch: 1 / 0)
     err = StringIO()
     with pytest.raises(CommandError, match="Failed: sessions"):
         call_command("purge_expired", stdout=StringIO(), stderr=err)
@@ -355,7 +355,7 @@ def test_a_hold_placed_during_a_run_is_honoured_by_its_next_batches(customer, mo
         _sessions(customer, OLD, 1)[0],
         _sessions(Customer.objects.create(email="later@example.org", name="Later"), OLD, 1)[0],
     )
-    real_delete = services._delete
+    real_delete = services.rows_delete
 
     def delete_then_hold(model, batch):
         done = real_delete(model, batch)
@@ -363,7 +363,7 @@ def test_a_hold_placed_during_a_run_is_honoured_by_its_next_batches(customer, mo
             hold_place(record=second.customer, reason="new claim", ground="art17_3_e", actor=None)
         return done
 
-    monkeypatch.setattr(services, "_delete", delete_then_hold)
+    monkeypatch.setattr(services, "rows_delete", delete_then_hold)
     run = policy_purge(policy=_policy(Session), actor=None, batch_size=1)
     assert not Session.objects.filter(pk=first.pk).exists()
     assert Session.objects.filter(pk=second.pk).exists() and run.purged == 1
