@@ -73,7 +73,9 @@ __all__ = [
 ]
 
 
-def subject_tools(request, admin_site, subject_id, *, kind=None) -> list[tuple[str, str]]:
+def subject_tools(
+    request, admin_site, subject_id, *, kind=None, request_id=None
+) -> list[tuple[str, str]]:
     """(label, url) of the pages about one data subject that `request.user` may open: the
     overview, consents, and the export, erasure and restriction pages. With a request's
     `kind`, only the page that kind of request needs besides the overview."""
@@ -100,8 +102,18 @@ def subject_tools(request, admin_site, subject_id, *, kind=None) -> list[tuple[s
             continue
         if user.has_perm(permission):
             url = reverse(f"admin:{name}", args=[subject_id], current_app=admin_site.name)
+            if request_id is not None and page_kind is not None:
+                url += f"?request={request_id}"  # the page names the request in its reason
             tools.append((label, url))
     return tools
+
+
+def _request_reason(http_request) -> str:
+    """The default reason of a page opened from a request's page (``?request=<id>``)."""
+    request_id = http_request.GET.get("request", "")
+    if request_id.isdigit() and SubjectRequest.objects.filter(pk=request_id).exists():
+        return f"Request #{request_id}"
+    return ""
 
 
 def _when(moment) -> str:
@@ -365,7 +377,9 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         what the request's kind asks for (export, erasure preview, restriction)."""
         if obj is None or obj.subject_id is None:
             return []
-        return subject_tools(request, self.admin_site, obj.subject_id, kind=obj.kind)
+        return subject_tools(
+            request, self.admin_site, obj.subject_id, kind=obj.kind, request_id=obj.pk
+        )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
@@ -557,6 +571,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
                 if e.exported
             ],
             "expiry_days": config.export_expiry_days(),
+            "reason": _request_reason(request),
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/compliance/subject_export.html", context)
@@ -983,7 +998,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             subject = model._base_manager.get(pk=subject_pk)
         except (model.DoesNotExist, ValueError, ValidationError):
             raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.") from None
-        error, reason = "", ""
+        error, reason = "", _request_reason(request)
         if request.method == "POST":
             reason = request.POST.get("reason", "")
             try:

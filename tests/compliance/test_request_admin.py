@@ -271,7 +271,10 @@ def test_request_page_links_to_what_its_kind_needs(
     overview = reverse("admin:compliance_subject_overview", args=[customer.pk])
     action = reverse(f"admin:{url_name}", args=[customer.pk])
     assert f'<a href="{overview}" class="request-tool">' in page
-    assert f'<a href="{action}" class="request-tool">{label}</a>' in page
+    assert f'<a href="{action}?request={request.pk}" class="request-tool">{label}</a>' in page
+    if kind != "restriction":  # the page names the request in its reason
+        opened = officer_client.get(f"{action}?request={request.pk}").content.decode()
+        assert f"Request #{request.pk}" in opened
     auditor_client = Client()
     auditor_client.force_login(auditor)
     seen = auditor_client.get(_change_url(request)).content.decode()
