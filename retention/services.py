@@ -19,7 +19,6 @@ from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
 
-from compliance.anonymisers import get_anonymiser
 from compliance.registry import registry
 from versions.context import change_context, current
 from versions.models import LedgerAction
@@ -417,15 +416,16 @@ def rows_delete(model, batch) -> int:
 
 
 def _anonymise(model, batch) -> int:
-    """Anonymise the registry's personal fields of a batch, set-based, with history."""
+    """Anonymise the registry's personal fields of a batch, set-based, with history: the
+    erasure's own UPDATE, on the rows that still hold personal data (a later run leaves
+    rows an earlier one anonymised)."""
+    from compliance.selectors import erasure_values, still_personal_q
+
     entry = registry.get(getattr(model, "instance_type", model))
-    present = {f.name for f in model._meta.concrete_fields}
-    values = {
-        name: get_anonymiser(personal.anonymiser).expression(model._meta.get_field(name))
-        for name, personal in entry.fields.items()
-        if name in present  # history tables may exclude a field (a session's token)
-    }
-    return rows_update_with_history(batch, values)
+    values = erasure_values(entry, model)
+    if not values:
+        return 0
+    return rows_update_with_history(batch.filter(still_personal_q(entry, model)), values)
 
 
 # Policies ------------------------------------------------------------------------------

@@ -413,3 +413,17 @@ def test_policy_changes_never_put_exclusion_values_in_the_ledger(db):
     entry = LedgerEntry.objects.get(action="policy_change")
     assert entry.details["exclusions"] == ["name__exact"]
     assert "ada@example.org" not in str(entry.details)
+
+
+def test_an_anonymise_policy_leaves_rows_an_earlier_run_anonymised(customer):
+    """A second run of an anonymise policy finds nothing left: no update, no history row."""
+    _sessions(customer, OLD, 2)
+    policy = _policy(Session, name="sessions", action=PolicyAction.ANONYMISE)
+    first = policy_purge(policy=policy, actor=None)
+    versions = Session.history.count()
+
+    second = policy_purge(policy=policy, actor=None)
+
+    assert (first.purged, second.purged) == (2, 0)
+    assert Session.history.count() == versions
+    assert set(Session.objects.values_list("user_agent", flat=True)) == {"[redacted]"}
