@@ -9,14 +9,17 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.safestring import mark_safe
 
 from .forms import ChangeFilterForm
+from .rendering import text
 from .selectors import ChangeFilter, changes_page, tracked_models
 
 __all__ = ["changes_view", "viewable_tracked_models"]
 
 PER_PAGE = 50
+WHEN_FORMAT = "j M Y, H:i:s"
 
 
 def viewable_tracked_models(user) -> list:
@@ -57,11 +60,13 @@ def changes_view(request, admin_site):
                     )
     query = request.GET.copy()
     query.pop("after", None)
+    rows = _rows(changes, admin_site)
     context = {
         **admin_site.each_context(request),
         "title": "All changes",
         "form": form,
-        "rows": _rows(changes, admin_site),
+        "rows": rows,
+        "table_rows": mark_safe("".join(row["html"] for row in rows)),
         "next_url": f"?{_with(query, after=next_cursor)}" if next_cursor else None,
         "first_url": f"?{query.urlencode()}" if request.GET.get("after") else None,
     }
@@ -135,15 +140,47 @@ def _rows(changes, admin_site):
             else:
                 old, new = diff.old, diff.new
             shown.append((diff.field, old, new))
-        rows.append(
-            {
-                "change": change,
-                "user": users.get(change.row.history_user_id),
-                "diffs": shown,
-                "history_url": _history_url(admin_site, opts, change),
-            }
-        )
+        row = {
+            "change": change,
+            "user": users.get(change.row.history_user_id),
+            "diffs": shown,
+            "history_url": _history_url(admin_site, opts, change),
+        }
+        rows.append({**row, "html": _row_html(row)})
     return rows
+
+
+def _row_html(row) -> str:
+    """One row of the table of changes (when, who, IP, user agent, model, object, action,
+    changed fields), as the template would have written it."""
+    change, history = row["change"], row["change"].row
+    if row["user"] is not None:
+        who = text(row["user"])
+    elif history.history_user_id is not None:
+        who = f"user #{history.history_user_id}"
+    else:
+        who = "the system"
+    if history.history_channel:
+        who += f"<br><small>via {text(history.history_channel)}</small>"
+    agent = text(history.history_user_agent)
+    record = f"#{text(change.record_id)}"
+    if row["history_url"]:
+        record = f'<a href="{text(row["history_url"])}">{record}</a>'
+    diffs = "".join(
+        f"<li><strong>{text(field)}:</strong> {_or_dash(old)}&nbsp;&rarr;&nbsp;{_or_dash(new)}</li>"
+        for field, old, new in row["diffs"]
+    )
+    when = dateformat.format(timezone.template_localtime(history.history_date), WHEN_FORMAT)
+    return (
+        f"<tr><td>{when}</td><td>{who}</td><td>{_or_dash(history.history_ip)}</td>"
+        f'<td class="agent"><span title="{agent}">{agent or "-"}</span></td>'
+        f"<td>{text(change.model._meta.label)}</td><td>{record}</td>"
+        f"<td>{text(change.action)}</td><td>{f'<ul>{diffs}</ul>' if diffs else ''}</td></tr>"
+    )
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else text(value)
 
 
 def _history_url(admin_site, opts, change):
