@@ -420,6 +420,8 @@ def _history_cursor(value: str):
         return None
     if moment is None or not history_id.isdigit():
         return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
     return moment, int(history_id)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 
+from django.conf import settings
 from django.utils import formats, timezone
 
 __all__ = ["text"]
@@ -19,6 +20,8 @@ def text(value) -> str:
     already, ``__html__``, is kept as it is)."""
     if hasattr(value, "__html__"):
         return value.__html__()
+    if type(value) is int and not settings.USE_THOUSAND_SEPARATOR:
+        return str(value)
     if not isinstance(value, str):
         value = formats.localize(timezone.template_localtime(value))
     return html.escape(str(value))
