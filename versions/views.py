@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
+from django.utils.dates import MONTHS_3
 from django.utils.safestring import mark_safe
 
 from .forms import ChangeFilterForm
@@ -125,7 +126,7 @@ def _rows(changes, admin_site):
         model: {pk: str(obj) for pk, obj in model._base_manager.in_bulk(ids).items()}
         for model, ids in wanted.items()
     }
-    rows = []
+    rows, patterns = [], {}
     for change in changes:
         opts = change.model._meta
         shown = []
@@ -144,7 +145,7 @@ def _rows(changes, admin_site):
             "change": change,
             "user": users.get(change.row.history_user_id),
             "diffs": shown,
-            "history_url": _history_url(admin_site, opts, change),
+            "history_url": _history_url(admin_site, opts, change, patterns),
         }
         rows.append({**row, "html": _row_html(row)})
     return rows
@@ -170,7 +171,7 @@ def _row_html(row) -> str:
         f"<li><strong>{text(field)}:</strong> {_or_dash(old)}&nbsp;&rarr;&nbsp;{_or_dash(new)}</li>"
         for field, old, new in row["diffs"]
     )
-    when = dateformat.format(timezone.template_localtime(history.history_date), WHEN_FORMAT)
+    when = _when(timezone.template_localtime(history.history_date))
     return (
         f"<tr><td>{when}</td><td>{who}</td><td>{_or_dash(history.history_ip)}</td>"
         f'<td class="agent"><span title="{agent}">{agent or "-"}</span></td>'
@@ -179,15 +180,26 @@ def _row_html(row) -> str:
     )
 
 
+def _when(moment) -> str:
+    """`moment` as the date filter writes it with "j M Y, H:i:s" (WHEN_FORMAT)."""
+    return f"{moment.day} {MONTHS_3[moment.month].title()} {moment.year:04d}, {moment:%H:%M:%S}"
+
+
 def _or_dash(value) -> str:
     return "-" if value is None else text(value)
 
 
-def _history_url(admin_site, opts, change):
+def _history_url(admin_site, opts, change, patterns: dict):
+    """The page of `change`'s version; reversed once per model and page (kept in
+    `patterns`), integer ids filled in."""
+    record_id, version_id = change.record_id, change.row.pk
+    name = f"{admin_site.name}:{opts.app_label}_{opts.model_name}_simple_history"
     try:
-        return reverse(
-            f"{admin_site.name}:{opts.app_label}_{opts.model_name}_simple_history",
-            args=[change.record_id, change.row.pk],
-        )
+        if type(record_id) is int and type(version_id) is int:
+            pattern = patterns.get(name)
+            if pattern is None:
+                pattern = patterns[name] = reverse(name, args=["RECORD", "VERSION"])
+            return pattern.replace("RECORD", str(record_id)).replace("VERSION", str(version_id))
+        return reverse(name, args=[record_id, version_id])
     except NoReverseMatch:
         return None

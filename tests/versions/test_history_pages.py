@@ -118,3 +118,19 @@ def test_subject_page_of_changes_is_the_same_on_every_path(db, customer):
     keys = [(c.model, c.row.pk) for c in rows]
     assert len(keys) == len(set(keys)) == 1 + 3 + 3  # created, 3 messages, 3 renames
     assert {m for m, _ in keys} == {Customer, Message}
+
+
+def test_list_of_all_changes_writes_dates_and_links_as_the_template_did(officer_client, customer):
+    """The "When" column reads as the date filter writes "j M Y, H:i:s", and each object
+    links to its version's page."""
+    from django.urls import reverse
+    from django.utils import dateformat
+    from django.utils.timezone import localtime
+
+    version = customer.history.get()
+    page = officer_client.get("/admin/versions/changes/", {"model": "shop.Customer"})
+
+    html = page.content.decode()
+    assert f"<td>{dateformat.format(localtime(version.history_date), 'j M Y, H:i:s')}</td>" in html
+    url = reverse("admin:shop_customer_simple_history", args=[customer.pk, version.pk])
+    assert f'<a href="{url}">#{customer.pk}</a>' in html
