@@ -572,8 +572,12 @@ def _with_changes(rows) -> list[Change]:
         for pk, previous_id in links.items():
             previous[(model, pk)] = found.get(previous_id)
     changes = []
+    fields_of = {
+        model: [f for f in history_model_of(model).tracked_fields if not f.primary_key]
+        for model in by_model
+    }
     for model, row in rows:
-        fields = [f for f in history_model_of(model).tracked_fields if not f.primary_key]
+        fields = fields_of[model]
         before = previous.get((model, row.pk))
         if row.history_type == "-":
             diff = []
