@@ -9,8 +9,8 @@ middleware, queries, template), ours and the stock changelist interleaved:
   table at the same depth (``?p=N``: OFFSET pages, a COUNT(*) of the table);
 - ``history_subject``: all changes about one data subject (the registry's subject paths, in
   every history table), against the stock changelist filtered to that customer's rows;
-- ``history_object``: one customer's history page (django-simple-history's, with the
-  context columns and field diffs), against the same stock filtered changelist.
+- ``history_object``: one customer's history page (the newest 50 versions, keyset pages,
+  with the context columns and field diffs), against the same stock filtered changelist.
 
 Target: each at least 4.5x faster than the stock changelist at p95; absolute p95 printed.
 """

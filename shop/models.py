@@ -6,6 +6,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.formats import date_format
 
@@ -84,6 +85,8 @@ class Customer(SoftDeleteModel):
         ]
         indexes = [
             models.Index(fields=["name"], condition=NOT_DELETED, name="shop_customer_name_live"),
+            # A data subject is found by email whatever its case (`subject_find`, iexact).
+            models.Index(Upper("email"), name="shop_customer_email_upper"),
             # The Deleted filter and the purge of deleted customers read only deleted rows;
             # a restore and a cascade find what one delete hid by its deletion id.
             models.Index(

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field, quote, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -11,13 +12,17 @@ from django.urls import re_path, reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.html import escape, format_html
+from django.utils.http import urlencode
 from django.utils.safestring import mark_safe
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import ModelChange, ModelDelta
+from simple_history.template_utils import HistoricalRecordContextHelper
 from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
 from .models import LedgerEntry
+from .rendering import text
 from .selectors import (
     RestoreRefused,
     deleted_versions,
@@ -29,6 +34,8 @@ from .selectors import (
 from .services import record_recover, version_restore
 
 DELETED_PER_PAGE = 50
+#: Versions per page of a record's history (the stock changelist shows 100 rows).
+HISTORY_PER_PAGE = 50
 
 __all__ = ["LedgerEntryAdmin", "ReadOnlyAdminMixin", "TrackedHistoryAdmin"]
 
@@ -50,20 +57,117 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
         "history_task_id",
     ]
 
+    object_history_template = "versions/object_history.html"
     object_history_list_template = "versions/object_history_list.html"
     object_history_form_template = "versions/object_history_version.html"
 
     def history_view(self, request, object_id, extra_context=None):
+        """A record's versions, newest first, with who, from where, why and what changed.
+
+        Keyset pages (``?before=<date>|<version id>``) of HISTORY_PER_PAGE versions: no
+        count of the record's history. The version after the last one shown is read with
+        the page, so every row has its changes; foreign keys in them are looked up once for
+        the whole page, and the rows are formatted here rather than cell by cell in the
+        template.
+        """
+        request.current_app = self.admin_site.name
         pk = _object_pk_or_404(self.model, object_id)
         if request.GET.get("as_of"):
             return self._as_of(request, pk, request.GET["as_of"])
-        history_opts = get_history_model_for_model(self.model)._meta
-        labels = [
-            capfirst(history_opts.get_field(name).verbose_name)
-            for name in self.get_history_list_display(request)
-        ]
-        context = {"history_list_labels": labels, **(extra_context or {})}
-        return super().history_view(request, object_id, context)
+        history = get_history_model_for_model(self.model)
+        records = history._base_manager.filter(**{self.model._meta.pk.attname: pk})
+        obj = self.get_queryset(request).filter(pk=pk).first()
+        if obj is None:
+            latest = records.order_by("-history_date", "-pk").first()
+            if latest is None:
+                raise Http404(f"No {self.model._meta.verbose_name} with the id {object_id!r}.")
+            obj = latest.instance
+        if not self.has_view_history_or_change_history_permission(request, obj):
+            raise PermissionDenied
+        before = _history_cursor(request.GET.get("before", ""))
+        if before is not None:
+            records = records.filter(
+                Q(history_date__lt=before[0]) | Q(history_date=before[0], pk__lt=before[1])
+            )
+        page = list(records.order_by("-history_date", "-pk")[: HISTORY_PER_PAGE + 1])
+        shown = page[:HISTORY_PER_PAGE]
+        columns = self.get_history_list_display(request)
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": self.history_view_title(request, obj),
+            "module_name": capfirst(opts.verbose_name_plural),
+            "object": obj,
+            "opts": opts,
+            "app_label": opts.app_label,
+            "history_list_labels": [
+                capfirst(history._meta.get_field(name).verbose_name)
+                if name in {f.name for f in history._meta.fields}
+                else capfirst(name.replace("_", " "))
+                for name in columns
+            ],
+            "history_rows": self._history_rows(request, page, columns),
+            "first_url": "?" if before is not None else None,
+            "next_url": (
+                f"?{urlencode({'before': _history_cursor_of(shown[-1])})}"
+                if len(page) > HISTORY_PER_PAGE
+                else None
+            ),
+            **(extra_context or {}),
+        }
+        return self.render_history_view(request, self.object_history_template, context)
+
+    def _history_rows(self, request, page, columns):
+        """The HTML rows of the versions of `page` but the extra last one (read only to give
+        the last row its changes). Built here, escaped value by value: a template would
+        resolve some twenty variables per row."""
+        if not page:
+            return ""
+        opts = self.model._meta
+        users = get_user_model()._default_manager.in_bulk(
+            {r.history_user_id for r in page if r.history_user_id is not None}
+        )
+        deltas = _page_deltas(self.model, page)
+        shown_columns = [(name, getattr(self, name, None)) for name in columns]
+        # A version's page is simple-history's "<object>/history/<version>/".
+        versions_url = self._page_url("history", quote(getattr(page[0], opts.pk.attname)))
+        actions = {key: str(label) for key, label in type(page[0]).history_type.field.choices}
+        rows = []
+        for record, delta in zip(page[:HISTORY_PER_PAGE], deltas, strict=False):
+            user = users.get(record.history_user_id)
+            if user is not None:
+                who = text(user)
+            elif record.history_user_id is not None:
+                who = f"user #{record.history_user_id} (deleted)"
+            else:
+                who = ""
+            cells = []
+            for name, method in shown_columns:
+                value = method(record) if callable(method) else getattr(record, name, None)
+                value = "" if value is None else text(value)
+                cells.append(
+                    f'<td class="history-context column-{name}"><span title="{value}">{value}'
+                    "</span></td>"
+                )
+            reason = record.history_change_reason or ""
+            if len(reason) > 200:
+                reason = f'<span title="{text(reason)}">{text(reason[:199])}…</span>'
+            else:
+                reason = text(reason)
+            changes = "".join(
+                f"<li><strong>{text(c['field'])}:</strong> {text(c['old'])}&nbsp;&rarr;&nbsp;"
+                f"{text(c['new'])}</li>"
+                for c in delta
+            )
+            rows.append(
+                f'<tr><td class="history-date">{text(record.history_date)}</td>'
+                f'<td><a href="{versions_url}{record.pk}/">{record.pk}</a></td>'
+                f"<td>{text(actions.get(record.history_type, record.history_type))}</td>"
+                f"<td>{who}</td>{''.join(cells)}"
+                f'<td class="history-reason">{reason}</td>'
+                f'<td class="history-changes">{f"<ul>{changes}</ul>" if changes else ""}</td></tr>'
+            )
+        return mark_safe("".join(rows))
 
     def _as_of(self, request, pk, value):
         """The version in force at a date and time: its page, or a message saying why none."""
@@ -88,15 +192,6 @@ class TrackedHistoryAdmin(SimpleHistoryAdmin):
             )
             return redirect(history_url)
         return redirect(self._page_url("simple_history", quote(pk), version.pk))
-
-    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
-        super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
-        # "Changed by" for the whole page in one query: `history_user` looks up one per row.
-        records = list(historical_records)
-        user_ids = {r.history_user_id for r in records if r.history_user_id is not None}
-        users = get_user_model()._default_manager.in_bulk(user_ids)
-        for record in records:
-            record.changed_by = users.get(record.history_user_id)
 
     def get_urls(self):
         opts = self.model._meta
@@ -336,6 +431,69 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def _history_cursor(value: str):
+    """(date, version id) from a ``before`` cursor; None when there is none or it is garbled
+    (the first page)."""
+    from django.utils.dateparse import parse_datetime
+
+    moment, _sep, history_id = value.rpartition("|")
+    try:
+        moment = parse_datetime(moment)
+    except ValueError:
+        return None
+    if moment is None or not history_id.isdigit():
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment, int(history_id)
+
+
+def _history_cursor_of(record) -> str:
+    return f"{record.history_date.isoformat()}|{record.pk}"
+
+
+def _page_deltas(model, page) -> list[list[dict]]:
+    """What each version of `page` (newest first) changed from the next one in the list, as
+    simple-history's history page shows it (field label, old, new; editable tracked fields,
+    by name); the last version of the list gets none. Foreign keys show their target, read
+    once for the whole page."""
+    if not page:
+        return []
+    fields = sorted(
+        (f for f in type(page[0]).tracked_fields if f.editable and not f.primary_key),
+        key=lambda f: f.name,
+    )
+    pairs = []
+    wanted: dict = {}
+    for current, previous in zip(page, page[1:], strict=False):
+        changed = [
+            (f, getattr(previous, f.attname), getattr(current, f.attname))
+            for f in fields
+            if getattr(previous, f.attname) != getattr(current, f.attname)
+        ]
+        for field, old, new in changed:
+            if field.is_relation:
+                wanted.setdefault(field.related_model, set()).update(
+                    v for v in (old, new) if v is not None
+                )
+        pairs.append((current, previous, changed))
+    targets = {m: m._base_manager.in_bulk(ids) for m, ids in wanted.items()}
+
+    def shown(field, value):
+        if value is None or not field.is_relation:
+            return value
+        target = targets[field.related_model].get(value)
+        return f"#{value} (deleted)" if target is None else target
+
+    deltas = []
+    for current, previous, changed in pairs:
+        changes = [ModelChange(f.name, shown(f, old), shown(f, new)) for f, old, new in changed]
+        delta = ModelDelta(changes, [c.field for c in changes], previous, current)
+        helper = HistoricalRecordContextHelper(model, current)
+        deltas.append(helper.context_for_delta_changes(delta))
+    return [*deltas, []]
 
 
 def _object_pk_or_404(model, object_id):

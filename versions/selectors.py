@@ -482,11 +482,17 @@ def changes_page(flt: ChangeFilter, *, models=None, after: str = "", per_page: i
     """One page of the tracked changes of `models` (default: every tracked model), newest
     first, and the cursor of the next page (None at the end). Keyset pages: each history
     table is read from its date index down to the cursor, `per_page` rows at most, and the
-    tables merged; nothing counts a whole table."""
+    tables merged; nothing counts a whole table.
+
+    Where the database can order and limit each part of a UNION ALL (PostgreSQL), the
+    tables are merged by the database in one query of keys, and the page's rows then read
+    by key, one query per table that has some; elsewhere each table is read on its own.
+    """
+    from django.db import connection
     from django.db.models import Q
 
     cursor = _parse_cursor(after) if after else None
-    candidates = []
+    scoped = []
     for model in [flt.model] if flt.model else (models or tracked_models()):
         rows = _scoped(model, flt)
         if rows is None:
@@ -502,8 +508,15 @@ def changes_page(flt: ChangeFilter, *, models=None, after: str = "", per_page: i
                 )
             else:
                 rows = rows.filter(history_date__lt=moment)
-        rows = rows.order_by("-history_date", "-pk")[: per_page + 1]
-        candidates += [(row.history_date, label, row.pk, model, row) for row in rows]
+        scoped.append((model, label, rows.order_by("-history_date", "-pk")))
+    if len(scoped) > 1 and connection.features.supports_slicing_ordering_in_compound:
+        candidates = _merged(scoped, per_page + 1)
+    else:
+        candidates = [
+            (row.history_date, label, row.pk, model, row)
+            for model, label, rows in scoped
+            for row in rows[: per_page + 1]
+        ]
     candidates.sort(key=lambda c: (c[0], c[1], c[2]), reverse=True)
     page = candidates[:per_page]
     changes = _with_changes([(model, row) for *_, model, row in page])
@@ -511,9 +524,42 @@ def changes_page(flt: ChangeFilter, *, models=None, after: str = "", per_page: i
     return changes, (changes[-1].cursor if more and changes else None)
 
 
+def _merged(scoped, limit: int) -> list:
+    """The newest `limit` rows of the tables in `scoped` ((model, label, ordered rows)), as
+    (date, label, id, model, row): their keys in one UNION ALL, then the rows by key, each
+    with the id of the version before it (for `_with_changes`)."""
+    from django.db.models import F, IntegerField, OuterRef, Subquery, Value
+
+    ranked = sorted(scoped, key=lambda s: s[1])  # a table's rank orders as its label
+    parts = [
+        rows.annotate(
+            moment=F("history_date"), table=Value(rank, output_field=IntegerField()), key=F("pk")
+        ).values_list("moment", "table", "key")[:limit]
+        for rank, (_model, _label, rows) in enumerate(ranked)
+    ]
+    keys = list(parts[0].union(*parts[1:], all=True).order_by("-moment", "-table", "-key")[:limit])
+    wanted: dict = {}
+    for _moment, rank, key in keys:
+        wanted.setdefault(rank, []).append(key)
+    candidates = []
+    for rank, ids in wanted.items():
+        model, label, _rows = ranked[rank]
+        history = history_model_of(model)
+        attname = model._meta.pk.attname
+        before = history._base_manager.filter(
+            **{attname: OuterRef(attname)}, pk__lt=OuterRef("pk")
+        ).order_by("-pk")
+        for row in history._base_manager.filter(pk__in=ids).annotate(
+            previous_id=Subquery(before.values("pk")[:1])
+        ):
+            candidates.append((row.history_date, label, row.pk, model, row))
+    return candidates
+
+
 def _with_changes(rows) -> list[Change]:
     """Each row with the fields it changed from the version before: the previous versions of
-    a page are read in one query per history table, not one per row."""
+    a page are read in one query per history table, not one per row (rows read with a
+    ``previous_id`` already name theirs)."""
     from django.db.models import OuterRef, Subquery
 
     by_model: dict = {}
@@ -523,20 +569,27 @@ def _with_changes(rows) -> list[Change]:
     for model, model_rows in by_model.items():
         history = history_model_of(model)
         key = model._meta.pk.attname
-        before = history._base_manager.filter(
-            **{key: OuterRef(key)}, pk__lt=OuterRef("pk")
-        ).order_by("-pk")
-        links = dict(
-            history._base_manager.filter(pk__in=[r.pk for r in model_rows])
-            .annotate(previous_id=Subquery(before.values("pk")[:1]))
-            .values_list("pk", "previous_id")
-        )
+        if all(hasattr(r, "previous_id") for r in model_rows):
+            links = {r.pk: r.previous_id for r in model_rows}
+        else:
+            before = history._base_manager.filter(
+                **{key: OuterRef(key)}, pk__lt=OuterRef("pk")
+            ).order_by("-pk")
+            links = dict(
+                history._base_manager.filter(pk__in=[r.pk for r in model_rows])
+                .annotate(previous_id=Subquery(before.values("pk")[:1]))
+                .values_list("pk", "previous_id")
+            )
         found = history._base_manager.in_bulk([p for p in links.values() if p is not None])
         for pk, previous_id in links.items():
             previous[(model, pk)] = found.get(previous_id)
     changes = []
+    fields_of = {
+        model: [f for f in history_model_of(model).tracked_fields if not f.primary_key]
+        for model in by_model
+    }
     for model, row in rows:
-        fields = [f for f in history_model_of(model).tracked_fields if not f.primary_key]
+        fields = fields_of[model]
         before = previous.get((model, row.pk))
         if row.history_type == "-":
             diff = []

@@ -10,8 +10,11 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.dates import MONTHS_3
+from django.utils.safestring import mark_safe
 
 from .forms import ChangeFilterForm
+from .rendering import text
 from .selectors import ChangeFilter, changes_page, tracked_models
 
 __all__ = ["changes_view", "viewable_tracked_models"]
@@ -57,11 +60,13 @@ def changes_view(request, admin_site):
                     )
     query = request.GET.copy()
     query.pop("after", None)
+    rows = _rows(changes, admin_site)
     context = {
         **admin_site.each_context(request),
         "title": "All changes",
         "form": form,
-        "rows": _rows(changes, admin_site),
+        "rows": rows,
+        "table_rows": mark_safe("".join(row["html"] for row in rows)),
         "next_url": f"?{_with(query, after=next_cursor)}" if next_cursor else None,
         "first_url": f"?{query.urlencode()}" if request.GET.get("after") else None,
     }
@@ -120,7 +125,7 @@ def _rows(changes, admin_site):
         model: {pk: str(obj) for pk, obj in model._base_manager.in_bulk(ids).items()}
         for model, ids in wanted.items()
     }
-    rows = []
+    rows, patterns = [], {}
     for change in changes:
         opts = change.model._meta
         shown = []
@@ -135,24 +140,67 @@ def _rows(changes, admin_site):
             else:
                 old, new = diff.old, diff.new
             shown.append((diff.field, old, new))
-        rows.append(
-            {
-                "change": change,
-                # The label as text: a template would call the model class itself.
-                "model_label": opts.label,
-                "user": users.get(change.row.history_user_id),
-                "diffs": shown,
-                "history_url": _history_url(admin_site, opts, change),
-            }
-        )
+        row = {
+            "change": change,
+            "user": users.get(change.row.history_user_id),
+            "diffs": shown,
+            "history_url": _history_url(admin_site, opts, change, patterns),
+        }
+        rows.append({**row, "html": _row_html(row)})
     return rows
 
 
-def _history_url(admin_site, opts, change):
+def _row_html(row) -> str:
+    """One row of the table of changes (when, who, IP, user agent, model, object, action,
+    changed fields), as the template would have written it."""
+    change, history = row["change"], row["change"].row
+    if row["user"] is not None:
+        who = text(row["user"])
+    elif history.history_user_id is not None:
+        who = f"user #{history.history_user_id}"
+    else:
+        who = "the system"
+    if history.history_channel:
+        who += f"<br><small>via {text(history.history_channel)}</small>"
+    agent = text(history.history_user_agent)
+    record = f"#{text(change.record_id)}"
+    if row["history_url"]:
+        record = f'<a href="{text(row["history_url"])}">{record}</a>'
+    diffs = "".join(
+        f"<li><strong>{text(field)}:</strong> {_or_dash(old)}&nbsp;&rarr;&nbsp;{_or_dash(new)}</li>"
+        for field, old, new in row["diffs"]
+    )
+    when = _when(timezone.template_localtime(history.history_date))
+    return (
+        f'<tr><td class="nowrap">{when}</td><td class="who">{who}</td>'
+        f'<td class="nowrap">{_or_dash(history.history_ip)}</td>'
+        f'<td class="agent"><span title="{agent}">{agent or "-"}</span></td>'
+        f"<td>{text(change.model._meta.label)}</td><td>{record}</td>"
+        f'<td class="nowrap">{text(change.action)}</td>'
+        f"<td>{f'<ul>{diffs}</ul>' if diffs else ''}</td></tr>"
+    )
+
+
+def _when(moment) -> str:
+    """`moment` as the date filter writes "j M Y" and "H:i:s", on two lines."""
+    return f"{moment.day} {MONTHS_3[moment.month].title()} {moment.year:04d}<br>{moment:%H:%M:%S}"
+
+
+def _or_dash(value) -> str:
+    return "-" if value is None else text(value)
+
+
+def _history_url(admin_site, opts, change, patterns: dict):
+    """The page of `change`'s version; reversed once per model and page (kept in
+    `patterns`), integer ids filled in."""
+    record_id, version_id = change.record_id, change.row.pk
+    name = f"{admin_site.name}:{opts.app_label}_{opts.model_name}_simple_history"
     try:
-        return reverse(
-            f"{admin_site.name}:{opts.app_label}_{opts.model_name}_simple_history",
-            args=[change.record_id, change.row.pk],
-        )
+        if type(record_id) is int and type(version_id) is int:
+            pattern = patterns.get(name)
+            if pattern is None:
+                pattern = patterns[name] = reverse(name, args=["RECORD", "VERSION"])
+            return pattern.replace("RECORD", str(record_id)).replace("VERSION", str(version_id))
+        return reverse(name, args=[record_id, version_id])
     except NoReverseMatch:
         return None
