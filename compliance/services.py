@@ -809,7 +809,8 @@ def subject_export(
         export = SubjectExport.objects.create(subject=subject, requested_by=actor, reason=reason)
     elif export.status not in (SubjectExport.Status.PENDING, SubjectExport.Status.FAILED):
         raise ComplianceRefused(
-            f"Export #{export.pk} is {export.get_status_display().lower()}: start a new export."
+            f"Export #{export.pk} has the status {export.get_status_display().lower()!r}: "
+            "start a new export."
         )
     export.status, export.started_at = SubjectExport.Status.RUNNING, timezone.now()
     export.error = ""
@@ -939,8 +940,8 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
         )
     if export.status != SubjectExport.Status.DONE:
         raise ComplianceRefused(
-            f"Export #{export.pk} is {export.get_status_display().lower()}: only a finished "
-            "export can be downloaded."
+            f"Export #{export.pk} has the status {export.get_status_display().lower()!r}: only "
+            "a finished export can be downloaded."
         )
     path = export_path(export)
     if path is None:
