@@ -116,8 +116,14 @@ def _request_reason(http_request) -> str:
     return ""
 
 
+def _local(moment, pattern="j M Y, H:i") -> str:
+    """A date and time in the local time zone (3 Oct 2024, 14:05 by default); "—" for none.
+    The one formatter of this module's lists and messages."""
+    return date_format(timezone.localtime(moment), pattern) if moment else "—"
+
+
 def _when(moment) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
+    return _local(moment, "Y-m-d H:i")
 
 
 class DeadlineFilter(admin.SimpleListFilter):
@@ -457,11 +463,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
 
 def _short(moment) -> str:
     """A compact local date and time on one line: 3 Oct 2024, 14:05."""
-    if moment is None:
-        return "-"
-    return format_html(
-        '<span class="nowrap">{}</span>', date_format(timezone.localtime(moment), "j M Y, H:i")
-    )
+    return format_html('<span class="nowrap">{}</span>', _local(moment)) if moment else "-"
 
 
 @admin.register(SubjectExport)
@@ -603,12 +605,8 @@ class SubjectExportAdmin(admin.ModelAdmin):
 ADMIN_COLLECTION_POINT = "admin (recorded by staff)"
 
 
-def _short_datetime(moment, pattern="j M Y, H:i") -> str:
-    return date_format(timezone.localtime(moment), pattern) if moment else "—"
-
-
 def _short_date(moment) -> str:
-    return _short_datetime(moment, "Y-m-d")
+    return _local(moment, "Y-m-d")
 
 
 def _may_record(request) -> bool:
@@ -829,7 +827,7 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def occurred(self, obj):
         return format_html(
             '<span style="white-space:nowrap">{}</span>',
-            _short_datetime(obj.occurred_at, "Y-m-d H:i"),
+            _local(obj.occurred_at, "Y-m-d H:i"),
         )
 
     @admin.display(description="event (text)", ordering="granted")

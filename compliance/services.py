@@ -871,11 +871,22 @@ def subject_export(
 
 
 def subject_export_queue(*, subject, actor, reason: str, request=None) -> SubjectExport:
-    """Record a pending export of `subject` and run it in a Celery task once committed."""
+    """Record a pending export of `subject` and run it in a Celery task once committed; an
+    export of the subject already queued or running is returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     from .tasks import export_run  # the task module imports this one
 
     with change_context(user=actor, reason=reason), transaction.atomic():
+        waiting = (
+            SubjectExport.objects.select_for_update()
+            .filter(
+                subject=subject,
+                status__in=[SubjectExport.Status.PENDING, SubjectExport.Status.RUNNING],
+            )
+            .first()
+        )
+        if waiting is not None:
+            return waiting  # a second click while one is queued or running queues nothing
         export = SubjectExport.objects.create(subject=subject, requested_by=actor, reason=reason)
         transaction.on_commit(lambda: export_run.delay(export.pk))
     return export

@@ -15,6 +15,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -603,3 +604,14 @@ def test_run_page_with_a_malformed_subject_id_is_a_404(officer_client, db):
     """A subject id that is not a key is a 404, not a server error."""
     url = reverse("admin:compliance_subject_export", args=["abc"])
     assert officer_client.get(url).status_code == 404
+
+
+def test_a_second_queue_while_one_waits_queues_nothing(customer, officer):
+    """Clicking "Run export" twice: one export, the second call returns the waiting one."""
+    from compliance.services import subject_export_queue
+
+    with transaction.atomic():  # on_commit callbacks never run: the first stays pending
+        first = subject_export_queue(subject=customer, actor=officer, reason="")
+        second = subject_export_queue(subject=customer, actor=officer, reason="")
+    assert first.pk == second.pk
+    assert SubjectExport.objects.count() == 1
