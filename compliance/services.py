@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from retention.services import _require, rows_delete
 from versions.context import change_context
+from versions.files import file_sha256, fsync_dir
 from versions.models import LedgerAction
 from versions.services import ledger_append
 from versions.setbased import history_model_of, rows_update_with_history
@@ -757,23 +758,6 @@ def _snapshot():
         yield
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name == "posix":
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def subject_export(
     *,
     subject,
@@ -831,7 +815,7 @@ def subject_export(
             counts, _ = _write_archive(temporary, subject, export, chunk_size, progress)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
-        size, sha256 = temporary.stat().st_size, _file_sha256(temporary)
+        size, sha256 = temporary.stat().st_size, file_sha256(temporary)
         with change_context(user=actor, reason=reason), transaction.atomic():
             now = timezone.now()
             export.status, export.finished_at = SubjectExport.Status.DONE, now
@@ -854,7 +838,7 @@ def subject_export(
             os.chmod(temporary, 0o600)  # the subject's data: readable by the application only
             os.replace(temporary, final)
             renamed = True
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
     except BaseException as exc:
         temporary.unlink(missing_ok=True)
         if renamed:

@@ -152,6 +152,7 @@ RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])
 LEDGER_HEAD_FILE = env.str("LEDGER_HEAD_FILE", default="")
+BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "var" / "backups")
 
 LOGGING = {
     "version": 1,

@@ -4,12 +4,13 @@ synced to disk before the batch's rows are deleted."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from django.core.serializers.json import DjangoJSONEncoder
+
+from versions.files import file_sha256, fsync_dir
 
 __all__ = ["archive_write", "archive_verify"]
 
@@ -32,38 +33,18 @@ def archive_write(queryset, path: Path) -> dict:
                 rows += 1
         raw.flush()
         os.fsync(raw.fileno())
-    digest = _sha256(temporary)
+    digest = file_sha256(temporary)
     os.replace(temporary, path)
     checksum = path.with_name(path.name + ".sha256")
     with open(checksum, "w") as out:
         out.write(f"{digest}  {path.name}\n")
         out.flush()
         os.fsync(out.fileno())
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return {"file": path.name, "sha256": digest, "rows": rows}
 
 
 def archive_verify(path: Path) -> bool:
     """True when the archive's content matches the sha256 written beside it."""
     recorded = path.with_name(path.name + ".sha256").read_text().split()[0]
-    return _sha256(path) == recorded
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the renames durable too (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    return file_sha256(path) == recorded

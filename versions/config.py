@@ -49,3 +49,9 @@ def ledger_head_file() -> Path | None:
     """Where the ledger's head is written after each commit (LEDGER_HEAD_FILE), or None."""
     path = getattr(settings, "LEDGER_HEAD_FILE", "")
     return Path(path) if path else None
+
+
+def backup_dir() -> Path:
+    """Where backups and their manifests are written (BACKUP_DIR): outside static and media,
+    ideally a volume of its own that is copied off the machine."""
+    return Path(getattr(settings, "BACKUP_DIR", settings.BASE_DIR / "var" / "backups"))

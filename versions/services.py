@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -18,6 +16,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import config
 from .context import current
+from .files import write_atomically
 from .models import LedgerAction, LedgerCheckpoint, LedgerEntry
 
 __all__ = [
@@ -251,25 +250,10 @@ def _publish(checkpoint: LedgerCheckpoint) -> None:
         # Commits can finish out of order: never move the file back to an older head.
         if recorded is not None and recorded.get("entry", -1) > checkpoint.entry_id:
             return
-        _write_atomically(path, line + "\n")
+        write_atomically(path, line + "\n", encoding="ascii")
     except (OSError, ValueError) as exc:
         # The transaction has committed; failing now would only hide that from the caller.
         logger.error("could not write the ledger head file %s: %s", path, exc)
-
-
-def _write_atomically(path, text: str) -> None:
-    """Replace `path` with `text` in one step: a reader sees the old file or the new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _read_head_file(path) -> dict | None:
