@@ -530,6 +530,21 @@ def test_command_refuses_a_missing_directory(customer, tmp_path):
     assert not SubjectExport.objects.exists()
 
 
+def test_command_refuses_to_replace_an_existing_file_unless_told(customer, tmp_path):
+    """An existing file at --output is kept, and nothing exported, unless --overwrite."""
+    target = tmp_path / "ada.zip"
+    target.write_bytes(b"someone else's export")
+    with pytest.raises(CommandError, match="exists already"):
+        call_command("export_subject", str(customer.pk), "--output", str(target))
+    assert target.read_bytes() == b"someone else's export"
+    assert not SubjectExport.objects.exists()
+    call_command(
+        "export_subject", str(customer.pk), "--output", str(target), "--overwrite",
+        stdout=StringIO(),
+    )  # fmt: skip
+    assert zipfile.is_zipfile(target)
+
+
 def test_command_dry_run_counts_and_writes_nothing(customer, subject_data, tmp_path):
     """--dry-run lists rows per model and writes no file, record or ledger entry."""
     target = tmp_path / "x.zip"

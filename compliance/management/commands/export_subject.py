@@ -20,6 +20,10 @@ class Command(ComplianceCommand):
     UNKNOWN = "No data subject has the id or email {subject!r}: check it, or search the admin."
     NO_DIRECTORY = "The directory of {output} does not exist: create it or give another --output."
     IS_DIRECTORY = "{output} is a directory: give the path of the ZIP file to write."
+    EXISTS = (
+        "{output} exists already: give a new path, or --overwrite to replace it (an export "
+        "holds personal data; check whose file you are replacing)."
+    )
     DRY = "{model}: {rows} row(s), {history} history row(s)"
     DRY_DONE = "[dry run: nothing written]"
     DONE = "Wrote {output}: {files} file(s), {rows} row(s), {size} bytes, sha256 {sha256}"
@@ -33,8 +37,11 @@ class Command(ComplianceCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Count what would be exported; write nothing."
         )
+        parser.add_argument(
+            "--overwrite", action="store_true", help="Replace the file at --output if it exists."
+        )
 
-    def handle(self, *args, subject, output, dry_run, **options):
+    def handle(self, *args, subject, output, dry_run, overwrite, **options):
         try:
             found = subject_find(subject)
         except SubjectAmbiguous as exc:
@@ -46,6 +53,8 @@ class Command(ComplianceCommand):
             raise CommandError(self.IS_DIRECTORY.format(output=output))
         if not path.resolve().parent.is_dir():
             raise CommandError(self.NO_DIRECTORY.format(output=output))
+        if path.exists() and not overwrite and not dry_run:
+            raise CommandError(self.EXISTS.format(output=output))
         if dry_run:
             for walked in subject_walk(found):
                 if walked.entry.exported:
