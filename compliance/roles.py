@@ -47,6 +47,7 @@ SOFT_DELETE_EDIT = ("view_deleted", "delete", "hard_delete")
 # Holds are placed (add) and released (change), never deleted.
 PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "versions.ledgerentry": {AUDITOR: VIEW, OFFICER: VIEW},
+    "versions.ledgercheckpoint": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.retentionpolicy": {AUDITOR: VIEW, OFFICER: (*EDIT, "run_purge")},
     "retention.historicalretentionpolicy": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},

@@ -21,7 +21,7 @@ from simple_history.models import ModelChange, ModelDelta
 from simple_history.template_utils import HistoricalRecordContextHelper
 from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
-from .models import LedgerEntry
+from .models import LedgerCheckpoint, LedgerEntry
 from .rendering import text
 from .selectors import (
     RestoreRefused,
@@ -616,3 +616,30 @@ class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def history_view(self, request, object_id, extra_context=None):
         # An entry never changes, so it has no history: its own page says everything.
         return redirect("admin:versions_ledgerentry_change", object_id)
+
+
+@admin.register(LedgerCheckpoint)
+class LedgerCheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The ledger's signed heads: one per append and per passed verification. Auditors see
+    when the ledger was last verified and which head it had; nobody changes them."""
+
+    list_display = ["id", "created", "kind", "entry_id", "short_head", "key_id", "actor_label"]
+    list_filter = ["kind", "created_at"]
+    fields = [
+        "created_at", "kind", "entry_id", "head", "key_id", "mac", "actor_label", "channel",
+        "reason",
+    ]  # fmt: skip
+    readonly_fields = fields
+    show_full_result_count = False
+    list_per_page = 50
+
+    @admin.display(description="Created at", ordering="created_at")
+    def created(self, obj):
+        return date_format(timezone.localtime(obj.created_at), "j M Y, H:i")
+
+    @admin.display(description="Head")
+    def short_head(self, obj):
+        return f"{obj.head[:16]}…"
+
+    def history_view(self, request, object_id, extra_context=None):
+        return redirect("admin:versions_ledgercheckpoint_change", object_id)

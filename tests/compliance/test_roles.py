@@ -61,6 +61,7 @@ CONSENT_MODELS = [
 ]
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
+    "versions.view_ledgercheckpoint",
     "compliance.view_subjectrequest",
     "compliance.view_historicalsubjectrequest",
     "compliance.view_subjectexport",
@@ -160,9 +161,9 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         viewable += 1
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
-    # the shop, the ledger, policies, holds, runs, requests, exports, consent purposes,
-    # texts, states and events, erasure certificates
-    assert viewable == len(SHOP_MODELS) + 11
+    # the shop, the ledger and its checkpoints, policies, holds, runs, requests, exports,
+    # consent purposes, texts, states and events, erasure certificates
+    assert viewable == len(SHOP_MODELS) + 12
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):
@@ -223,6 +224,24 @@ def test_nobody_edits_the_ledger_in_the_admin(officer_client, demo, admin_client
         assert client.post(change, {"target": "x"}).status_code == 403
         delete = reverse("admin:versions_ledgerentry_delete", args=[entry.pk])
         assert client.post(delete, {"post": "yes"}).status_code == 403
+
+
+def test_ledger_checkpoints_are_read_only_for_everyone(auditor_client, officer_client, demo):
+    """Auditors and officers see the ledger's signed heads (when it was last verified);
+    nobody adds, changes or deletes one."""
+    from versions.models import LedgerCheckpoint
+
+    checkpoint = LedgerCheckpoint.objects.first()
+    change = reverse("admin:versions_ledgercheckpoint_change", args=[checkpoint.pk])
+    for client in (auditor_client, officer_client):
+        page = client.get(reverse("admin:versions_ledgercheckpoint_changelist"))
+        assert page.status_code == 200 and checkpoint.head[:16].encode() in page.content
+        assert client.get(change).status_code == 200
+        assert client.get(reverse("admin:versions_ledgercheckpoint_add")).status_code == 403
+        assert client.post(change, {"head": "0" * 64}).status_code == 403
+        delete = reverse("admin:versions_ledgercheckpoint_delete", args=[checkpoint.pk])
+        assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert LedgerCheckpoint.objects.get(pk=checkpoint.pk).head == checkpoint.head
 
 
 def test_officer_edits_customers(officer_client, demo):
