@@ -158,6 +158,12 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return "never" if moment is None else f"{_duration((now - moment).total_seconds())} ago"
 
 
+def _fresh_statistics(cursor) -> None:
+    """Drop PostgreSQL's per-transaction snapshot of the statistics views, so that a check run
+    inside a longer transaction reads them as they are now."""
+    cursor.execute("SELECT pg_stat_clear_snapshot()")
+
+
 def _query(text: str | None) -> str:
     """The start of a query as one line (pg_stat_activity keeps it as sent)."""
     return " ".join((text or "").split())[:80]
@@ -329,6 +335,7 @@ def dead_tuples_finding(stats: TableStats, thresholds: Thresholds, now: datetime
 def table_bloat_check(thresholds: Thresholds) -> list[Finding]:
     """Tables (history tables included) whose dead rows outgrow their live rows."""
     with connection.cursor() as cursor:
+        _fresh_statistics(cursor)
         cursor.execute(
             "SELECT CASE WHEN schemaname = 'public' THEN relname "
             "ELSE schemaname || '.' || relname END, "
@@ -362,6 +369,7 @@ _SESSION_ADVICE = (
 def long_transactions_check(thresholds: Thresholds) -> list[Finding]:
     """Sessions of this database whose transaction has been open too long."""
     with connection.cursor() as cursor:
+        _fresh_statistics(cursor)
         cursor.execute(
             "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start), usename, "
             "application_name, query FROM pg_stat_activity "
@@ -404,6 +412,7 @@ def long_transactions_check(thresholds: Thresholds) -> list[Finding]:
 def lock_waits_check(thresholds: Thresholds) -> list[Finding]:
     """Sessions of this database waiting for a lock, and the sessions that block them."""
     with connection.cursor() as cursor:
+        _fresh_statistics(cursor)
         cursor.execute(
             "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - query_start), "
             "wait_event, pg_blocking_pids(pid), query FROM pg_stat_activity "
@@ -433,7 +442,7 @@ def lock_waits_check(thresholds: Thresholds) -> list[Finding]:
             Finding(
                 "lock-waits",
                 ACTION,
-                f"pid {pid} ({state}) has waited {_duration(seconds)} for a {event} lock, "
+                f"pid {pid} ({state}) has waited {_duration(seconds)} for a lock ({event}), "
                 f"blocked by pid {', '.join(map(str, blocked_by)) or 'none listed'}: "
                 f'"{_query(query)}"',
                 f"Blocking: {'; '.join(described) or 'none listed (the lock was freed)'}. "
@@ -669,6 +678,8 @@ def history_growth_check(thresholds: Thresholds) -> list[Finding]:
     ]
     findings = []
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            _fresh_statistics(cursor)
         for model in tracked:
             history = history_model_of(model)
             live = _row_estimate(cursor, model._meta.db_table)
