@@ -703,11 +703,18 @@ def _history_finding(model, history, live: int, rows: int) -> Finding:
     from django.contrib.contenttypes.models import ContentType
 
     from retention.models import RetentionPolicy
+    from retention.selectors import policy_targets
 
     label = model._meta.label
     per_row = f"{rows / live:,.0f} per live row" if live else "no live rows"
     policies = RetentionPolicy.objects.filter(target=ContentType.objects.get_for_model(history))
-    if policies:
+    if history not in policy_targets():
+        retention = (
+            "No retention policy can target it, as its model is not in the personal-data "
+            "registry: declare the model in a privacy.py, or remove old versions with "
+            "simple-history's python manage.py clean_old_history --days N --auto"
+        )
+    elif policies:
         retention = "; ".join(
             f'policy "{p.name}" targets it ({p.period_days or "no"} days'
             f"{'' if p.enabled else ', disabled'}): shorten its period or see its backlog "
