@@ -158,10 +158,23 @@ def _ago(moment: datetime | None, now: datetime) -> str:
     return "never" if moment is None else f"{_duration((now - moment).total_seconds())} ago"
 
 
+def _all_ok(check: str, summary: str) -> list[Finding]:
+    """The single finding of a check that found nothing to do."""
+    return [Finding(check, OK, summary)]
+
+
 def _fresh_statistics(cursor) -> None:
     """Drop PostgreSQL's per-transaction snapshot of the statistics views, so that a check run
     inside a longer transaction reads them as they are now."""
     cursor.execute("SELECT pg_stat_clear_snapshot()")
+
+
+def _statistics(sql: str, params=()) -> list[tuple]:
+    """The rows of a query of PostgreSQL's statistics views, as they are now."""
+    with connection.cursor() as cursor:
+        _fresh_statistics(cursor)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _query(text: str | None) -> str:
@@ -240,16 +253,10 @@ def soft_delete_index_check(thresholds: Thresholds) -> list[Finding]:
                 )
             elif not any(_normalised(p) == f"{column} is null" for p in indexes.values()):
                 findings.append(_missing_index(name, model, table, column, declared))
-    if findings:
-        return findings
-    return [
-        Finding(
-            name,
-            OK,
-            f"{len(models)} soft-delete table(s), each with a partial index "
-            "WHERE deleted_at IS NULL.",
-        )
-    ]
+    return findings or _all_ok(
+        name,
+        f"{len(models)} soft-delete table(s), each with a partial index WHERE deleted_at IS NULL.",
+    )
 
 
 def _missing_index(name, model, table, column, declared) -> Finding:
@@ -334,27 +341,20 @@ def dead_tuples_finding(stats: TableStats, thresholds: Thresholds, now: datetime
 
 def table_bloat_check(thresholds: Thresholds) -> list[Finding]:
     """Tables (history tables included) whose dead rows outgrow their live rows."""
-    with connection.cursor() as cursor:
-        _fresh_statistics(cursor)
-        cursor.execute(
-            "SELECT CASE WHEN schemaname = 'public' THEN relname "
-            "ELSE schemaname || '.' || relname END, "
-            "n_live_tup, n_dead_tup, last_vacuum, last_autovacuum "
-            "FROM pg_stat_user_tables ORDER BY n_dead_tup DESC, relname"
-        )
-        rows = [TableStats(*row) for row in cursor.fetchall()]
+    rows = _statistics(
+        "SELECT CASE WHEN schemaname = 'public' THEN relname "
+        "ELSE schemaname || '.' || relname END, "
+        "n_live_tup, n_dead_tup, last_vacuum, last_autovacuum "
+        "FROM pg_stat_user_tables ORDER BY n_dead_tup DESC, relname"
+    )
+    rows = [TableStats(*row) for row in rows]
     now = timezone.now()
     findings = [f for f in (dead_tuples_finding(s, thresholds, now) for s in rows) if f]
-    if findings:
-        return findings
-    return [
-        Finding(
-            "table-bloat",
-            OK,
-            f"None of {len(rows)} tables has more than {thresholds.dead_tuples:,} dead rows "
-            f"and {thresholds.dead_tuple_ratio:.0%} of its live rows.",
-        )
-    ]
+    return findings or _all_ok(
+        "table-bloat",
+        f"None of {len(rows)} tables has more than {thresholds.dead_tuples:,} dead rows "
+        f"and {thresholds.dead_tuple_ratio:.0%} of its live rows.",
+    )
 
 
 # 3. Long transactions and lock waits -----------------------------------------------------
@@ -368,18 +368,15 @@ _SESSION_ADVICE = (
 
 def long_transactions_check(thresholds: Thresholds) -> list[Finding]:
     """Sessions of this database whose transaction has been open too long."""
-    with connection.cursor() as cursor:
-        _fresh_statistics(cursor)
-        cursor.execute(
-            "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start), usename, "
-            "application_name, query FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend' AND xact_start IS NOT NULL "
-            "AND xact_start <= clock_timestamp() - make_interval(secs => %s) "
-            "ORDER BY xact_start",
-            [thresholds.transaction_minutes * 60],
-        )
-        rows = cursor.fetchall()
+    rows = _statistics(
+        "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start), usename, "
+        "application_name, query FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend' AND xact_start IS NOT NULL "
+        "AND xact_start <= clock_timestamp() - make_interval(secs => %s) "
+        "ORDER BY xact_start",
+        [thresholds.transaction_minutes * 60],
+    )
     findings = []
     for pid, state, seconds, user, application, query in rows:
         who = f"user {user}" + (f", {application}" if application else "")
@@ -398,38 +395,30 @@ def long_transactions_check(thresholds: Thresholds) -> list[Finding]:
                 {"pid": pid, "state": state, "seconds": float(seconds), "user": user},
             )
         )
-    if findings:
-        return findings
-    return [
-        Finding(
-            "long-transactions",
-            OK,
-            f"No transaction open longer than {thresholds.transaction_minutes:g} min.",
-        )
-    ]
+    return findings or _all_ok(
+        "long-transactions",
+        f"No transaction open longer than {thresholds.transaction_minutes:g} min.",
+    )
 
 
 def lock_waits_check(thresholds: Thresholds) -> list[Finding]:
     """Sessions of this database waiting for a lock, and the sessions that block them."""
-    with connection.cursor() as cursor:
-        _fresh_statistics(cursor)
-        cursor.execute(
-            "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - query_start), "
-            "wait_event, pg_blocking_pids(pid), query FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND wait_event_type = 'Lock' "
-            "AND query_start <= clock_timestamp() - make_interval(secs => %s) "
-            "ORDER BY query_start",
-            [thresholds.lock_wait_seconds],
-        )
-        waiting = cursor.fetchall()
-        blockers = sorted({pid for row in waiting for pid in row[4]})
-        cursor.execute(
-            "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start), query "
-            "FROM pg_stat_activity WHERE pid = ANY(%s)",
-            [blockers],
-        )
-        holding = {row[0]: row[1:] for row in cursor.fetchall()}
+    waiting = _statistics(
+        "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - query_start), "
+        "wait_event, pg_blocking_pids(pid), query FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND wait_event_type = 'Lock' "
+        "AND query_start <= clock_timestamp() - make_interval(secs => %s) "
+        "ORDER BY query_start",
+        [thresholds.lock_wait_seconds],
+    )
+    blockers = sorted({pid for row in waiting for pid in row[4]})
+    holding = _statistics(
+        "SELECT pid, state, EXTRACT(EPOCH FROM clock_timestamp() - xact_start), query "
+        "FROM pg_stat_activity WHERE pid = ANY(%s)",
+        [blockers],
+    )
+    holding = {row[0]: row[1:] for row in holding}
     findings = []
     for pid, state, seconds, event, blocked_by, query in waiting:
         described = []
@@ -455,15 +444,10 @@ def lock_waits_check(thresholds: Thresholds) -> list[Finding]:
                 {"pid": pid, "seconds": float(seconds), "blocked_by": list(blocked_by)},
             )
         )
-    if findings:
-        return findings
-    return [
-        Finding(
-            "lock-waits",
-            OK,
-            f"No session has waited longer than {thresholds.lock_wait_seconds:g} s for a lock.",
-        )
-    ]
+    return findings or _all_ok(
+        "lock-waits",
+        f"No session has waited longer than {thresholds.lock_wait_seconds:g} s for a lock.",
+    )
 
 
 # 4. Purges falling behind ----------------------------------------------------------------
@@ -476,17 +460,12 @@ def purge_backlog_check(thresholds: Thresholds) -> list[Finding]:
     now = timezone.now()
     policies = list(RetentionPolicy.objects.filter(enabled=True).select_related("target"))
     findings = [f for policy in policies if (f := _policy_finding(policy, thresholds, now))]
-    if findings:
-        return findings
-    return [
-        Finding(
-            "purge-backlog",
-            OK,
-            f"{len(policies)} enabled polic{'y' if len(policies) == 1 else 'ies'}: none "
-            f"failed, stalled, went {thresholds.purge_stale_days:g} d without a run, or fell "
-            "behind.",
-        )
-    ]
+    return findings or _all_ok(
+        "purge-backlog",
+        f"{len(policies)} enabled polic{'y' if len(policies) == 1 else 'ies'}: none "
+        f"failed, stalled, went {thresholds.purge_stale_days:g} d without a run, or fell "
+        "behind.",
+    )
 
 
 def _policy_finding(policy, thresholds: Thresholds, now: datetime) -> Finding | None:
@@ -686,17 +665,12 @@ def history_growth_check(thresholds: Thresholds) -> list[Finding]:
             rows = _row_estimate(cursor, history._meta.db_table)
             if rows > thresholds.history_rows and rows > thresholds.history_ratio * max(live, 1):
                 findings.append(_history_finding(model, history, live, rows))
-    if findings:
-        return findings
     how = "planner estimates" if connection.vendor == "postgresql" else "counted"
-    return [
-        Finding(
-            "history-growth",
-            OK,
-            f"No history table of {len(tracked)} has more than {thresholds.history_rows:,} "
-            f"rows and {thresholds.history_ratio:g} per live row ({how}).",
-        )
-    ]
+    return findings or _all_ok(
+        "history-growth",
+        f"No history table of {len(tracked)} has more than {thresholds.history_rows:,} "
+        f"rows and {thresholds.history_ratio:g} per live row ({how}).",
+    )
 
 
 def _history_finding(model, history, live: int, rows: int) -> Finding:

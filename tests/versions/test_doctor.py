@@ -261,6 +261,17 @@ def test_purge_failed_run_is_action(db):
     assert "failed: disk full" in finding.summary
 
 
+def test_purge_run_still_running_is_action_only_when_old(db):
+    """A run marked running is fine while young, and a dead one after the threshold."""
+    policy = _policy()
+    run = PurgeRun.objects.create(policy=policy, started_at=timezone.now(), status="running")
+    assert _statuses(_run("purge-backlog")) == {OK}
+    PurgeRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(hours=13))
+    [finding] = _run("purge-backlog", purge_running_hours=12)
+    assert finding.status == ACTION
+    assert "never finished" in finding.summary
+
+
 def test_purge_never_run_is_action(db):
     """A policy created days ago that never ran is action; a new one is not yet."""
     policy = _policy()
