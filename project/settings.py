@@ -153,6 +153,16 @@ LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])
 LEDGER_HEAD_FILE = env.str("LEDGER_HEAD_FILE", default="")
 BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "var" / "backups")
+# Thresholds of `manage.py doctor` (docs/doctor.md); its options override them per run.
+DOCTOR_DEAD_TUPLE_RATIO = env.float("DOCTOR_DEAD_TUPLE_RATIO", default=0.2)
+DOCTOR_DEAD_TUPLES = env.int("DOCTOR_DEAD_TUPLES", default=10_000)
+DOCTOR_TRANSACTION_MINUTES = env.float("DOCTOR_TRANSACTION_MINUTES", default=5.0)
+DOCTOR_LOCK_WAIT_SECONDS = env.float("DOCTOR_LOCK_WAIT_SECONDS", default=10.0)
+DOCTOR_PURGE_STALE_DAYS = env.float("DOCTOR_PURGE_STALE_DAYS", default=2.0)
+DOCTOR_PURGE_RUNNING_HOURS = env.float("DOCTOR_PURGE_RUNNING_HOURS", default=12.0)
+DOCTOR_LEDGER_DAYS = env.float("DOCTOR_LEDGER_DAYS", default=2.0)
+DOCTOR_HISTORY_RATIO = env.float("DOCTOR_HISTORY_RATIO", default=50.0)
+DOCTOR_HISTORY_ROWS = env.int("DOCTOR_HISTORY_ROWS", default=100_000)
 
 LOGGING = {
     "version": 1,

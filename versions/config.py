@@ -55,3 +55,23 @@ def backup_dir() -> Path:
     """Where backups and their manifests are written (BACKUP_DIR): outside static and media,
     ideally a volume of its own that is copied off the machine."""
     return Path(getattr(settings, "BACKUP_DIR", settings.BASE_DIR / "var" / "backups"))
+
+
+#: The doctor's thresholds: setting name and default (docs/doctor.md explains each).
+DOCTOR_DEFAULTS = {
+    "DOCTOR_DEAD_TUPLE_RATIO": 0.2,
+    "DOCTOR_DEAD_TUPLES": 10_000,
+    "DOCTOR_TRANSACTION_MINUTES": 5.0,
+    "DOCTOR_LOCK_WAIT_SECONDS": 10.0,
+    "DOCTOR_PURGE_STALE_DAYS": 2.0,
+    "DOCTOR_PURGE_RUNNING_HOURS": 12.0,
+    "DOCTOR_LEDGER_DAYS": 2.0,
+    "DOCTOR_HISTORY_RATIO": 50.0,
+    "DOCTOR_HISTORY_ROWS": 100_000,
+}
+
+
+def doctor_threshold(name: str) -> float:
+    """One of the doctor's thresholds (DOCTOR_DEFAULTS names them), from settings."""
+    default = DOCTOR_DEFAULTS[name]
+    return type(default)(getattr(settings, name, default))
