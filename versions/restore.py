@@ -55,7 +55,6 @@ SURVIVING_MODELS = [
     "compliance.ErasureLogEntry",
 ]
 RECOVERY_SCHEMA = "recovery"
-_COPY_BLOCK = 1 << 20
 
 
 def _replay_reason(name: str) -> str:
@@ -112,9 +111,7 @@ def _major_minor(text) -> tuple[int, int]:
     text = str(text or "")
     if text.isdigit() and int(text) >= 100000:
         return int(text) // 10000, int(text) % 10000
-    found = re.search(r"(\d+)(?:\.(\d+))?", text.rsplit(")", 1)[-1]) or re.search(
-        r"(\d+)(?:\.(\d+))?", text
-    )
+    found = re.search(r"(\d+)(?:\.(\d+))?", text)
     if found is None:
         raise BackupError(f"The manifest's version {text!r} is not a PostgreSQL version.")
     return int(found.group(1)), int(found.group(2) or 0)
@@ -437,11 +434,12 @@ def _psycopg_params(settings_dict: dict, dbname: str) -> dict:
     return {key: value for key, value in params.items() if value}
 
 
-def _columns(cursor, database_connection, table: str) -> list[str]:
+def _columns(cursor, table: str) -> list[str]:
+    """The columns of `table` in order (a Django or a psycopg cursor, either database)."""
     cursor.execute(
         "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
         "AND NOT attisdropped ORDER BY attnum",
-        [database_connection.ops.quote_name(table)],
+        [connection.ops.quote_name(table)],
     )
     return [row[0] for row in cursor.fetchall()]
 
@@ -452,6 +450,9 @@ def _copy_into_recovery(path: Path, table: str) -> int:
     dropped whatever happens. Returns the rows copied."""
     import psycopg
     from psycopg import sql
+
+    # The export's COPY reader: blocks of about 1 MiB of whole lines.
+    from compliance.services import _copy_blocks as copy_blocks
 
     settings_dict = connection.settings_dict
     scratch = f"recovery_{uuid4().hex[:16]}"
@@ -478,28 +479,13 @@ def _copy_into_recovery(path: Path, table: str) -> int:
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(RECOVERY_SCHEMA)}")
             cursor.execute(f"DROP TABLE IF EXISTS {target}")
             cursor.execute(f"CREATE TABLE {target} (LIKE {quote(table)} INCLUDING DEFAULTS)")
-            live = _columns(cursor, connection, table)
-            source_cursor.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attnum > 0 AND NOT attisdropped",
-                [quote(table)],
-            )
-            present = {row[0] for row in source_cursor.fetchall()}
-            names = ", ".join(quote(column) for column in live if column in present)
+            present = set(_columns(source_cursor, table))
+            live = [column for column in _columns(cursor, table) if column in present]
+            names = ", ".join(map(quote, live))
             copy_out = f"COPY (SELECT {names} FROM {quote(table)}) TO STDOUT"
-            with (
-                source_cursor.copy(copy_out) as out,
-                cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as into,
-            ):
-                pending, size = [], 0
-                for data in out:
-                    pending.append(data)
-                    size += len(data)
-                    if size >= _COPY_BLOCK:
-                        into.write(b"".join(pending))
-                        pending, size = [], 0
-                if pending:
-                    into.write(b"".join(pending))
+            with cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as into:
+                for block in copy_blocks(source_cursor, copy_out, []):
+                    into.write(block)
             cursor.execute(f"SELECT count(*) FROM {target}")
             return cursor.fetchone()[0]
     finally:
@@ -563,7 +549,7 @@ def table_recover(
             return TableRecovery(path.name, table, recovered, missing, key=model._meta.pk.column)
         with transaction.atomic():
             with connection.cursor() as cursor:
-                names = ", ".join(quote(column) for column in _columns(cursor, connection, table))
+                names = ", ".join(quote(column) for column in _columns(cursor, table))
                 cursor.execute(
                     f"INSERT INTO {live} ({names}) SELECT {names} FROM {target} "
                     f"ON CONFLICT DO NOTHING RETURNING {pk}"
