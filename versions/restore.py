@@ -43,6 +43,7 @@ __all__ = [
     "backup_check",
     "backup_restore",
     "erasures_replay",
+    "replay_reason",
     "table_recover",
 ]
 
@@ -57,7 +58,8 @@ SURVIVING_MODELS = [
 RECOVERY_SCHEMA = "recovery"
 
 
-def _replay_reason(name: str) -> str:
+def replay_reason(name: str) -> str:
+    """The reason the replayed erasures carry."""
     return f"Replayed after restoring backup {name}"
 
 
@@ -301,7 +303,7 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
             step = "the erasure replay"
             replayed = erasures_replay(
                 actor=actor,
-                reason=_replay_reason(name),
+                reason=replay_reason(name),
                 certificates=inserted.get("compliance.ErasureCertificate", []),
             )
             step = "the ledger entry"
@@ -343,12 +345,15 @@ def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None)
     """Erase again every subject in the database the erasure log names; return how many
     still held personal data. `certificates` limits the log to those erasures (the ones a
     restored backup lacks), `subject_keys` the subjects (the ones merged rows refer to);
-    None means all. Each subject is one `subject_erase`, with its certificate and ledger
-    entry; a subject with nothing left to erase changes nothing."""
+    None means all: run alone, after a restore that stopped before its replay finished, it
+    cannot tell which erasures the backup lacked. Each subject is one `subject_erase`, with
+    its certificate and ledger entry; a subject with nothing left to erase changes nothing."""
     from compliance.models import ErasureLogEntry
     from compliance.selectors import erasure_log_matches
     from compliance.services import subject_erase
 
+    _require_superuser(actor, "replay erasures after a restore")
+    _require_reason(reason, "erasure replay")
     if certificates is not None and not certificates:
         return 0
     if subject_keys is not None and not subject_keys:
@@ -364,16 +369,6 @@ def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None)
         result = subject_erase(subject=subject, actor=actor, reason=reason)
         replayed += result.certificate is not None
     return replayed
-
-
-def erasures_replay_after(*, path, actor, reason: str) -> int:
-    """The erasure replay of a restore on its own, for when a restore stopped before it
-    finished: the whole erasure log, since which erasures the backup lacks is unknown now."""
-    _require_superuser(actor, "replay erasures after a restore")
-    _require_reason(reason, "erasure replay")
-    name = Path(path).name
-    with change_context(user=actor, reason=reason):
-        return erasures_replay(actor=actor, reason=_replay_reason(name))
 
 
 # Single-table recovery ----------------------------------------------------------------------
@@ -565,7 +560,7 @@ def table_recover(
             replayed = 0
             if subjects:
                 replayed = erasures_replay(
-                    actor=actor, reason=_replay_reason(path.name), subject_keys=subjects
+                    actor=actor, reason=replay_reason(path.name), subject_keys=subjects
                 )
             ledger_append(
                 action=LedgerAction.TABLE_RECOVER,

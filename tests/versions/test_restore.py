@@ -352,3 +352,31 @@ def test_replay_that_fails_says_the_database_was_restored_and_how_to_finish(
     assert f"restore {path} --replay-erasures" in message
     # The erasure log survived, so the replay can still be finished.
     assert ErasureCertificate.objects.exists()
+
+
+def test_ledger_head_file_still_verifies_after_the_restore(make_backup, settings, tmp_path):
+    """The head kept outside the database names an entry written after the backup: the
+    restore keeps that entry, so the restored database does not look tampered with."""
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    path = make_backup()
+    later = ledger_append(action=LedgerAction.POLICY_CHANGE, actor=None, reason="after")
+    assert f"entry={later.pk} " in (tmp_path / "ledger.head").read_text()
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    assert report.ledger_problem == ""
+    assert ledger_verify(actor=None, reason="check").ok
+
+
+def test_erasure_before_the_backup_is_not_replayed(make_backup, officer):
+    """Someone erased before the backup who signed up again with the same email is left
+    alone: only the erasures the backup lacks run again."""
+    (ada,) = _customers("ada")
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    (again,) = _customers("ada")
+    path = make_backup()
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    assert report.erasures_replayed == 0
+    assert Customer.objects.get(pk=again.pk).email == "ada@example.org"

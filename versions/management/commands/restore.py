@@ -1,10 +1,18 @@
+from pathlib import Path
+
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 from django.db import connection
 
 from versions.backups import BackupError
 from versions.management.base import ComplianceCommand
-from versions.restore import SURVIVING_MODELS, backup_check, backup_restore, erasures_replay_after
+from versions.restore import (
+    SURVIVING_MODELS,
+    backup_check,
+    backup_restore,
+    erasures_replay,
+    replay_reason,
+)
 
 
 class Command(ComplianceCommand):
@@ -57,7 +65,7 @@ class Command(ComplianceCommand):
     def handle(self, *args, file, dry_run, yes, replay_erasures, **options):
         try:
             if replay_erasures:
-                replayed = erasures_replay_after(path=file, actor=self.actor, reason=self.reason)
+                replayed = erasures_replay(actor=self.actor, reason=replay_reason(Path(file).name))
                 self.stdout.write(self.REPLAYED.format(replayed=replayed))
                 return
             check = backup_check(path=file)
