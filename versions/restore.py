@@ -274,8 +274,8 @@ def _restore_sqlite(path: Path) -> None:
 def _unfinished(name: str, path: Path, step: str, exc: Exception) -> BackupError:
     return BackupError(
         f"The database was restored from {name}, but {step} did not finish: {exc}. Erased "
-        f"people may be back in it: finish with `manage.py restore {path} --replay-erasures "
-        "--reason …` once the cause is fixed."
+        f"people may be back in it: once the cause is fixed, finish with `manage.py restore "
+        f"{path} --replay-erasures --reason …`, then run `verify_ledger`."
     )
 
 
@@ -286,6 +286,9 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
     `backup_check`."""
     _require_superuser(actor, "restore a backup")
     _require_reason(reason, "restore")
+    if connection.in_atomic_block:
+        # The restore replaces every table under the connections it closes.
+        raise BackupError("A restore cannot run inside a transaction: call it outside one.")
     check = backup_check(path=path)
     path, name = check.path, check.path.name
     with change_context(user=actor, reason=reason):

@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection, models
+from django.db import connection, models, transaction
 
 from compliance.models import ErasureCertificate, ErasureLogEntry
 from compliance.services import subject_erase
@@ -380,3 +380,14 @@ def test_erasure_before_the_backup_is_not_replayed(make_backup, officer):
 
     assert report.erasures_replayed == 0
     assert Customer.objects.get(pk=again.pk).email == "ada@example.org"
+
+
+def test_restore_inside_a_transaction_is_refused(make_backup):
+    """A restore closes the connections and replaces every table: never inside a
+    transaction, where it would break the caller's."""
+    path = make_backup()
+    with (
+        pytest.raises(BackupError, match="cannot run inside a transaction"),
+        transaction.atomic(),
+    ):
+        backup_restore(path=path, actor=None, reason=REASON)
