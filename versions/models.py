@@ -22,6 +22,7 @@ class LedgerAction(models.TextChoices):
     HARD_DELETE = "hard_delete", "Hard delete"
     BACKUP = "backup", "Backup"
     BACKUP_RESTORE = "backup_restore", "Restore of a backup"
+    TABLE_RECOVER = "table_recover", "Table recovered from a backup"
     POLICY_CHANGE = "policy_change", "Policy change"
     HOLD_PLACE = "hold_place", "Legal hold placed"
     HOLD_RELEASE = "hold_release", "Legal hold released"

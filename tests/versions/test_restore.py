@@ -1,0 +1,393 @@
+"""Restoring a backup (with what outlives it and the erasure replay), and recovering one
+table from a backup."""
+
+import json
+import re
+from io import StringIO
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, models, transaction
+
+from compliance.models import ErasureCertificate, ErasureLogEntry
+from compliance.services import subject_erase
+from shop.models import Customer
+from versions.backups import BackupError, manifest_path
+from versions.models import LedgerAction, LedgerEntry
+from versions.restore import SURVIVING_MODELS, backup_restore, table_recover
+from versions.services import ledger_append, ledger_verify
+
+pytestmark = pytest.mark.django_db(transaction=True)
+REASON = "Restore drill"
+SURVIVING_TABLES = {
+    "versions_ledgerentry",
+    "versions_ledgercheckpoint",
+    "compliance_erasurecertificate",
+    "compliance_erasurelogentry",
+}
+
+
+def _customers(*names):
+    return [
+        Customer.objects.create(email=f"{name}@example.org", name=name.capitalize())
+        for name in names
+    ]
+
+
+def _counts():
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        counts = {}
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f"SELECT count(*) FROM {quote(table)}")
+            counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def _edit_manifest(path, **changes):
+    target = manifest_path(path)
+    manifest = json.loads(target.read_text())
+    manifest.update(changes)
+    target.write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_surviving_models_are_the_ledger_and_the_erasure_log():
+    """The rows that outlive a restore are named once, in foreign-key order."""
+    assert (
+        SURVIVING_MODELS.index("versions.LedgerEntry")
+        < SURVIVING_MODELS.index("compliance.ErasureCertificate")
+        < SURVIVING_MODELS.index("compliance.ErasureLogEntry")
+    )
+    assert {m.split(".")[1].lower() for m in SURVIVING_MODELS} == {
+        t.split("_", 1)[1] for t in SURVIVING_TABLES
+    }
+
+
+def test_round_trip_restores_every_table_row_count(make_backup):
+    """Backup, change data, restore: every table has the manifest's row count again."""
+    _customers("ada", "bob")
+    path = make_backup()
+    manifest = json.loads(manifest_path(path).read_text())
+    _customers("cy", "dee")
+    Customer.objects.filter(name="Ada").update(name="Changed")
+    models.QuerySet.delete(Customer.all_objects.filter(name="Bob"))
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    counts = _counts()
+    for table, rows in manifest["tables"].items():
+        if table not in SURVIVING_TABLES:
+            assert counts[table] == rows, table
+    assert sorted(Customer.all_objects.values_list("name", flat=True)) == ["Ada", "Bob"]
+    assert report.tables == len(manifest["tables"])
+    assert report.rows == sum(manifest["tables"].values())
+    assert report.ledger_problem == ""
+
+
+def test_flipped_byte_is_refused_and_nothing_changes(make_backup):
+    """One changed byte in the file: the restore is refused and the database unchanged."""
+    _customers("ada")
+    path = make_backup()
+    _customers("bob")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    before = _counts()
+
+    with pytest.raises(BackupError, match="the file changed since it was written; do not"):
+        backup_restore(path=path, actor=None, reason=REASON)
+
+    assert _counts() == before
+    assert Customer.objects.filter(name="Bob").exists()
+
+
+def test_unknown_migration_is_refused(make_backup):
+    """A backup with a migration this code does not know was made by newer code: refused."""
+    _customers("ada")
+    path = make_backup()
+    manifest = json.loads(manifest_path(path).read_text())
+    _edit_manifest(
+        path, migrations={**manifest["migrations"], "shop": ["0001_initial", "0999_future"]}
+    )
+    _customers("bob")
+
+    with pytest.raises(BackupError, match="made by newer code.*shop.0999_future"):
+        backup_restore(path=path, actor=None, reason=REASON)
+    assert Customer.objects.count() == 2
+
+
+def test_other_vendor_is_refused(make_backup):
+    """A backup of another database vendor is refused before anything changes."""
+    path = make_backup()
+    other = "sqlite" if connection.vendor == "postgresql" else "postgresql"
+    _edit_manifest(path, vendor=other)
+    _customers("bob")
+
+    with pytest.raises(BackupError, match=f"backup is of a {other} database"):
+        backup_restore(path=path, actor=None, reason=REASON)
+    assert Customer.objects.filter(name="Bob").exists()
+
+
+def test_newer_postgresql_is_refused(postgres, make_backup):
+    """A dump of a newer PostgreSQL major version, or by a newer pg_dump, is refused."""
+    path = make_backup()
+    major = connection.pg_version // 10000
+    _edit_manifest(path, server_version=f"{major + 1}.0")
+    with pytest.raises(BackupError, match=f"made from PostgreSQL {major + 1}"):
+        backup_restore(path=path, actor=None, reason=REASON)
+    _edit_manifest(path, server_version=str(connection.pg_version))
+    _edit_manifest(path, dump_tool=f"pg_dump (PostgreSQL) {major + 1}.1")
+    with pytest.raises(BackupError, match=f"written by pg_dump {major + 1}.1"):
+        backup_restore(path=path, actor=None, reason=REASON)
+
+
+def test_backup_lacking_a_migration_is_migrated_after_the_restore(make_backup):
+    """A backup without one of the code's migrations restores, then `migrate` runs."""
+    path = make_backup()
+    manifest = json.loads(manifest_path(path).read_text())
+    _edit_manifest(
+        path, migrations={**manifest["migrations"], "shop": manifest["migrations"]["shop"][:-1]}
+    )
+    out = StringIO()
+    call_command("restore", str(path), "--yes", reason=REASON, stdout=out)
+    assert "Migrated after the restore: shop." in out.getvalue()
+
+
+def test_wrong_database_name_aborts_and_changes_nothing(make_backup, monkeypatch):
+    """Without --yes, an answer other than the database's name aborts the restore."""
+    path = make_backup()
+    _customers("bob")
+    before = _counts()
+    monkeypatch.setattr("builtins.input", lambda prompt: "not-the-database")
+
+    with pytest.raises(CommandError, match="Not confirmed: nothing changed"):
+        call_command("restore", str(path), reason=REASON, stdout=StringIO())
+    assert _counts() == before
+
+
+def test_typed_database_name_restores(make_backup, monkeypatch):
+    """Typing the database's name restores; the plan names the file and the tables."""
+    path = make_backup()
+    _customers("bob")
+    prompts = []
+    monkeypatch.setattr(
+        "builtins.input",
+        lambda prompt: prompts.append(prompt) or str(connection.settings_dict["NAME"]),
+    )
+    out = StringIO()
+    call_command("restore", str(path), reason=REASON, stdout=out)
+    assert path.name in out.getvalue() and "shop_customer: 0" in out.getvalue()
+    assert "replaces the database" in prompts[0]
+    assert not Customer.objects.exists()
+
+
+def test_dry_run_checks_and_changes_nothing(make_backup):
+    """--dry-run runs the checks, shows the plan, and restores nothing."""
+    path = make_backup()
+    _customers("bob")
+    out = StringIO()
+    call_command("restore", str(path), "--dry-run", stdout=out)
+    assert "[dry run: checks passed, nothing changed]" in out.getvalue()
+    assert Customer.objects.filter(name="Bob").exists()
+
+
+def test_command_shows_a_refusal_as_an_error(make_backup):
+    """A refused restore is a CommandError (non-zero exit), never a traceback."""
+    path = make_backup()
+    path.write_bytes(path.read_bytes() + b"x")
+    with pytest.raises(CommandError, match="do not restore it"):
+        call_command("restore", str(path), "--yes", reason=REASON, stdout=StringIO())
+
+
+def test_only_a_superuser_or_the_system_restores(make_backup, officer):
+    """An officer may not replace the whole database."""
+    path = make_backup()
+    with pytest.raises(PermissionDenied):
+        backup_restore(path=path, actor=officer, reason=REASON)
+
+
+def test_erasure_after_the_backup_is_replayed(make_backup, officer, admin_user):
+    """A customer erased after the backup is erased again when the backup is restored,
+    and the erasure log holds no plaintext identifier."""
+    ada, bob = _customers("ada", "bob")
+    path = make_backup()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+
+    report = backup_restore(path=path, actor=admin_user, reason=REASON)
+
+    ada = Customer.all_objects.get(pk=ada.pk)
+    assert ada.email != "ada@example.org" and ada.name != "Ada"
+    assert not ada.history.filter(email="ada@example.org").exists()
+    assert Customer.objects.get(pk=bob.pk).email == "bob@example.org"
+    assert report.erasures_replayed == 1
+    replay = ErasureCertificate.objects.order_by("-id").first()
+    assert replay.reason == f"Replayed after restoring backup {path.name}"
+    stored = [str(value) for row in ErasureLogEntry.objects.values() for value in row.values()]
+    assert not any("ada" in value.lower() for value in stored)
+    digests = ErasureLogEntry.objects.values_list("digest", flat=True)
+    assert digests and all(re.fullmatch(r"[0-9a-f]{64}", d) for d in digests)
+    assert str(ada.pk) not in digests
+
+
+def test_ledger_written_after_the_backup_outlives_the_restore(make_backup):
+    """Ledger entries written after the backup are still there, the chain verifies, and a
+    restore entry without personal data is appended."""
+    _customers("ada")
+    path = make_backup()
+    later = ledger_append(action=LedgerAction.POLICY_CHANGE, actor=None, reason="after")
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    assert LedgerEntry.objects.filter(pk=later.pk, hash=later.hash).exists()
+    assert report.survivors_inserted["versions.LedgerEntry"] >= 1
+    assert ledger_verify(actor=None, reason="check").ok
+    entry = LedgerEntry.objects.filter(action=LedgerAction.BACKUP_RESTORE).get()
+    assert entry.pk == report.ledger_entry_id
+    assert set(entry.counts) == {"tables", "rows", "survivors_inserted", "erasures_replayed"}
+    assert entry.details == {"file": path.name, "sha256": report.sha256}
+    # New entries still chain on (the sequence follows the reinserted rows).
+    ledger_append(action=LedgerAction.POLICY_CHANGE, actor=None, reason="after the restore")
+    assert ledger_verify(actor=None, reason="check").ok
+
+
+def test_replay_command_runs_the_replay_alone(make_backup, officer):
+    """`restore --replay-erasures` erases again every subject the log names."""
+    (ada,) = _customers("ada")
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    Customer.all_objects.filter(pk=ada.pk).update(email="ada@example.org", name="Ada")
+    path = make_backup()
+    out = StringIO()
+    call_command("restore", str(path), "--replay-erasures", reason="finish", stdout=out)
+    assert "1 subject(s) erased again" in out.getvalue()
+    assert Customer.all_objects.get(pk=ada.pk).email != "ada@example.org"
+
+
+# Single-table recovery ----------------------------------------------------------------------
+
+
+def test_recover_table_needs_postgresql(make_backup):
+    """On SQLite recover_table says to restore the whole backup instead."""
+    if connection.vendor == "postgresql":
+        pytest.skip("the SQLite refusal")
+    path = make_backup()
+    with pytest.raises(CommandError, match="recover_table needs PostgreSQL; on SQLite restore"):
+        call_command("recover_table", str(path), "shop_customer", stdout=StringIO())
+
+
+def test_recover_table_refuses_an_unknown_table(postgres, make_backup):
+    """A table the backup does not list, or one of no model here, is refused."""
+    path = make_backup()
+    with pytest.raises(BackupError, match="has no table 'no_such_table'"):
+        table_recover(path=path, table="no_such_table", merge=False, actor=None, reason="")
+    with pytest.raises(BackupError, match="has no table"):
+        table_recover(path=path, table='shop_customer"; DROP', merge=False, actor=None, reason="")
+
+
+def test_recover_table_merge_adds_only_the_missing_rows(postgres, make_backup):
+    """Three rows deleted after the backup come back; a row changed since keeps its live
+    value; the inserted rows get history rows and a ledger entry."""
+    customers = _customers("ada", "bob", "cy", "dee", "eve")
+    path = make_backup()
+    gone = [c.pk for c in customers[:3]]
+    models.QuerySet.delete(Customer.all_objects.filter(pk__in=gone))
+    Customer.objects.filter(pk=customers[3].pk).update(name="Changed")
+
+    out = StringIO()
+    call_command("recover_table", str(path), "shop_customer", stdout=out)
+    assert "3 of them are missing" in out.getvalue()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM recovery.shop_customer")
+        assert cursor.fetchone()[0] == 5
+    assert Customer.all_objects.count() == 2  # inspection changes nothing
+
+    result = table_recover(
+        path=path, table="shop_customer", merge=True, actor=None, reason="lost rows"
+    )
+
+    assert (result.inserted, result.already_present) == (3, 2)
+    assert set(Customer.all_objects.values_list("pk", flat=True)) == {c.pk for c in customers}
+    assert Customer.objects.get(pk=customers[3].pk).name == "Changed"
+    assert Customer.history.filter(id__in=gone, history_type="+").count() >= 3
+    entry = LedgerEntry.objects.get(action=LedgerAction.TABLE_RECOVER)
+    assert entry.counts["inserted"] == 3
+    assert entry.details == {"file": path.name, "table": "shop_customer"}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('recovery.shop_customer')")
+        assert cursor.fetchone()[0] is None  # dropped after the merge (no --keep)
+    assert Customer.objects.create(email="new@example.org", name="New").pk > max(gone)
+
+
+def test_recover_table_merge_erases_an_erased_customer_again(postgres, make_backup, officer):
+    """A merged customer row that the erasure log names is erased again."""
+    ada, _ = _customers("ada", "bob")
+    path = make_backup()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    models.QuerySet.delete(Customer.all_objects.filter(pk=ada.pk))
+
+    result = table_recover(path=path, table="shop_customer", merge=True, actor=None, reason="r")
+
+    assert result.inserted == 1 and result.erasures_replayed == 1
+    assert Customer.all_objects.get(pk=ada.pk).email != "ada@example.org"
+
+
+def test_replay_that_fails_says_the_database_was_restored_and_how_to_finish(
+    make_backup, officer, monkeypatch
+):
+    """A failure after the database was replaced is an error naming the way to finish."""
+    (ada,) = _customers("ada")
+    path = make_backup()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+
+    def fail(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("compliance.services.subject_erase", fail)
+    with pytest.raises(BackupError) as refused:
+        backup_restore(path=path, actor=None, reason=REASON)
+    message = str(refused.value)
+    assert "database was restored" in message and "erasure replay did not finish" in message
+    assert f"restore {path} --replay-erasures" in message
+    # The erasure log survived, so the replay can still be finished.
+    assert ErasureCertificate.objects.exists()
+
+
+def test_ledger_head_file_still_verifies_after_the_restore(make_backup, settings, tmp_path):
+    """The head kept outside the database names an entry written after the backup: the
+    restore keeps that entry, so the restored database does not look tampered with."""
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    path = make_backup()
+    later = ledger_append(action=LedgerAction.POLICY_CHANGE, actor=None, reason="after")
+    assert f"entry={later.pk} " in (tmp_path / "ledger.head").read_text()
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    assert report.ledger_problem == ""
+    assert ledger_verify(actor=None, reason="check").ok
+
+
+def test_erasure_before_the_backup_is_not_replayed(make_backup, officer):
+    """Someone erased before the backup who signed up again with the same email is left
+    alone: only the erasures the backup lacks run again."""
+    (ada,) = _customers("ada")
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    (again,) = _customers("ada")
+    path = make_backup()
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    assert report.erasures_replayed == 0
+    assert Customer.objects.get(pk=again.pk).email == "ada@example.org"
+
+
+def test_restore_inside_a_transaction_is_refused(make_backup):
+    """A restore closes the connections and replaces every table: never inside a
+    transaction, where it would break the caller's."""
+    path = make_backup()
+    with (
+        pytest.raises(BackupError, match="cannot run inside a transaction"),
+        transaction.atomic(),
+    ):
+        backup_restore(path=path, actor=None, reason=REASON)

@@ -1,0 +1,91 @@
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import CommandError
+
+from versions.backups import BackupError
+from versions.management.base import ComplianceCommand
+from versions.restore import table_recover
+
+
+class Command(ComplianceCommand):
+    help = (
+        "PostgreSQL only: restore one TABLE of a backup into the `recovery` schema "
+        "(recovery.TABLE, same columns as the live table) and count the rows the live table "
+        "lacks by primary key; the live table is not touched. With --merge, insert those "
+        "rows (ON CONFLICT DO NOTHING: a row present in the live table keeps its live "
+        "values), record them in history, erase again what the erasure log names among "
+        "their subjects, write a ledger entry, and drop recovery.TABLE unless --keep. "
+        "Drop a kept table with: DROP TABLE recovery.TABLE;"
+    )
+    FOUND = (
+        "Recovered {recovered} row(s) of {table} from {file} into {recovery}; {missing} of "
+        "them are missing from the live table."
+    )
+    INSPECT = (
+        "Look at them with: SELECT * FROM {recovery} r WHERE NOT EXISTS (SELECT 1 FROM "
+        "{table} l WHERE l.{pk} = r.{pk});\nMerge them with: manage.py recover_table {file} "
+        "{table} --merge --reason …"
+    )
+    MERGED = (
+        "Merged {table} from {file}: {inserted} row(s) inserted, {present} already present "
+        "(kept as they are); {history} history row(s); {replayed} erasure(s) run again."
+    )
+    KEPT = "{recovery} is kept: drop it with DROP TABLE {recovery};"
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("file", help="The PostgreSQL backup file (.dump).")
+        parser.add_argument("table", help="The table to recover, as the manifest lists it.")
+        parser.add_argument(
+            "--merge",
+            action="store_true",
+            help="Insert the rows the live table lacks (needs --reason).",
+        )
+        parser.add_argument(
+            "--keep", action="store_true", help="With --merge: keep recovery.TABLE afterwards."
+        )
+
+    def handle(self, *args, file, table, merge, keep, **options):
+        try:
+            result = table_recover(
+                path=file,
+                table=table,
+                merge=merge,
+                keep=keep,
+                actor=self.actor,
+                reason=self.reason,
+            )
+        except (BackupError, PermissionDenied) as exc:
+            raise CommandError(str(exc)) from exc
+        if not result.merged:
+            self.stdout.write(
+                self.FOUND.format(
+                    recovered=result.recovered,
+                    table=table,
+                    file=result.file,
+                    recovery=result.recovery_table,
+                    missing=result.missing,
+                )
+            )
+            self.stdout.write(
+                self.INSPECT.format(
+                    recovery=result.recovery_table,
+                    table=table,
+                    pk=result.key,
+                    file=file,
+                )
+            )
+            return
+        self.stdout.write(
+            self.style.SUCCESS(
+                self.MERGED.format(
+                    table=table,
+                    file=result.file,
+                    inserted=result.inserted,
+                    present=result.already_present,
+                    history=result.history_rows,
+                    replayed=result.erasures_replayed,
+                )
+            )
+        )
+        if result.kept:
+            self.stdout.write(self.KEPT.format(recovery=result.recovery_table))

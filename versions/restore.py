@@ -1,0 +1,597 @@
+"""Restoring a backup, and recovering one table from it.
+
+A restore replaces the whole database with the backup's content, except what must outlive
+it: the ledger, the erasure log and the backup catalogue (`SURVIVING_MODELS`). Their rows
+are read before the restore and the ones the restored database lacks are inserted again,
+so the ledger's chain and recorded heads still verify and every erasure done since the
+backup is still known. Those erasures are then run again (`erasures_replay`): a restore
+never brings an erased person back.
+
+`table_recover` restores one table of a PostgreSQL backup into the `recovery` schema for
+inspection, and with `merge` inserts the rows the live table lacks.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from uuid import uuid4
+
+from django.apps import apps
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.core.management.color import no_style
+from django.db import connection, connections, transaction
+from django.db.migrations.loader import MigrationLoader
+
+from .backups import BackupError, manifest_read, pg_environ
+from .context import change_context
+from .files import file_sha256
+from .models import LedgerAction
+from .services import ledger_append, ledger_verify
+from .setbased import CREATED, history_model_of, history_record
+
+__all__ = [
+    "RECOVERY_SCHEMA",
+    "SURVIVING_MODELS",
+    "BackupCheck",
+    "RestoreReport",
+    "TableRecovery",
+    "backup_check",
+    "backup_restore",
+    "erasures_replay",
+    "replay_reason",
+    "table_recover",
+]
+
+# Rows that outlive a restore, in foreign-key order: the append-only ledger (rolling it back
+# would look like tampering), the erasure log (erasures since the backup must run again).
+SURVIVING_MODELS = [
+    "versions.LedgerEntry",
+    "versions.LedgerCheckpoint",
+    "compliance.ErasureCertificate",
+    "compliance.ErasureLogEntry",
+]
+RECOVERY_SCHEMA = "recovery"
+
+
+def replay_reason(name: str) -> str:
+    """The reason the replayed erasures carry."""
+    return f"Replayed after restoring backup {name}"
+
+
+def _require_superuser(actor, doing: str) -> None:
+    """A backup replaces data across every model: only a superuser, or the system (a
+    command run without --actor by whoever can run commands), may restore from one."""
+    if actor is not None and not actor.is_superuser:
+        raise PermissionDenied(f"{actor} may not {doing}: it needs a superuser.")
+
+
+def _require_reason(reason: str, doing: str) -> None:
+    if not (reason or "").strip():
+        raise BackupError(f"Give the reason for the {doing} (--reason): it goes in the ledger.")
+
+
+# Checks ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupCheck:
+    """A backup that may be restored here: its manifest, and the migrations it lacks
+    (`migrate` runs after the restore when there are some)."""
+
+    path: Path
+    manifest: dict
+    missing_migrations: list[str] = field(default_factory=list)
+
+    @property
+    def tables(self) -> int:
+        return len(self.manifest.get("tables") or {})
+
+    @property
+    def rows(self) -> int:
+        return sum((self.manifest.get("tables") or {}).values())
+
+
+def _verified_manifest(path: Path) -> dict:
+    """The manifest of `path`, once the file's sha256 matches the one it records."""
+    manifest = manifest_read(path)
+    if file_sha256(path) != manifest.get("sha256"):
+        raise BackupError(
+            f"{Path(path).name} does not match the sha256 in its manifest: the file changed "
+            "since it was written; do not restore it. Use another backup."
+        )
+    return manifest
+
+
+def _major_minor(text) -> tuple[int, int]:
+    """(major, minor) of a PostgreSQL version: "15.20 (Debian …)", "pg_dump (PostgreSQL)
+    15.20", or a server_version_num such as 150020."""
+    text = str(text or "")
+    if text.isdigit() and int(text) >= 100000:
+        return int(text) // 10000, int(text) % 10000
+    found = re.search(r"(\d+)(?:\.(\d+))?", text)
+    if found is None:
+        raise BackupError(f"The manifest's version {text!r} is not a PostgreSQL version.")
+    return int(found.group(1)), int(found.group(2) or 0)
+
+
+def _pg_restore_version() -> tuple[int, int]:
+    try:
+        result = subprocess.run(
+            ["pg_restore", "--version"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise BackupError(
+            f"pg_restore cannot be run ({exc}): install the PostgreSQL client tools."
+        ) from None
+    return _major_minor(result.stdout)
+
+
+def _check_versions(manifest: dict) -> None:
+    vendor = manifest.get("vendor")
+    if vendor != connection.vendor:
+        raise BackupError(
+            f"The backup is of a {vendor} database and this one is {connection.vendor}: a "
+            "backup can only be restored into a database of its own kind."
+        )
+    if vendor != "postgresql":
+        return
+    connection.ensure_connection()
+    server = (connection.pg_version // 10000, connection.pg_version % 10000)
+    dumped = _major_minor(manifest.get("server_version"))
+    if dumped[0] > server[0]:
+        raise BackupError(
+            f"The backup was made from PostgreSQL {dumped[0]} and this server runs "
+            f"{server[0]}: restore it into a server of version {dumped[0]} or newer."
+        )
+    tool, restorer = _major_minor(manifest.get("dump_tool")), _pg_restore_version()
+    if restorer < tool:
+        raise BackupError(
+            f"The backup was written by pg_dump {tool[0]}.{tool[1]} and pg_restore here is "
+            f"{restorer[0]}.{restorer[1]}: install client tools of version {tool[0]} or newer."
+        )
+
+
+def _missing_migrations(manifest: dict) -> list[str]:
+    """The code's migrations the backup lacks; BackupError for ones the code does not know."""
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    applied = {
+        (app, name) for app, names in (manifest.get("migrations") or {}).items() for name in names
+    }
+    unknown = sorted(applied - set(loader.disk_migrations))
+    if unknown:
+        shown = ", ".join(f"{app}.{name}" for app, name in unknown[:5])
+        raise BackupError(
+            f"The backup was made by newer code: it has migrations this code does not know "
+            f"({shown}{', …' if len(unknown) > 5 else ''}). Restore it with the code that "
+            "made it."
+        )
+    return [f"{app}.{name}" for app, name in sorted(set(loader.graph.nodes) - applied)]
+
+
+def backup_check(*, path) -> BackupCheck:
+    """Everything checked before a restore changes anything: the file's checksum, the
+    database vendor and versions, and a migration state this code can run with."""
+    path = Path(path)
+    manifest = _verified_manifest(path)
+    _check_versions(manifest)
+    return BackupCheck(
+        path=path, manifest=manifest, missing_migrations=_missing_migrations(manifest)
+    )
+
+
+# Restore --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    """What `backup_restore` did."""
+
+    file: str
+    sha256: str
+    tables: int
+    rows: int
+    migrated: list[str]
+    survivors_inserted: dict[str, int]
+    erasures_replayed: int
+    ledger_entry_id: int
+    ledger_problem: str = ""
+
+
+def _survivors_read() -> dict[str, list[dict]]:
+    saved = {}
+    for label in SURVIVING_MODELS:
+        model = apps.get_model(label)
+        columns = [f.attname for f in model._meta.concrete_fields]
+        saved[label] = list(model._base_manager.order_by("pk").values(*columns))
+    return saved
+
+
+def _sequences_reset(model_list) -> None:
+    if connection.vendor != "postgresql":
+        return  # SQLite's AUTOINCREMENT follows explicit keys by itself
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(no_style(), model_list):
+            cursor.execute(sql)
+
+
+def _survivors_insert(saved: dict[str, list[dict]]) -> dict[str, list]:
+    """Insert the saved rows the restored database lacks (by primary key); their keys by
+    model. One transaction: all of them, or none."""
+    inserted = {}
+    with transaction.atomic():
+        for label, rows in saved.items():
+            model = apps.get_model(label)
+            key = model._meta.pk.attname
+            present = set(model._base_manager.values_list("pk", flat=True))
+            missing = [row for row in rows if row[key] not in present]
+            model._base_manager.bulk_create([model(**row) for row in missing], batch_size=500)
+            inserted[label] = [row[key] for row in missing]
+        _sequences_reset([apps.get_model(label) for label in saved])
+    return inserted
+
+
+def _restore_postgresql(path: Path) -> None:
+    settings_dict = connection.settings_dict
+    connections.close_all()  # pg_restore drops the tables: no session of ours may hold them
+    command = [
+        "pg_restore",
+        "--clean",
+        "--if-exists",
+        "--single-transaction",
+        "--no-owner",
+        "--no-privileges",
+        "--dbname",
+        settings_dict["NAME"],
+        str(path),
+    ]
+    result = subprocess.run(
+        command, env=pg_environ(settings_dict), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BackupError(
+            f"pg_restore failed; the database is as it was (one transaction): "
+            f"{result.stderr.strip() or result.returncode}"
+        )
+
+
+def _restore_sqlite(path: Path) -> None:
+    connections.close_all()  # an in-memory database (tests) stays open and is overwritten
+    connection.ensure_connection()
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        source.backup(connection.connection)
+    except sqlite3.Error as exc:
+        raise BackupError(f"The SQLite backup could not be copied in: {exc}.") from None
+    finally:
+        source.close()
+
+
+def _unfinished(name: str, path: Path, step: str, exc: Exception) -> BackupError:
+    return BackupError(
+        f"The database was restored from {name}, but {step} did not finish: {exc}. Erased "
+        f"people may be back in it: once the cause is fixed, finish with `manage.py restore "
+        f"{path} --replay-erasures --reason …`, then run `verify_ledger`."
+    )
+
+
+def backup_restore(*, path, actor, reason: str) -> RestoreReport:
+    """Replace the database with the backup at `path`, keeping the rows of
+    `SURVIVING_MODELS` written since, then run again every erasure the backup does not
+    reflect, and append a ledger entry. Refused (BackupError, nothing changed) by
+    `backup_check`."""
+    _require_superuser(actor, "restore a backup")
+    _require_reason(reason, "restore")
+    if connection.in_atomic_block:
+        # The restore replaces every table under the connections it closes.
+        raise BackupError("A restore cannot run inside a transaction: call it outside one.")
+    check = backup_check(path=path)
+    path, name = check.path, check.path.name
+    with change_context(user=actor, reason=reason):
+        saved = _survivors_read()
+        if connection.vendor == "postgresql":
+            _restore_postgresql(path)
+        else:
+            _restore_sqlite(path)
+        step = "the migrations"
+        try:
+            if check.missing_migrations:
+                call_command("migrate", interactive=False, verbosity=0)
+            step = "putting back the ledger and erasure log"
+            inserted = _survivors_insert(saved)
+            step = "the erasure replay"
+            replayed = erasures_replay(
+                actor=actor,
+                reason=replay_reason(name),
+                certificates=inserted.get("compliance.ErasureCertificate", []),
+            )
+            step = "the ledger entry"
+            survivors = {label: len(keys) for label, keys in inserted.items()}
+            with transaction.atomic():
+                entry = ledger_append(
+                    action=LedgerAction.BACKUP_RESTORE,
+                    actor=actor,
+                    reason=reason,
+                    target=connection.alias,
+                    counts={
+                        "tables": check.tables,
+                        "rows": check.rows,
+                        "survivors_inserted": sum(survivors.values()),
+                        "erasures_replayed": replayed,
+                    },
+                    details={"file": name, "sha256": check.manifest["sha256"]},
+                )
+        except Exception as exc:
+            raise _unfinished(name, path, step, exc) from exc
+        verified = ledger_verify(actor=actor, reason=f"After restoring backup {name}")
+    return RestoreReport(
+        file=name,
+        sha256=check.manifest["sha256"],
+        tables=check.tables,
+        rows=check.rows,
+        migrated=check.missing_migrations,
+        survivors_inserted=survivors,
+        erasures_replayed=replayed,
+        ledger_entry_id=entry.pk,
+        ledger_problem=verified.problem,
+    )
+
+
+# Erasure replay ---------------------------------------------------------------------------
+
+
+def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None) -> int:
+    """Erase again every subject in the database the erasure log names; return how many
+    still held personal data. `certificates` limits the log to those erasures (the ones a
+    restored backup lacks), `subject_keys` the subjects (the ones merged rows refer to);
+    None means all: run alone, after a restore that stopped before its replay finished, it
+    cannot tell which erasures the backup lacked. Each subject is one `subject_erase`, with
+    its certificate and ledger entry; a subject with nothing left to erase changes nothing."""
+    from compliance.models import ErasureLogEntry
+    from compliance.selectors import erasure_log_matches
+    from compliance.services import subject_erase
+
+    _require_superuser(actor, "replay erasures after a restore")
+    _require_reason(reason, "erasure replay")
+    if certificates is not None and not certificates:
+        return 0
+    if subject_keys is not None and not subject_keys:
+        return 0
+    entries = ErasureLogEntry.objects.all()
+    if certificates is not None:
+        entries = entries.filter(certificate_id__in=list(certificates))
+    subjects = erasure_log_matches(entries)
+    if subject_keys is not None:
+        subjects = subjects.filter(pk__in=list(subject_keys))
+    replayed = 0
+    for subject in list(subjects):
+        result = subject_erase(subject=subject, actor=actor, reason=reason)
+        replayed += result.certificate is not None
+    return replayed
+
+
+# Single-table recovery ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableRecovery:
+    """What `table_recover` found, and with `merge` did."""
+
+    file: str
+    table: str
+    recovered: int
+    missing: int
+    #: The table's primary-key column, to compare the two tables by.
+    key: str = ""
+    merged: bool = False
+    inserted: int = 0
+    already_present: int = 0
+    history_rows: int = 0
+    erasures_replayed: int = 0
+    kept: bool = True
+
+    @property
+    def recovery_table(self) -> str:
+        return f"{RECOVERY_SCHEMA}.{self.table}"
+
+
+def _model_of_table(table: str, manifest: dict):
+    if table not in (manifest.get("tables") or {}):
+        raise BackupError(
+            f"The backup has no table {table!r}: give one of the tables its manifest lists."
+        )
+    models_by_table = {
+        m._meta.db_table: m
+        for m in apps.get_models(include_auto_created=True)
+        if not m._meta.proxy and m._meta.managed
+    }
+    with connection.cursor() as cursor:
+        live = set(connection.introspection.table_names(cursor))
+    model = models_by_table.get(table)
+    if model is None or table not in live:
+        raise BackupError(
+            f"{table!r} is not a table of this application's database: give the table of a "
+            "model that exists here."
+        )
+    return model
+
+
+def _psycopg_params(settings_dict: dict, dbname: str) -> dict:
+    params = {
+        "dbname": dbname,
+        "host": settings_dict.get("HOST") or None,
+        "port": settings_dict.get("PORT") or None,
+        "user": settings_dict.get("USER") or None,
+        "password": settings_dict.get("PASSWORD") or None,
+        "sslmode": (settings_dict.get("OPTIONS") or {}).get("sslmode"),
+    }
+    return {key: value for key, value in params.items() if value}
+
+
+def _columns(cursor, table: str) -> list[str]:
+    """The columns of `table` in order (a Django or a psycopg cursor, either database)."""
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped ORDER BY attnum",
+        [connection.ops.quote_name(table)],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _copy_into_recovery(path: Path, table: str) -> int:
+    """Restore `table` from the backup into a scratch database, then stream its rows with
+    COPY into recovery.<table> (same columns as the live table). The scratch database is
+    dropped whatever happens. Returns the rows copied."""
+    import psycopg
+    from psycopg import sql
+
+    # The export's COPY reader: blocks of about 1 MiB of whole lines.
+    from compliance.services import _copy_blocks as copy_blocks
+
+    settings_dict = connection.settings_dict
+    scratch = f"recovery_{uuid4().hex[:16]}"
+    with psycopg.connect(**_psycopg_params(settings_dict, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    try:
+        result = subprocess.run(
+            ["pg_restore", "--no-owner", "--no-privileges", "--table", table,
+             "--dbname", scratch, str(path)],
+            env=pg_environ({**settings_dict, "NAME": scratch}),
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise BackupError(f"pg_restore of {table} failed: {result.stderr.strip()}")
+        quote = connection.ops.quote_name
+        target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
+        with (
+            psycopg.connect(**_psycopg_params(settings_dict, scratch)) as source,
+            source.cursor() as source_cursor,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(RECOVERY_SCHEMA)}")
+            cursor.execute(f"DROP TABLE IF EXISTS {target}")
+            cursor.execute(f"CREATE TABLE {target} (LIKE {quote(table)} INCLUDING DEFAULTS)")
+            present = set(_columns(source_cursor, table))
+            live = [column for column in _columns(cursor, table) if column in present]
+            names = ", ".join(map(quote, live))
+            copy_out = f"COPY (SELECT {names} FROM {quote(table)}) TO STDOUT"
+            with cursor.cursor.copy(f"COPY {target} ({names}) FROM STDIN") as into:
+                for block in copy_blocks(source_cursor, copy_out, []):
+                    into.write(block)
+            cursor.execute(f"SELECT count(*) FROM {target}")
+            return cursor.fetchone()[0]
+    finally:
+        with psycopg.connect(
+            **_psycopg_params(settings_dict, "postgres"), autocommit=True
+        ) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+            )
+
+
+def _subjects_of(model, keys) -> set | None:
+    """The keys of the subjects the rows `keys` of `model` are about, or None when the
+    registry does not cover `model`."""
+    from compliance.registry import registry
+
+    entry = registry.get(model)
+    if entry is None:
+        return None
+    subjects = set()
+    rows = model._base_manager.filter(pk__in=list(keys))
+    for subject_path in entry.subject_paths:
+        subjects.update(rows.exclude(**{f"{subject_path}__isnull": True}).values_list(
+            subject_path, flat=True
+        ))  # fmt: skip
+    return subjects
+
+
+def table_recover(
+    *, path, table: str, merge: bool, actor, reason: str, keep: bool = False
+) -> TableRecovery:
+    """Restore `table` from the PostgreSQL backup at `path` into recovery.<table>, and say
+    how many of its rows the live table lacks (by primary key). With `merge`, insert those
+    rows (history rows "+" for a tracked model), erase again what the erasure log names
+    among the subjects they refer to, append a ledger entry, and drop recovery.<table>
+    unless `keep`."""
+    _require_superuser(actor, "recover a table from a backup")
+    if connection.vendor != "postgresql":
+        raise BackupError(
+            "recover_table needs PostgreSQL; on SQLite restore the whole backup with `restore`."
+        )
+    if merge:
+        _require_reason(reason, "table recovery")
+    path = Path(path)
+    manifest = _verified_manifest(path)
+    _check_versions(manifest)
+    model = _model_of_table(table, manifest)
+    quote = connection.ops.quote_name
+    target, live = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}", quote(table)
+    pk = quote(model._meta.pk.column)
+    with change_context(user=actor, reason=reason):
+        recovered = _copy_into_recovery(path, table)
+        missing_sql = (
+            f"SELECT count(*) FROM {target} r WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {live} l WHERE l.{pk} = r.{pk})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(missing_sql)
+            missing = cursor.fetchone()[0]
+        if not merge:
+            return TableRecovery(path.name, table, recovered, missing, key=model._meta.pk.column)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                names = ", ".join(quote(column) for column in _columns(cursor, table))
+                cursor.execute(
+                    f"INSERT INTO {live} ({names}) SELECT {names} FROM {target} "
+                    f"ON CONFLICT DO NOTHING RETURNING {pk}"
+                )
+                keys = [row[0] for row in cursor.fetchall()]
+            _sequences_reset([model])
+            history_rows = 0
+            if keys and history_model_of(model) is not None:
+                history_rows = history_record(
+                    model._base_manager.filter(pk__in=keys), history_type=CREATED
+                )
+            subjects = _subjects_of(model, keys) if keys else None
+            replayed = 0
+            if subjects:
+                replayed = erasures_replay(
+                    actor=actor, reason=replay_reason(path.name), subject_keys=subjects
+                )
+            ledger_append(
+                action=LedgerAction.TABLE_RECOVER,
+                actor=actor,
+                reason=reason,
+                target=model._meta.label,
+                counts={
+                    "recovered": recovered,
+                    "inserted": len(keys),
+                    "already_present": recovered - len(keys),
+                    "history_rows": history_rows,
+                    "erasures_replayed": replayed,
+                },
+                details={"file": path.name, "table": table},
+            )
+            if not keep:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE {target}")
+    return TableRecovery(
+        path.name,
+        table,
+        recovered,
+        missing,
+        key=model._meta.pk.column,
+        merged=True,
+        inserted=len(keys),
+        already_present=recovered - len(keys),
+        history_rows=history_rows,
+        erasures_replayed=replayed,
+        kept=keep,
+    )
