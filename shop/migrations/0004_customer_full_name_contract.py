@@ -50,18 +50,17 @@ def name_from_full_name(apps, schema_editor):
         )
 
 
+def _expand():
+    """The expand migration, whose trigger this one drops (and re-creates when reversed)."""
+    return importlib.import_module("shop.migrations.0002_customer_full_name_expand")
+
+
 def drop_sync_trigger(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for table in TABLES:
-            schema_editor.execute(
-                f"DROP TRIGGER IF EXISTS shop_customer_name_sync ON {table}", params=None
-            )
-        schema_editor.execute("DROP FUNCTION IF EXISTS shop_customer_name_sync()", params=None)
+    _expand().drop_sync_trigger(apps, schema_editor)
 
 
 def create_sync_trigger(apps, schema_editor):
-    expand = importlib.import_module("shop.migrations.0002_customer_full_name_expand")
-    expand.create_sync_trigger(apps, schema_editor)
+    _expand().create_sync_trigger(apps, schema_editor)
 
 
 class Migration(migrations.Migration):

@@ -144,7 +144,7 @@ def _wait_for_history(customer, name, timeout=30.0):
     """Poll until the worker's history row is committed (bounded; fails on timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = customer.history.filter(name=name).first()
+        row = customer.history.filter(full_name=name).first()
         if row is not None:
             return row
         time.sleep(0.1)

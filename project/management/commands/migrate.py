@@ -63,9 +63,12 @@ class Command(migrate.Command):
                 raise
             raise CommandError(self._timeout_message(connection, code, lock, statement)) from None
         finally:
-            if connection.connection is not None:
-                with connection.cursor() as cursor:
-                    cursor.execute("RESET lock_timeout; RESET statement_timeout")
+            if connection.connection is not None and not connection.needs_rollback:
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("RESET lock_timeout; RESET statement_timeout")
+                except DatabaseError:  # an outer transaction failed: it ends the settings
+                    pass
 
     def migration_progress_callback(self, action, migration=None, fake=False):
         if action in ("apply_start", "unapply_start"):
