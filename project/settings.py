@@ -94,9 +94,9 @@ MIGRATION_LINTER_OPTIONS = {
         # versions 0003: varchar(500) -> text is binary-compatible on PostgreSQL (no rewrite)
         # and the ledger was unreleased; its new tables are new.
         "0003_ledger_keys_checkpoints_truncate",
-        # shop 0004: the contract step of expand-contract; it drops `name` only after the code
-        # stopped using it (0003) and refuses while a row lacks its full_name.
-        "0004_customer_full_name_contract",
+        # shop 0005: the contract step of expand-contract; it drops `name` only after the code
+        # stopped using it (0004) and refuses while a row lacks its full_name.
+        "0005_customer_full_name_contract",
         # compliance 0002 creates its tables, then adds their foreign keys: on SQLite that
         # rebuilds tables created a moment before, which the linter reads as drops.
         "0002_requests_exports_consents_erasures",

@@ -91,7 +91,7 @@ def at_latest(transactional_db):
 def test_migration_behind_a_lock_fails_fast_and_changes_nothing(postgres, at_latest, settings):
     """Another session holds the table: the migration gives up after the lock timeout, says
     which migration, statement and holder, and leaves the schema as it was."""
-    call_command("migrate", "shop", "0003", verbosity=0)
+    call_command("migrate", "shop", "0004", verbosity=0)
     settings.MIGRATION_LOCK_TIMEOUT = "300ms"
     s = connection.settings_dict
     holder = psycopg.connect(
@@ -120,13 +120,13 @@ def test_migration_behind_a_lock_fails_fast_and_changes_nothing(postgres, at_lat
 
     message = str(timed_out.value)
     assert elapsed < 5
-    assert "shop.0004_customer_full_name_contract stopped while applying" in message
+    assert "shop.0005_customer_full_name_contract stopped while applying" in message
     assert "longer than 300ms (MIGRATION_LOCK_TIMEOUT)" in message
     assert '"shop_customer"' in message and "AccessExclusiveLock on shop_customer" in message
     assert "Nothing of this migration was applied" in message
     assert "run migrate again when traffic is low" in message
     applied = MigrationRecorder(connection).migration_qs.filter(app="shop")
-    assert not applied.filter(name="0004_customer_full_name_contract").exists()
+    assert not applied.filter(name="0005_customer_full_name_contract").exists()
     with connection.cursor() as cursor:
         columns = connection.introspection.get_table_description(cursor, "shop_customer")
     assert "name" in {c.name for c in columns}

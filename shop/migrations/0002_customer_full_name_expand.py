@@ -1,11 +1,12 @@
-"""Expand: customer `name` becomes `full_name`, step 1 of 3 (docs/migrations.md).
+"""Expand: customer `name` becomes `full_name`, step 1 of 4 (docs/migrations.md).
 
-Adds `full_name` beside `name`, nullable, on the customer and its history table, with its
-index, and lets `name` be null (code that knows only `full_name` no longer writes it). On
-PostgreSQL a trigger keeps the two columns in step while old and new code both run: a row
-written with one gets the other, and an update of one is copied to the other. Rows written
-before this migration are copied by `manage.py backfill`, not here: a table rewrite inside a
-migration would hold its lock for as long as the copy takes.
+Adds `full_name` beside `name`, nullable, on the customer and its history table (its index
+follows in 0003, built without blocking writes), and lets `name` be null (code that knows
+only `full_name` no longer writes it). On PostgreSQL a trigger keeps the two columns in step
+while old and new code both run: a row written with one gets the other, and an update of one
+is copied to the other. Rows written before this migration are copied by `manage.py
+backfill` (step 2), not here: a table rewrite inside a migration would hold its lock for as
+long as the copy takes.
 """
 
 from django.db import migrations, models
@@ -80,14 +81,6 @@ class Migration(migrations.Migration):
             model_name="historicalcustomer",
             name="name",
             field=models.CharField(max_length=200, null=True),
-        ),
-        migrations.AddIndex(
-            model_name="customer",
-            index=models.Index(
-                condition=models.Q(("deleted_at__isnull", True)),
-                fields=["full_name"],
-                name="shop_customer_full_name_live",
-            ),
         ),
         migrations.RunPython(create_sync_trigger, drop_sync_trigger),
     ]

@@ -1,4 +1,4 @@
-"""The worked expand-contract example: customer `name` becomes `full_name` (shop 0002-0004).
+"""The worked expand-contract example: customer `name` becomes `full_name` (shop 0002-0005).
 
 Each test walks the shop's migrations back and forth with Django's MigrationExecutor and
 leaves the database at the latest migration.
@@ -17,8 +17,8 @@ from project.backfill import column_backfill
 
 INITIAL = ("shop", "0001_initial")
 EXPAND = ("shop", "0002_customer_full_name_expand")
-SWITCH = ("shop", "0003_customer_full_name_code_switch")
-CONTRACT = ("shop", "0004_customer_full_name_contract")
+SWITCH = ("shop", "0004_customer_full_name_code_switch")
+CONTRACT = ("shop", "0005_customer_full_name_contract")
 
 
 def _migrate(target):
@@ -152,3 +152,29 @@ def test_sync_trigger_keeps_both_columns_in_step(postgres, at_latest):
     assert _sql("SELECT count(*) FROM pg_trigger WHERE tgname = 'shop_customer_name_sync'") == [
         (0,)
     ]
+
+
+INDEX_VALID = (
+    "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('shop_customer_full_name_live')"
+)
+
+
+def test_full_name_index_is_built_concurrently_and_a_stopped_build_is_redone(postgres, at_latest):
+    """The index migration runs outside a transaction (CONCURRENTLY); an invalid index left
+    by a stopped build is dropped and built again on the next run."""
+    executor = MigrationExecutor(connection)
+    assert executor.loader.get_migration("shop", "0003_customer_full_name_index").atomic is False
+    assert _sql(INDEX_VALID) == [(True,)]
+
+    _migrate(EXPAND)
+    assert _sql(INDEX_VALID) == []  # the reverse dropped it
+    _sql('CREATE INDEX "shop_customer_full_name_live" ON shop_customer (full_name)')
+    _sql(  # what a build stopped by a timeout leaves behind
+        "UPDATE pg_index SET indisvalid = false "
+        "WHERE indexrelid = to_regclass('shop_customer_full_name_live')"
+    )
+    _migrate(("shop", "0003_customer_full_name_index"))
+    assert _sql(INDEX_VALID) == [(True,)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_indexdef(to_regclass('shop_customer_full_name_live'))")
+        assert "WHERE (deleted_at IS NULL)" in cursor.fetchone()[0]

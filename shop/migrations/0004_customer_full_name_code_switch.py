@@ -1,4 +1,4 @@
-"""Code switch: customer `name` becomes `full_name`, step 2 of 3 (docs/migrations.md).
+"""Code switch: customer `name` becomes `full_name`, step 3 of 4 (docs/migrations.md).
 
 The release whose code reads and writes only `full_name` ships this migration. It changes
 Django's idea of the model, not the database: `name` and its index stay in the tables (the
@@ -10,7 +10,7 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-    dependencies = [("shop", "0002_customer_full_name_expand")]
+    dependencies = [("shop", "0003_customer_full_name_index")]
 
     operations = [
         migrations.SeparateDatabaseAndState(

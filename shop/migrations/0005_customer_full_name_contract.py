@@ -1,4 +1,4 @@
-"""Contract: customer `name` becomes `full_name`, step 3 of 3 (docs/migrations.md).
+"""Contract: customer `name` becomes `full_name`, step 4 of 4 (docs/migrations.md).
 
 Refuses to run while a row still has a `name` and no `full_name` (the backfill has not
 finished): dropping `name` then would lose those names. Otherwise drops the trigger of 0002
@@ -64,12 +64,12 @@ def create_sync_trigger(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("shop", "0003_customer_full_name_code_switch")]
+    dependencies = [("shop", "0004_customer_full_name_code_switch")]
 
     operations = [
         migrations.RunPython(refuse_unless_backfilled, name_from_full_name),
         migrations.RunPython(drop_sync_trigger, create_sync_trigger),
-        # The column and its index are gone from Django's state since 0003: plain SQL, the
+        # The column and its index are gone from Django's state since 0004: plain SQL, the
         # same on PostgreSQL and SQLite (3.35 and later).
         migrations.RunSQL(
             sql=[
