@@ -88,11 +88,9 @@ def at_latest(transactional_db):
     call_command("migrate", verbosity=0)
 
 
-def test_migration_behind_a_lock_fails_fast_and_changes_nothing(postgres, at_latest, settings):
-    """Another session holds the table: the migration gives up after the lock timeout, says
-    which migration, statement and holder, and leaves the schema as it was."""
-    call_command("migrate", "shop", "0004", verbosity=0)
-    settings.MIGRATION_LOCK_TIMEOUT = "300ms"
+def _migrate_behind_a_lock():
+    """Apply the shop's contract while another session holds its table; the CommandError's
+    message and the seconds it took."""
     s = connection.settings_dict
     holder = psycopg.connect(
         dbname=s["NAME"], user=s["USER"], host=s["HOST"], port=s["PORT"] or 5432
@@ -112,21 +110,48 @@ def test_migration_behind_a_lock_fails_fast_and_changes_nothing(postgres, at_lat
         started = time.monotonic()
         with pytest.raises(CommandError) as timed_out:
             call_command("migrate", "shop", verbosity=0)
-        elapsed = time.monotonic() - started
+        return str(timed_out.value), time.monotonic() - started
     finally:
         release.set()
         thread.join()
         holder.close()
 
-    message = str(timed_out.value)
+
+def _contract_not_applied():
+    applied = MigrationRecorder(connection).migration_qs.filter(app="shop")
+    with connection.cursor() as cursor:
+        columns = connection.introspection.get_table_description(cursor, "shop_customer")
+    return not applied.filter(name="0005_customer_full_name_contract").exists() and "name" in {
+        c.name for c in columns
+    }
+
+
+def test_migration_behind_a_lock_fails_fast_and_changes_nothing(postgres, at_latest, settings):
+    """Another session holds the table: the migration gives up after the lock timeout, says
+    which migration, statement and holder, and leaves the schema as it was."""
+    call_command("migrate", "shop", "0004", verbosity=0)
+    settings.MIGRATION_LOCK_TIMEOUT = "300ms"
+
+    message, elapsed = _migrate_behind_a_lock()
+
     assert elapsed < 5
     assert "shop.0005_customer_full_name_contract stopped while applying" in message
     assert "longer than 300ms (MIGRATION_LOCK_TIMEOUT)" in message
     assert '"shop_customer"' in message and "AccessExclusiveLock on shop_customer" in message
     assert "Nothing of this migration was applied" in message
     assert "run migrate again when traffic is low" in message
-    applied = MigrationRecorder(connection).migration_qs.filter(app="shop")
-    assert not applied.filter(name="0005_customer_full_name_contract").exists()
-    with connection.cursor() as cursor:
-        columns = connection.introspection.get_table_description(cursor, "shop_customer")
-    assert "name" in {c.name for c in columns}
+    assert _contract_not_applied()
+
+
+def test_migration_statement_over_its_time_fails_with_what_to_do(postgres, at_latest, settings):
+    """With no lock timeout, the statement timeout still ends the wait, and says so."""
+    call_command("migrate", "shop", "0004", verbosity=0)
+    settings.MIGRATION_LOCK_TIMEOUT = "0"
+    settings.MIGRATION_STATEMENT_TIMEOUT = "300ms"
+
+    message, elapsed = _migrate_behind_a_lock()
+
+    assert elapsed < 5
+    assert "one statement ran longer than 300ms (MIGRATION_STATEMENT_TIMEOUT)" in message
+    assert "MIGRATION_STATEMENT_TIMEOUT=2h python manage.py migrate" in message
+    assert _contract_not_applied()
