@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -21,7 +22,8 @@ def _lint(tmp_path, *arguments, settings="project.settings"):
     """`manage.py lintmigrations` in a subprocess, on this run's kind of database."""
     if connection.vendor == "postgresql":
         s = connection.settings_dict  # the test database: it exists while the tests run
-        url = f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
+        login = quote(s["USER"]) + (f":{quote(s['PASSWORD'])}" if s["PASSWORD"] else "")
+        url = f"postgres://{login}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
     else:
         url = f"sqlite:///{tmp_path / 'lint.sqlite3'}"
     return subprocess.run(
@@ -93,7 +95,11 @@ def _migrate_behind_a_lock():
     message and the seconds it took."""
     s = connection.settings_dict
     holder = psycopg.connect(
-        dbname=s["NAME"], user=s["USER"], host=s["HOST"], port=s["PORT"] or 5432
+        dbname=s["NAME"],
+        user=s["USER"],
+        password=s["PASSWORD"] or None,
+        host=s["HOST"],
+        port=s["PORT"] or 5432,
     )
     locked, release = threading.Event(), threading.Event()
 
