@@ -33,6 +33,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	DEMO=true COMPLIANCE_READ_DOTENV=false DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py lintmigrations
 
 clean:
 	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache

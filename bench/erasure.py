@@ -77,7 +77,7 @@ def _execute(sql: str, params=None) -> None:
 def _customer(email: str, name: str) -> Customer:
     customer = Customer.all_objects.filter(email=email).first()
     if customer is None:
-        customer = Customer.objects.create(email=email, name=name, phone="+442079460999")
+        customer = Customer.objects.create(email=email, full_name=name, phone="+442079460999")
     return customer
 
 

@@ -75,7 +75,7 @@ def _subject(rows: int) -> Customer:
             model.history.model.objects.filter(customer_id=subject.pk).delete()
             model.objects.filter(customer_id=subject.pk)._raw_delete("default")
     else:
-        subject = Customer.objects.create(email=email, name=f"Bench export {rows}")
+        subject = Customer.objects.create(email=email, full_name=f"Bench export {rows}")
     live = rows // 2 - 1  # the customer row and its history row count too
     with transaction.atomic():
         counts = {model: int(live * share) for model, share in SHARES.items()}

@@ -65,7 +65,7 @@ def setup_fixtures(config: Config) -> None:
     existing = set(Customer.objects.filter(email__in=wanted).values_list("email", flat=True))
     missing = sorted(wanted - existing)
     Customer.objects.bulk_create(
-        [Customer(email=email, name=f"Bench {email[6:11]}") for email in missing]
+        [Customer(email=email, full_name=f"Bench {email[6:11]}") for email in missing]
     )
 
 
@@ -82,7 +82,7 @@ def _verify_capture(customer: Customer, user) -> str:
     """One tracked save (rolled back) must write a history row carrying the context."""
     with transaction.atomic():
         with _context(user) as ctx:
-            customer.name = "Bench verify"
+            customer.full_name = "Bench verify"
             customer.save()
         row = customer.history.order_by("-history_id").first()
         transaction.set_rollback(True)
@@ -133,7 +133,7 @@ class _RawSave:
 
     def params(self, customer: Customer, name: str) -> tuple[list, list]:
         """UPDATE and INSERT parameters for `customer` renamed to `name`."""
-        customer.name = name
+        customer.full_name = name
         now = timezone.now()
         values = {f.attname: getattr(customer, f.attname) for f in Customer._meta.concrete_fields}
         values |= {"updated_at": now, "history_date": now, **self.context}
@@ -150,7 +150,7 @@ def _scenario(name, title, wrap_each, wrap_batch, batch, config, user, customers
 
     def orm_op(save_name):
         def op(customer, name):
-            customer.name = name
+            customer.full_name = name
             with wrap_each():
                 getattr(customer, save_name)()
 

@@ -103,13 +103,17 @@ def batches_run(
     on_batch: Callable[[BatchReport], None] | None = None,
     progress: bool | None = None,
     total: int | None = None,
+    pause: float = 0.0,
 ) -> BatchReport:
     """Plan `job` if needed, then claim and apply its ranges until none is left or a budget
     (`max_seconds`, `max_rows`) is spent. `apply` runs inside each batch's transaction;
     `on_batch` sees the report after each commit. `progress` draws a bar on a terminal
-    (default: when stderr is one), sized by `total`."""
+    (default: when stderr is one), sized by `total`. `pause` seconds pass between two
+    batches, leaving the database to other work (a throttle)."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if pause < 0:
+        raise ValueError("pause must not be negative")
     model = queryset.model
     alias = router.db_for_write(model)
     skip_locked = connections[alias].features.has_select_for_update_skip_locked
@@ -129,6 +133,8 @@ def batches_run(
                 break
             if max_rows is not None and report.rows >= max_rows:
                 break
+            if pause and report.batches:
+                time.sleep(pause)
             batch_started = time.monotonic()
             with transaction.atomic(using=alias):
                 ranges = BatchRange.objects.using(alias).filter(job=job, done=False).order_by("id")

@@ -55,10 +55,10 @@ def _truncated_column(field: str, description: str, chars: int):
 def _name_column(field: str, description: str):
     """A list column showing the name of the customer in FIELD (joined by the list's query)."""
 
-    @admin.display(description=description, ordering=f"{field}__name")
+    @admin.display(description=description, ordering=f"{field}__full_name")
     def column(self, obj):
         customer = getattr(obj, field)
-        return _nowrap(customer.name) if customer else "-"
+        return _nowrap(customer.full_name) if customer else "-"
 
     return column
 
@@ -67,8 +67,8 @@ def _name_column(field: str, description: str):
 class CustomerAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
     # Beside the state filter there is room for who and how to reach them (a long name may
     # take two lines); the date hierarchy above the list picks customers by sign-up date.
-    list_display = ["name", "email", "phone_number"]
-    search_fields = ["name", "email", "phone"]
+    list_display = ["full_name", "email", "phone_number"]
+    search_fields = ["full_name", "email", "phone"]
     date_hierarchy = "created_at"
     readonly_fields = ["created_at", "updated_at"]
     formfield_overrides = {db.URLField: {"assume_scheme": "https"}}
@@ -94,7 +94,7 @@ class SessionAdmin(CustomerLinkedAdmin):
     # The expiry is a filter and is on the change page, as is the whole user agent.
     list_display = ["customer_name", "created", "ip_address", "browser"]
     list_display_links = ["customer_name"]
-    search_fields = ["customer__email", "customer__name", "ip_address"]
+    search_fields = ["customer__email", "customer__full_name", "ip_address"]
     list_filter = ["created_at", "expires_at"]
 
     browser = _truncated_column("user_agent", "User agent", USER_AGENT_CHARS)
@@ -106,7 +106,7 @@ class OrderAdmin(CustomerLinkedAdmin):
     search_fields = [
         "number",
         "customer__email",
-        "customer__name",
+        "customer__full_name",
         "shipping_name",
         "shipping_postcode",
     ]
@@ -160,7 +160,7 @@ class NotificationAdmin(CustomerLinkedAdmin):
 @admin.register(models.NotificationPreference)
 class NotificationPreferenceAdmin(CustomerLinkedAdmin):
     list_display = ["customer_name", "channel", "topic", "enabled", "updated"]
-    search_fields = ["customer__email", "customer__name"]
+    search_fields = ["customer__email", "customer__full_name"]
     list_filter = ["channel", "topic", "enabled"]
 
     updated = _datetime_column("updated_at", "Updated")
@@ -178,7 +178,7 @@ class AnalyticsEventAdmin(CustomerLinkedAdmin):
 @admin.register(models.Document)
 class DocumentAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
     list_display = ["heading", "owner_name", "updated"]
-    search_fields = ["title", "owner__email", "owner__name"]
+    search_fields = ["title", "owner__email", "owner__full_name"]
     list_filter = ["created_at"]
     autocomplete_fields = ["owner"]
     list_select_related = ["owner"]
@@ -192,7 +192,7 @@ class DocumentAdmin(SoftDeleteAdmin, TrackedHistoryAdmin):
 class PasswordResetTokenAdmin(CustomerLinkedAdmin):
     list_display = ["customer_name", "created", "expires", "used"]
     list_display_links = ["customer_name"]
-    search_fields = ["customer__email", "customer__name"]
+    search_fields = ["customer__email", "customer__full_name"]
     list_filter = [("used_at", admin.EmptyFieldListFilter), "created_at"]
 
     expires = _datetime_column("expires_at", "Expires")

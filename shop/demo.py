@@ -250,7 +250,7 @@ class _Builder:
             slug = _ascii(f"{first}.{last}".lower().replace("'", ""))
             customer = Customer(
                 email=f"{slug}.{i}@{DEMO_EMAIL_DOMAIN}",
-                name=f"{first} {last}",
+                full_name=f"{first} {last}",
                 phone=f"+44 20 7946 0{i % 1000:03d}",
                 avatar_url=f"https://avatars.{DEMO_EMAIL_DOMAIN}/{i}.png" if i % 3 else "",
                 date_of_birth=(self.end - timedelta(days=rng.randrange(18 * 365, 80 * 365))).date(),
@@ -283,7 +283,7 @@ class _Builder:
                     number=f"ORD-{len(self.rows.get(Order, [])) + 1:06d}",
                     status=Order.Status.PENDING,
                     total=Decimal(rng.randrange(500, 50000)) / 100,
-                    shipping_name=customer.name,
+                    shipping_name=customer.full_name,
                     shipping_address=f"{rng.randint(1, 200)} {rng.choice(STREETS)}",
                     shipping_postcode=f"{rng.randint(10000, 99999)}",
                     shipping_city=city,
@@ -299,7 +299,7 @@ class _Builder:
                 Notification(
                     customer=customer,
                     kind=kind,
-                    title=f"{Notification.Kind(kind).label} for {customer.name}",
+                    title=f"{Notification.Kind(kind).label} for {customer.full_name}",
                     body="Details are in your account.",
                     created_at=at,
                 ),
@@ -339,8 +339,8 @@ class _Builder:
             self.add(
                 Document(
                     owner=customer,
-                    title=f"{title} — {customer.name}",
-                    content=f"{title} submitted by {customer.name} ({customer.email}).",
+                    title=f"{title} — {customer.full_name}",
+                    content=f"{title} submitted by {customer.full_name} ({customer.email}).",
                     created_at=at,
                     updated_at=at,
                 ),
@@ -371,8 +371,8 @@ class _Builder:
                 Message(
                     sender=sender,
                     recipient=recipient,
-                    sender_name=sender.name,
-                    body=f"Hi {recipient.name.split()[0]}, is the item still available?",
+                    sender_name=sender.full_name,
+                    body=f"Hi {recipient.full_name.split()[0]}, is the item still available?",
                     created_at=at,
                 ),
                 at,

@@ -42,7 +42,7 @@ def short_datetime(moment) -> str:
 def _customer_name(obj) -> str:
     """The customer's name, or their id once the customer row is gone (history rows)."""
     try:
-        return obj.customer.name
+        return obj.customer.full_name
     except Customer.DoesNotExist:
         return f"customer {obj.customer_id}"
 
@@ -60,7 +60,7 @@ class Customer(SoftDeleteModel):
     """The data subject. Deleting one hides it (and its documents) until purged."""
 
     email = models.EmailField()
-    name = models.CharField(max_length=200)
+    full_name = models.CharField(max_length=200)
     phone = PhoneNumberField(
         max_length=40, blank=True, help_text="With the country code, e.g. +44 20 7946 0958."
     )
@@ -73,7 +73,7 @@ class Customer(SoftDeleteModel):
     history = TrackedHistory(ignore_changes_to=["updated_at"])
 
     class Meta(SoftDeleteModel.Meta):
-        ordering = ["name"]
+        ordering = ["full_name"]
         constraints = [
             # Unique among live customers: a deleted customer's email can sign up again.
             models.UniqueConstraint(
@@ -84,7 +84,9 @@ class Customer(SoftDeleteModel):
             )
         ]
         indexes = [
-            models.Index(fields=["name"], condition=NOT_DELETED, name="shop_customer_name_live"),
+            models.Index(
+                fields=["full_name"], condition=NOT_DELETED, name="shop_customer_full_name_live"
+            ),
             # A data subject is found by email whatever its case (`subject_find`, iexact).
             models.Index(Upper("email"), name="shop_customer_email_upper"),
             # The Deleted filter and the purge of deleted customers read only deleted rows;
@@ -104,7 +106,7 @@ class Customer(SoftDeleteModel):
     save = _touching_save
 
     def __str__(self):
-        return f"{self.name} <{self.email}>"
+        return f"{self.full_name} <{self.email}>"
 
 
 class Session(models.Model):

@@ -20,7 +20,7 @@ class CustomerPrivacy(ModelPrivacy):
     subject = "pk"
     fields = {
         "email": Personal(Category.CONTACT, anonymiser="email_placeholder"),
-        "name": Personal(Category.IDENTITY, anonymiser="redact"),
+        "full_name": Personal(Category.IDENTITY, anonymiser="redact"),
         "phone": Personal(Category.CONTACT, anonymiser="blank"),
         "avatar_url": Personal(Category.IMAGE, anonymiser="blank"),
         "date_of_birth": Personal(Category.IDENTITY, anonymiser="null"),

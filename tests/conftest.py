@@ -78,5 +78,5 @@ def customer(db):
     from shop.models import Customer
 
     return Customer.objects.create(
-        email="ada@example.org", name="Ada Lovelace", phone="+44 20 7946 0001"
+        email="ada@example.org", full_name="Ada Lovelace", phone="+44 20 7946 0001"
     )

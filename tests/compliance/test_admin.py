@@ -62,7 +62,7 @@ def test_superuser_deleting_a_session_writes_one_ledger_entry(admin_client, admi
     )
     assert entry.reason == "" and entry.request_id
     text = _entry_text(entry)
-    for personal in (IP, AGENT, token, customer.email, customer.name):
+    for personal in (IP, AGENT, token, customer.email, customer.full_name):
         assert personal not in text
     assert ledger_verify(actor=None, reason="").ok
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from compliance.anonymisers import ANONYMISERS, REDACTED
 from shop.models import Customer, Order
 
-PERSONAL = ["email", "name", "phone", "avatar_url", "date_of_birth"]
+PERSONAL = ["email", "full_name", "phone", "avatar_url", "date_of_birth"]
 
 
 def _anonymise(queryset, field, anonymiser):
@@ -25,12 +25,12 @@ def _values(customer, name):
 @pytest.fixture
 def versioned(db):
     """A customer with three history rows, whose history ids are not its primary key."""
-    other = Customer.objects.create(email="other@example.org", name="Other")
+    other = Customer.objects.create(email="other@example.org", full_name="Other")
     for n in range(3):
-        other.name = f"Other {n}"
+        other.full_name = f"Other {n}"
         other.save()  # history ids now run ahead of customer ids
     customer = Customer.objects.create(
-        email="grace@example.org", name="Grace Hopper", phone="+1 555", avatar_url="https://x"
+        email="grace@example.org", full_name="Grace Hopper", phone="+1 555", avatar_url="https://x"
     )
     customer.date_of_birth = timezone.now().date() - timedelta(days=365 * 40)
     customer.save()

@@ -38,7 +38,7 @@ def purposes(db):
 
 @pytest.fixture
 def bob(db):
-    return Customer.objects.create(email="bob@example.org", name="Bob Byron")
+    return Customer.objects.create(email="bob@example.org", full_name="Bob Byron")
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def _record_url(subject):
 
 
 def _states_listed(response):
-    return sorted((s.subject.name, s.purpose.slug) for s in response.context["cl"].result_list)
+    return sorted((s.subject.full_name, s.purpose.slug) for s in response.context["cl"].result_list)
 
 
 def test_state_list_filters_by_purpose_and_state(officer_client, consents, purposes):
@@ -94,7 +94,7 @@ def test_state_list_filters_by_purpose_and_state(officer_client, consents, purpo
     ]
     both = officer_client.get(url, {"state": "granted", "purpose__id__exact": marketing})
     assert _states_listed(both) == [("Bob Byron", "marketing")]
-    assert _timeline(Customer.objects.get(name="Bob Byron")).encode() in both.content
+    assert _timeline(Customer.objects.get(full_name="Bob Byron")).encode() in both.content
 
 
 def test_timeline_shows_every_event_in_order(auditor_client, customer, consents):

@@ -53,14 +53,14 @@ def _subject_with_everything():
     rows of rows deleted earlier (hard and soft), a soft-deleted document, and messages
     sent and received."""
     with change_context(ip=OFFICE_IP, user_agent="office browser", reason="setup"):
-        ada = Customer.objects.create(email=OLD_EMAIL, name=OLD_NAME, phone=PHONE)
-        ada.name = NAME
+        ada = Customer.objects.create(email=OLD_EMAIL, full_name=OLD_NAME, phone=PHONE)
+        ada.full_name = NAME
         ada.save()
         ada.email = EMAIL
         ada.save()
         ada.avatar_url = "https://img.example.org/ada.png"
         ada.save()
-        bob = Customer.objects.create(email="bob@example.org", name="Bob Other")
+        bob = Customer.objects.create(email="bob@example.org", full_name="Bob Other")
         Session.objects.create(customer=ada, ip_address=IP, expires_at=_soon())
         gone = Session.objects.create(customer=ada, ip_address=IP, expires_at=_soon())
         gone.delete()  # simple-history keeps a deletion snapshot with the IP
@@ -355,7 +355,7 @@ def test_erasure_refused_when_the_plan_changed_since_the_preview(db, officer):
 
     with pytest.raises(ComplianceRefused, match="changed since the preview"):
         subject_erase(subject=ada, actor=officer, reason=REASON, plan_hash=seen)
-    assert Customer.objects.get(pk=ada.pk).name == NAME
+    assert Customer.objects.get(pk=ada.pk).full_name == NAME
 
 
 def test_certificate_and_ledger_entry_carry_no_personal_data(db, officer):
@@ -453,7 +453,7 @@ def test_command_yes_erases_with_the_reason(db):
     certificate = ErasureCertificate.objects.get()
     assert certificate.reason == REASON and certificate.actor is None
     assert certificate.ledger_entry.channel == "command:erase_subject"
-    assert Customer.objects.get(pk=ada.pk).name == "[redacted]"
+    assert Customer.objects.get(pk=ada.pk).full_name == "[redacted]"
     assert NOTHING_LEFT in _command(str(ada.pk), "--yes", "--reason", REASON)
 
 
@@ -478,7 +478,7 @@ def test_command_refuses_unknown_and_ambiguous_subjects(db, customer):
     with pytest.raises(CommandError, match="No customer"):
         _command("nobody@example.org", "--dry-run")
     Customer.objects.filter(pk=customer.pk).delete()
-    Customer.objects.create(email=customer.email, name="Ada again")
+    Customer.objects.create(email=customer.email, full_name="Ada again")
     with pytest.raises(CommandError, match="give the primary key"):
         _command(customer.email, "--yes", "--reason", REASON)
     assert not ErasureCertificate.objects.exists()
@@ -488,7 +488,7 @@ def test_command_refuses_an_auditor(db, auditor, customer):
     """--actor auditor: the service refuses, the command exits with the message."""
     with pytest.raises(CommandError, match="may not erase"):
         _command(str(customer.pk), "--yes", "--reason", REASON, "--actor", "auditor")
-    assert Customer.objects.get(pk=customer.pk).name == customer.name
+    assert Customer.objects.get(pk=customer.pk).full_name == customer.full_name
 
 
 def test_command_without_a_reason_is_refused(db, customer):
@@ -568,7 +568,7 @@ def test_auditor_sees_certificates_and_runs_nothing(db, officer, auditor_client)
     assert auditor_client.get(add).status_code == 403
     delete = reverse("admin:compliance_erasurecertificate_delete", args=[certificate.pk])
     assert auditor_client.post(delete, {"post": "yes"}).status_code == 403
-    assert Customer.objects.get(pk=bob.pk).name == "Bob Other"
+    assert Customer.objects.get(pk=bob.pk).full_name == "Bob Other"
     assert ErasureCertificate.objects.count() == 1
 
 

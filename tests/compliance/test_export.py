@@ -77,7 +77,7 @@ def subject_data(customer):
     PasswordResetToken.objects.create(
         customer=customer, expires_at=timezone.now() + timedelta(hours=1)
     )
-    other = Customer.objects.create(email="grace@example.org", name="Grace Hopper")
+    other = Customer.objects.create(email="grace@example.org", full_name="Grace Hopper")
     _session(other, ip_address="203.0.113.9")
     _order(other, number="ORD-2")
     return {"session": session, "order": order, "other": other}
@@ -153,12 +153,12 @@ def test_export_leaves_out_fields_not_exported(customer, subject_data):
 def test_history_rows_leave_out_the_staff_member_who_made_the_change(customer, officer):
     """History rows carry date and type, not the staff's user id, IP, user agent or reason."""
     with change_context(user=officer, ip="192.0.2.44", user_agent="StaffBrowser/1", reason="r"):
-        customer.name = "Ada King"
+        customer.full_name = "Ada King"
         customer.save()
     export = subject_export(subject=customer, actor=None, reason="")
     with _read(export) as archive:
         history = _json(archive, "shop.customer.history.json")
-        assert [h["name"] for h in history] == ["Ada Lovelace", "Ada King"]
+        assert [h["full_name"] for h in history] == ["Ada Lovelace", "Ada King"]
         assert set(history[1]) >= {"history_id", "history_date", "history_type"}
         assert not any(key in history[1] for key in ("history_user_id", "history_ip"))
         content = archive.read("shop.customer.history.csv").decode()
@@ -239,7 +239,7 @@ def _same(value, text: str) -> bool:
 
 def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject_data):
     """Art. 20: UTF-8 JSON arrays of objects and CSV with a header, the same rows in both."""
-    customer.name = "Ada Lovelace – Countess"  # non-ASCII survives as UTF-8
+    customer.full_name = "Ada Lovelace – Countess"  # non-ASCII survives as UTF-8
     customer.save()
     export = subject_export(subject=customer, actor=None, reason="")
     with _read(export) as archive:
@@ -256,7 +256,7 @@ def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject
                 assert list(obj) == list(line)
                 for key, value in obj.items():
                     assert _same(value, line[key]), (name, key, value, line[key])
-        assert _json(archive, "shop.customer.json")[0]["name"] == "Ada Lovelace – Countess"
+        assert _json(archive, "shop.customer.json")[0]["full_name"] == "Ada Lovelace – Countess"
 
 
 def test_export_keeps_backslashes_quotes_and_line_breaks_exactly(customer):
@@ -516,7 +516,7 @@ def test_command_refuses_an_unknown_subject_and_writes_nothing(db, tmp_path):
 def test_command_refuses_an_ambiguous_email(customer, tmp_path):
     """An email two subjects share (one deleted) is refused: give the primary key."""
     Customer.objects.filter(pk=customer.pk).delete()
-    Customer.objects.create(email="ada@example.org", name="Ada again")
+    Customer.objects.create(email="ada@example.org", full_name="Ada again")
     target = tmp_path / "x.zip"
     with pytest.raises(CommandError, match="give the primary key"):
         call_command("export_subject", "ada@example.org", "--output", str(target))

@@ -25,7 +25,7 @@ def _restrict(customer, officer, **extra):
 
 def test_overview_lists_every_model_with_rows_and_history(officer_client, customer):
     """Rows per model with links, soft-deleted ones counted, and history rows counted."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     Message.objects.create(sender=other, recipient=customer, sender_name="Bob", body="hi")
     document = Document.objects.create(owner=customer, title="Invoice", content="…")
     Document.objects.filter(pk=document.pk).delete()
@@ -131,16 +131,16 @@ def test_gdpr_art_18_restricted_rows_are_marked_and_change_needs_a_reason(
     url = reverse("admin:shop_customer_change", args=[customer.pk])
     page = officer_client.get(url)
     assert "Reason for changing restricted data" in page.content.decode()
-    data = {"email": customer.email, "name": "Ada King", "phone": "", "avatar_url": ""}
+    data = {"email": customer.email, "full_name": "Ada King", "phone": "", "avatar_url": ""}
     refused = officer_client.post(url, data)
     assert refused.status_code == 200  # the form comes back with an error
     customer.refresh_from_db()
-    assert customer.name == "Ada Lovelace"
+    assert customer.full_name == "Ada Lovelace"
 
     saved = officer_client.post(url, {**data, "restriction_reason": "Court order 12/3"})
     assert saved.status_code == 302
     customer.refresh_from_db()
-    assert customer.name == "Ada King"
+    assert customer.full_name == "Ada King"
     assert customer.history.first().history_change_reason == "Court order 12/3"
 
 

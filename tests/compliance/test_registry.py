@@ -43,7 +43,7 @@ def test_anonymisers_apply_set_based(db, customer):
     assert Customer.objects.filter(pk=customer.pk).update(**updates) == 1
     customer.refresh_from_db()
     assert customer.email == f"erased-{customer.pk}@erased.invalid"
-    assert customer.name == "[redacted]"
+    assert customer.full_name == "[redacted]"
     assert customer.phone == "" and customer.avatar_url == "" and customer.date_of_birth is None
 
 

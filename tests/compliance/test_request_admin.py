@@ -44,7 +44,7 @@ def _listed(client, **params):
 @pytest.fixture
 def requests(customer, officer):
     """Overdue, due in 3 days, due in a month, and a rejected one about another person."""
-    bob = Customer.objects.create(email="bob@example.net", name="Bob")
+    bob = Customer.objects.create(email="bob@example.net", full_name="Bob")
     rejected = _create(bob, officer, days_ago=60)
     request_reject(request=rejected, actor=officer, reason="Unfounded")
     return {

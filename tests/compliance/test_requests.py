@@ -335,7 +335,7 @@ def test_request_holds_no_personal_data_of_its_own(customer, officer):
     """No column of a request carries the subject's email, name or phone."""
     request = _verified(_create(customer, officer), officer)
     values = json.dumps(list(SubjectRequest.objects.filter(pk=request.pk).values()), default=str)
-    for personal in (customer.email, customer.name, customer.phone):
+    for personal in (customer.email, customer.full_name, customer.phone):
         assert str(personal) not in values
 
 
@@ -364,7 +364,7 @@ def test_each_state_change_is_a_ledger_entry_without_personal_data(customer, off
     assert {e.details["kind"] for e in entries} == {"access"}
     assert {e.actor_id for e in entries} == {officer.pk}
     text = json.dumps([[e.target, e.reason, e.details, e.counts] for e in entries])
-    for personal in (customer.email, customer.name, str(customer.phone), "P1234567"):
+    for personal in (customer.email, customer.full_name, str(customer.phone), "P1234567"):
         assert personal not in text
 
 
@@ -400,7 +400,7 @@ def test_requests_are_declared_retained_for_accountability(customer, officer):
     assert entry.erasure == Erasure.RETAIN and "Art. 5(2)" in entry.legal_ground
     assert entry.exported
     request = _create(customer, officer)
-    _create(Customer.objects.create(email="bob@example.org", name="Bob"), officer)
+    _create(Customer.objects.create(email="bob@example.org", full_name="Bob"), officer)
     walk = {rows.entry.label: rows for rows in subject_walk(customer)}
     assert list(walk["compliance.SubjectRequest"].rows) == [request]
     assert walk["compliance.SubjectRequest"].history.count() == 1

@@ -198,7 +198,7 @@ def test_auditor_reads_history_but_cannot_revert(auditor_client, demo):
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
     before = customer.history.count()
-    assert auditor_client.post(url, {"name": "Changed"}).status_code == 403
+    assert auditor_client.post(url, {"full_name": "Changed"}).status_code == 403
     assert customer.history.count() == before
 
 
@@ -208,10 +208,10 @@ def test_nobody_reverts_through_the_history_form_yet(officer_client, demo):
     version = customer.history.earliest()
     url = reverse("admin:shop_customer_simple_history", args=[customer.pk, version.pk])
     assert officer_client.get(url).status_code == 200
-    data = {"email": customer.email, "name": "Reverted", "phone": "", "avatar_url": ""}
+    data = {"email": customer.email, "full_name": "Reverted", "phone": "", "avatar_url": ""}
     assert officer_client.post(url, data).status_code == 403
     customer.refresh_from_db()
-    assert customer.name != "Reverted"
+    assert customer.full_name != "Reverted"
 
 
 def test_nobody_edits_the_ledger_in_the_admin(officer_client, demo, admin_client):

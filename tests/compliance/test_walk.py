@@ -15,12 +15,12 @@ def _by_label(walk):
 
 def test_walk_finds_rows_on_every_subject_path_and_their_history(db, customer):
     """Rows through each path (sender and recipient alike) and each row's history are found."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     Message.objects.create(sender=customer, recipient=other, sender_name="Ada", body="hi")
     Message.objects.create(sender=other, recipient=customer, sender_name="Bob", body="yo")
     Message.objects.create(sender=other, recipient=other, sender_name="Bob", body="self")
     Session.objects.create(customer=customer, expires_at=timezone.now() + timedelta(days=1))
-    customer.name = "Ada King"
+    customer.full_name = "Ada King"
     customer.save()
 
     walk = _by_label(subject_walk(customer))
@@ -54,7 +54,7 @@ def test_find_by_primary_key_or_email(db, customer):
 def test_find_refuses_an_email_shared_by_two_subjects(db, customer):
     """A deleted customer's email can be reused: the email alone is then ambiguous."""
     Customer.objects.filter(pk=customer.pk).delete()
-    Customer.objects.create(email="ada@example.org", name="Ada again")
+    Customer.objects.create(email="ada@example.org", full_name="Ada again")
 
     with pytest.raises(SubjectAmbiguous, match="give the primary key"):
         subject_find("ada@example.org")

@@ -62,7 +62,7 @@ def test_auditor_sees_customer_read_only_and_cannot_add_or_change(page, auditor,
     expect(page.locator(".field-email .readonly")).to_have_text("ada@example.org")
     expect(page.locator(".field-phone .readonly")).to_have_text("+44 20 7946 0001")
     expect(page.locator("input[name=_save]")).to_have_count(0)
-    expect(page.locator("#id_name, #id_email, #id_phone")).to_have_count(0)
+    expect(page.locator("#id_full_name, #id_email, #id_phone")).to_have_count(0)
 
     response = page.goto("/admin/shop/customer/add/")
     assert response.status == 403
@@ -74,7 +74,7 @@ def test_auditor_sees_customer_read_only_and_cannot_add_or_change(page, auditor,
         form={
             "csrfmiddlewaretoken": csrf,
             "email": "ada@example.org",
-            "name": "Ada Lovelace",
+            "full_name": "Ada Lovelace",
             "phone": NEW_PHONE,
             "_save": "Save",
         },

@@ -23,7 +23,7 @@ IP = "198.51.100.23"
 @pytest.fixture
 def consented(transactional_db):
     """A customer who granted marketing at sign-up."""
-    subject = Customer.objects.create(email="grace@example.org", name="Grace Hopper")
+    subject = Customer.objects.create(email="grace@example.org", full_name="Grace Hopper")
     purpose = ConsentPurpose.objects.create(slug="marketing", name="Marketing emails")
     ConsentText.objects.create(
         purpose=purpose, version=1, text="Yes, email me offers.", published_at=_ago(30)

@@ -38,7 +38,7 @@ def test_officer_previews_and_erases_then_auditor_reads_the_certificate(
         reverse("admin:compliance_erasurecertificate_change", args=[certificate.pk])
     )
     expect(page.locator("#content")).to_contain_text("shop.Session")
-    assert Customer.objects.get(pk=customer.pk).name == "[redacted]"
+    assert Customer.objects.get(pk=customer.pk).full_name == "[redacted]"
     page.goto(url)
     expect(page.locator("#content")).to_contain_text("Nothing left to erase")
     officer_context.close()

@@ -72,7 +72,7 @@ def test_officer_handles_a_request_from_receipt_to_erasure(
     page.locator("input[type=submit][value=Erase]").click()
     expect(page.locator(".messagelist .success")).to_contain_text("Erased:")
     certificate = ErasureCertificate.objects.get()
-    assert Customer.objects.get(pk=customer.pk).name == "[redacted]"
+    assert Customer.objects.get(pk=customer.pk).full_name == "[redacted]"
     assert not Session.objects.exists()
     context.close()
 

@@ -12,14 +12,14 @@ CHANGELIST = "/admin/shop/customer/"
 
 @pytest.fixture
 def gone(db):
-    customer = Customer.objects.create(email="gone@example.org", name="Gone Person")
+    customer = Customer.objects.create(email="gone@example.org", full_name="Gone Person")
     customer.delete()
     return customer
 
 
 @pytest.fixture
 def live(db):
-    return Customer.objects.create(email="live@example.org", name="Live Person")
+    return Customer.objects.create(email="live@example.org", full_name="Live Person")
 
 
 def _staff(username, *codenames):

@@ -107,7 +107,7 @@ def test_purge_is_bounded_batches_of_one_statement_each(customer):
 
 def test_subject_and_record_holds_keep_rows_and_are_counted(officer, customer):
     """A hold on the customer keeps all their sessions; a hold on one session keeps it."""
-    other = Customer.objects.create(email="bo@example.org", name="Bo")
+    other = Customer.objects.create(email="bo@example.org", full_name="Bo")
     _sessions(customer, OLD, 3)
     kept = _sessions(other, OLD, 2)
     hold_place(record=customer, reason="litigation 7", ground="art17_3_e", actor=None)
@@ -192,8 +192,8 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continu
 
 def test_soft_deleted_customers_are_purged_after_the_grace_period(db):
     """Basis deleted_at: a customer deleted 40 days ago goes for good, one deleted today stays."""
-    early = Customer.objects.create(email="early@example.org", name="Early")
-    late = Customer.objects.create(email="late@example.org", name="Late")
+    early = Customer.objects.create(email="early@example.org", full_name="Early")
+    late = Customer.objects.create(email="late@example.org", full_name="Late")
     early.delete()
     late.delete()
     Customer.all_objects.filter(pk=early.pk).update(deleted_at=timezone.now() - timedelta(days=40))
@@ -274,7 +274,7 @@ def test_command_exits_non_zero_when_a_policy_fails(customer, monkeypatch):
 
 def test_two_workers_share_a_purge_without_touching_a_row_twice(postgres, transactional_db):
     """Two concurrent runs of one policy (SKIP LOCKED) purge every row exactly once."""
-    owner = Customer.objects.create(email="many@example.org", name="Many")
+    owner = Customer.objects.create(email="many@example.org", full_name="Many")
     _sessions(owner, OLD, 400)
     policy = _policy(Session)
     runs, errors = [], []
@@ -301,7 +301,7 @@ def test_two_workers_share_a_purge_without_touching_a_row_twice(postgres, transa
 def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactional_db):
     """While a purge runs, another connection inserts and updates sessions of the same table:
     neither side sees an error or a deadlock, and no new row is purged."""
-    owner = Customer.objects.create(email="busy@example.org", name="Busy")
+    owner = Customer.objects.create(email="busy@example.org", full_name="Busy")
     _sessions(owner, OLD, 300)
     live = _sessions(owner, NEW, 20)
     policy = _policy(Session)
@@ -341,7 +341,7 @@ def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactiona
 
 def test_a_hold_on_a_dependant_keeps_its_parent_from_the_purge(db):
     """A held document keeps its (deleted, expired) owner: the cascade would take it."""
-    owner = Customer.objects.create(email="held-doc@example.org", name="Owner", created_at=OLD)
+    owner = Customer.objects.create(email="held-doc@example.org", full_name="Owner", created_at=OLD)
     document = Document.objects.create(owner=owner, title="Contract", content="evidence")
     hold_place(record=document, reason="litigation", ground="art17_3_e", actor=None)
     run = policy_purge(policy=_policy(Customer, name="customers"), actor=None)
@@ -353,7 +353,7 @@ def test_a_hold_placed_during_a_run_is_honoured_by_its_next_batches(customer, mo
     """The hold is read by every batch's statements, not once at the start."""
     first, second = (
         _sessions(customer, OLD, 1)[0],
-        _sessions(Customer.objects.create(email="later@example.org", name="Later"), OLD, 1)[0],
+        _sessions(Customer.objects.create(email="later@example.org", full_name="Later"), OLD, 1)[0],
     )
     real_delete = services.rows_delete
 
@@ -375,13 +375,15 @@ def test_rows_other_records_protect_are_left_and_the_rest_purged(customer):
 
     from shop.models import Order
 
-    protected = Customer.objects.create(email="orders@example.org", name="Buyer", created_at=OLD)
+    protected = Customer.objects.create(
+        email="orders@example.org", full_name="Buyer", created_at=OLD
+    )
     Order.objects.create(
         customer=protected, number="B-1", total=Decimal("1.00"), shipping_name="B",
         shipping_address="1 Road", shipping_postcode="N1", shipping_city="London",
         shipping_country="GB",
     )  # fmt: skip
-    free = Customer.objects.create(email="free@example.org", name="Free", created_at=OLD)
+    free = Customer.objects.create(email="free@example.org", full_name="Free", created_at=OLD)
     policy = _policy(Customer, name="customers")
     run = policy_purge(policy=policy, actor=None, batch_size=1)
     assert (run.status, run.purged, run.excluded) == ("succeeded", 1, 1)

@@ -27,7 +27,7 @@ def test_soft_delete_needs_the_delete_permission(db, customer):
 def test_restore_is_refused_when_the_email_was_taken_since(db, customer):
     """A new customer took the email: the restore says so and changes nothing."""
     rows_soft_delete(queryset=_all(Customer, customer.pk), actor=None, reason="left")
-    Customer.objects.create(email=customer.email, name="Newcomer")
+    Customer.objects.create(email=customer.email, full_name="Newcomer")
     with pytest.raises(RetentionRefused, match="already has the same email"):
         rows_restore(queryset=_all(Customer, customer.pk), actor=None, reason="mistake")
     assert Customer.deleted_objects.filter(pk=customer.pk).exists()
@@ -101,9 +101,9 @@ def test_a_hold_on_a_document_refuses_the_hard_delete_of_its_owner(db, customer)
 
 def test_restoring_two_customers_with_one_email_is_refused_clearly(db):
     """Both deleted with the same email: restoring both at once is refused, not a 500."""
-    first = Customer.objects.create(email="twice@example.org", name="One")
+    first = Customer.objects.create(email="twice@example.org", full_name="One")
     first.delete()
-    second = Customer.objects.create(email="twice@example.org", name="Two")
+    second = Customer.objects.create(email="twice@example.org", full_name="Two")
     second.delete()
     both = Customer.all_objects.filter(pk__in=[first.pk, second.pk])
     with pytest.raises(RetentionRefused, match="would share a value that must be unique"):

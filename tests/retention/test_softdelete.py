@@ -30,7 +30,9 @@ def test_objects_hides_deleted_rows_and_the_other_managers_do_not(customer):
 
 def test_queryset_delete_is_one_update_per_model(db):
     """Deleting 20 customers with 40 documents issues one UPDATE per model, not one per row."""
-    owners = [Customer.objects.create(email=f"c{i}@example.org", name=f"C{i}") for i in range(20)]
+    owners = [
+        Customer.objects.create(email=f"c{i}@example.org", full_name=f"C{i}") for i in range(20)
+    ]
     for owner in owners:
         Document.objects.create(owner=owner, title="a", content="x")
         Document.objects.create(owner=owner, title="b", content="y")
@@ -65,7 +67,7 @@ def test_related_managers_and_prefetch_never_return_deleted_rows(customer, docs)
 def test_deleted_customers_email_can_be_used_again(customer):
     """The partial unique constraint counts live rows only: the email signs up again."""
     customer.delete()
-    again = Customer.objects.create(email=customer.email, name="Ada again")
+    again = Customer.objects.create(email=customer.email, full_name="Ada again")
     assert again.pk != customer.pk
 
 
@@ -75,13 +77,13 @@ def test_model_form_validates_the_partial_unique_constraint(customer):
     class CustomerForm(forms.ModelForm):
         class Meta:
             model = Customer
-            fields = ["email", "name"]
+            fields = ["email", "full_name"]
 
-    taken = CustomerForm(data={"email": customer.email, "name": "Copy"})
+    taken = CustomerForm(data={"email": customer.email, "full_name": "Copy"})
     assert not taken.is_valid()
     assert "already exists" in str(taken.errors)
     customer.delete()
-    assert CustomerForm(data={"email": customer.email, "name": "Copy"}).is_valid()
+    assert CustomerForm(data={"email": customer.email, "full_name": "Copy"}).is_valid()
 
 
 def test_customer_delete_hides_its_documents_and_restore_brings_back_that_set(customer, docs):

@@ -115,7 +115,7 @@ def _wait_until_ready(processes, timeout=60.0):
 @pytest.mark.worker
 def test_two_worker_processes_share_one_purge_and_remove_each_row_once(workers):
     """Both workers run the same policy at once; every expired row goes exactly once."""
-    owner = Customer.objects.create(email="bulk@example.org", name="Bulk")
+    owner = Customer.objects.create(email="bulk@example.org", full_name="Bulk")
     when = timezone.now() - timedelta(days=400)
     Session.objects.bulk_create(
         [

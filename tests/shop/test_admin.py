@@ -26,7 +26,7 @@ def test_refused_add_is_shown_in_the_admin_layout(auditor_client):
 def test_refused_change_names_the_change_and_the_object_kind(auditor_client, customer):
     """A refused POST to a change form says the change was refused."""
     url = f"/admin/shop/customer/{customer.pk}/change/"
-    response = auditor_client.post(url, {"name": "Changed"})
+    response = auditor_client.post(url, {"full_name": "Changed"})
     assert response.status_code == 403
     assert "may not change this customer." in response.content.decode()
 
@@ -60,14 +60,14 @@ def test_refused_page_never_links_to_another_site(auditor_client):
 def _seed(customers: int, first: int = 0):
     now = timezone.now()
     for n in range(first, first + customers):
-        owner = Customer.objects.create(email=f"c{n}@example.org", name=f"Customer {n}")
+        owner = Customer.objects.create(email=f"c{n}@example.org", full_name=f"Customer {n}")
         Session.objects.create(customer=owner, user_agent="UA " * 100, expires_at=now)
         PasswordResetToken.objects.create(customer=owner, expires_at=now + timedelta(hours=1))
         Order.objects.create(
             customer=owner,
             number=f"ORD-{n}",
             total=10,
-            shipping_name=owner.name,
+            shipping_name=owner.full_name,
             shipping_address="1 Elm Street",
             shipping_postcode="12345",
             shipping_city="Dublin",

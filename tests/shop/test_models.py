@@ -13,7 +13,7 @@ from shop.models import Customer, PasswordResetToken, Session
 
 
 def _customer(**fields):
-    return Customer(email="grace@example.org", name="Grace Hopper", **fields)
+    return Customer(email="grace@example.org", full_name="Grace Hopper", **fields)
 
 
 def test_phone_numbers_are_normalised_to_e164_and_shown_spaced(db):

@@ -26,9 +26,9 @@ def _walk_all(flt, per_page):
 
 def test_pages_follow_each_other_without_gaps_or_repeats(db, officer, customer):
     """Small pages across several history tables give every change once, newest first."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     for n in range(4):
-        customer.name = f"Ada {n}"
+        customer.full_name = f"Ada {n}"
         customer.save()
         Message.objects.create(sender=other, recipient=customer, sender_name="B", body=str(n))
     hold_place(record=other, reason="claims", ground="art17_3_e", actor=officer)
@@ -43,9 +43,9 @@ def test_pages_follow_each_other_without_gaps_or_repeats(db, officer, customer):
 
 def test_filters_by_model_user_action_date_and_subject(db, officer, customer):
     """Each filter narrows the list to what it names."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     with change_context(user=officer):
-        customer.name = "Ada King"
+        customer.full_name = "Ada King"
         customer.save()
     Message.objects.create(sender=other, recipient=other, sender_name="B", body="self")
 
@@ -63,12 +63,12 @@ def test_filters_by_model_user_action_date_and_subject(db, officer, customer):
 
 def test_each_change_lists_its_fields_old_and_new(db, customer):
     """A change shows old -> new per changed field; a creation the values it set."""
-    customer.name = "Ada King"
+    customer.full_name = "Ada King"
     customer.save()
 
     changed, created = _walk_all(ChangeFilter(model=Customer), 10)
 
-    assert ("name", "Ada Lovelace", "Ada King") in [
+    assert ("full_name", "Ada Lovelace", "Ada King") in [
         (d.field, d.old, d.new) for d in changed.changes
     ]
     assert ("email", None, "ada@example.org") in [(d.field, d.old, d.new) for d in created.changes]
@@ -77,16 +77,16 @@ def test_each_change_lists_its_fields_old_and_new(db, customer):
 def test_as_of_gives_the_version_in_force_then(db, customer):
     """The record as it was at a moment: before a change, the old version."""
     moment = timezone.now()
-    customer.name = "Ada King"
+    customer.full_name = "Ada King"
     customer.save()
-    assert version_as_of(Customer, customer.pk, moment).name == "Ada Lovelace"
-    assert version_as_of(Customer, customer.pk, timezone.now()).name == "Ada King"
+    assert version_as_of(Customer, customer.pk, moment).full_name == "Ada Lovelace"
+    assert version_as_of(Customer, customer.pk, timezone.now()).full_name == "Ada King"
     assert version_as_of(Customer, customer.pk, moment - timedelta(days=1)) is None
 
 
 def test_page_shows_changes_with_resolved_foreign_keys(officer_client, customer):
     """The admin page lists changes with who and diffs; foreign keys appear by name."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     message = Message.objects.create(sender=other, recipient=other, sender_name="B", body="x")
     message.recipient = customer
     message.save()
@@ -146,7 +146,7 @@ def test_history_page_opens_the_version_as_of_a_moment(officer_client, customer)
 def test_next_page_link_carries_the_cursor_and_the_filters(officer_client, customer):
     """The "Older changes" link keeps the filters and its cursor survives the URL."""
     for n in range(60):
-        customer.name = f"Ada {n}"
+        customer.full_name = f"Ada {n}"
         customer.save()
     first = officer_client.get(URL, {"model": "shop.Customer"})
     next_url = first.context["next_url"]

@@ -318,7 +318,7 @@ def test_history_growth_ok(db):
 def test_history_growth_is_action(customer):
     """A record with many versions passes the thresholds: action, naming a history policy."""
     for n in range(5):
-        customer.name = f"Ada {n}"
+        customer.full_name = f"Ada {n}"
         customer.save()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # the estimate comes from the planner's statistics

@@ -15,7 +15,7 @@ from versions.history import bulk_create_with_context
 def _change_customer(client, customer, **changes):
     data = {
         "email": customer.email,
-        "name": customer.name,
+        "full_name": customer.full_name,
         "phone": customer.phone,
         "avatar_url": "",
         "date_of_birth": "",
@@ -94,7 +94,7 @@ def test_set_based_writes_carry_the_context(db, officer):
     """Bulk inserts write their history rows in bulk, with the same context columns."""
     with change_context(user=officer, channel="task:import", ip="192.0.2.9", reason="import"):
         bulk_create_with_context(
-            [Customer(email=f"c{i}@example.org", name=f"C {i}") for i in range(3)], Customer
+            [Customer(email=f"c{i}@example.org", full_name=f"C {i}") for i in range(3)], Customer
         )
     rows = list(Customer.history.all())
     assert len(rows) == 3
@@ -105,7 +105,7 @@ def test_set_based_writes_carry_the_context(db, officer):
 
 def test_plain_save_outside_any_context_still_records_history(db):
     """Code with no context still leaves a history row, with empty context columns."""
-    customer = Customer.objects.create(email="x@example.org", name="X")
+    customer = Customer.objects.create(email="x@example.org", full_name="X")
     row = customer.history.get()
     assert row.history_user is None and row.history_ip is None and row.history_channel == ""
 
@@ -208,7 +208,7 @@ def test_per_instance_user_reason_and_date_win_over_the_context(db, officer, cus
     other = get_user_model().objects.create_user("other-officer")
     when = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
     with change_context(user=officer, reason="context reason"):
-        customer.name = "Overridden"
+        customer.full_name = "Overridden"
         customer._history_user = other
         customer._change_reason = "instance reason"
         customer._history_date = when
@@ -223,7 +223,7 @@ def test_per_instance_user_reason_and_date_win_over_the_context(db, officer, cus
 
 def test_delete_writes_a_history_row_with_the_context(db, officer):
     """Deleting a tracked record leaves a ``-`` row carrying who deleted it and from where."""
-    customer = Customer.objects.create(email="gone@example.com", name="Gone")
+    customer = Customer.objects.create(email="gone@example.com", full_name="Gone")
     pk = customer.pk
     with change_context(user=officer, ip="198.51.100.9", user_agent="UA", reason="duplicate"):
         customer.hard_delete()
@@ -287,7 +287,7 @@ def test_a_reason_of_any_length_is_stored_whole(db, officer, customer):
     reason = "Art. 17 erasure request, ticket 4711: " + "the subject asked in writing; " * 20
     assert len(reason) > 500
     with change_context(user=officer, reason=reason):
-        customer.name = "Ada King"
+        customer.full_name = "Ada King"
         customer.save()
     assert customer.history.latest("history_id").history_change_reason == reason
 
@@ -324,7 +324,7 @@ def test_history_pages_find_a_manager_with_another_name(
 ):
     """The history list and a version open when the history manager is not called ``history``."""
     with change_context(user=officer, ip="192.0.2.44"):
-        customer.name = "Ada, renamed"
+        customer.full_name = "Ada, renamed"
         customer.save()
     version = customer.history.latest("history_id")
     monkeypatch.setattr(Customer, "changes", Customer.__dict__["history"], raising=False)
@@ -403,10 +403,10 @@ def test_a_save_that_changes_nothing_writes_no_version(db, customer):
     customer.save()  # the instance that created the row remembers its values too
     assert customer.history.count() == 1
 
-    loaded.name = "Ada King"
+    loaded.full_name = "Ada King"
     loaded.save()
     loaded.save()
-    assert list(customer.history.values_list("history_type", "name")) == [
+    assert list(customer.history.values_list("history_type", "full_name")) == [
         ("~", "Ada King"),
         ("+", "Ada Lovelace"),
     ]
@@ -415,8 +415,8 @@ def test_a_save_that_changes_nothing_writes_no_version(db, customer):
 def test_a_change_to_a_field_not_loaded_still_writes_a_version(db, customer):
     """A record loaded with only() may have changed anywhere: its save is recorded."""
     partial = Customer.objects.only("pk").get(pk=customer.pk)
-    partial.name = "Ada King"
-    partial.save(update_fields=["name"])
+    partial.full_name = "Ada King"
+    partial.save(update_fields=["full_name"])
     assert customer.history.count() == 2
 
 
@@ -447,7 +447,7 @@ def test_a_model_may_record_every_save(db, customer):
 def test_admin_save_without_changes_adds_no_version(officer_client, customer):
     """Pressing Save on an unchanged admin form leaves the history as it was."""
     url = f"/admin/shop/customer/{customer.pk}/change/"
-    data = {"email": customer.email, "name": customer.name, "phone": "+442079460001"}
+    data = {"email": customer.email, "full_name": customer.full_name, "phone": "+442079460001"}
     response = officer_client.post(url, {**data, "avatar_url": ""})
     assert response.status_code == 302
     assert customer.history.count() == 1

@@ -19,7 +19,7 @@ def _versions_on(page) -> list[int]:
 
 def _rename(customer, times):
     for n in range(times):
-        customer.name = f"Ada {n}"
+        customer.full_name = f"Ada {n}"
         customer.save()
 
 
@@ -52,7 +52,7 @@ def test_history_page_last_row_of_a_page_shows_its_changes(officer_client, custo
 
     first = officer_client.get(url).content.decode()
     last_row = first.split("<tr>")[-1]
-    assert "<strong>Name:</strong> Ada 0&nbsp;&rarr;&nbsp;Ada 1" in last_row
+    assert "<strong>Full name:</strong> Ada 0&nbsp;&rarr;&nbsp;Ada 1" in last_row
     older = officer_client.get(url + officer_client.get(url).context["next_url"])
     assert older.content.decode().count('<td class="history-changes"></td>') == 1
 
@@ -71,7 +71,7 @@ def test_history_page_queries_do_not_grow_with_the_page(officer_client, customer
 
 def test_history_page_shows_foreign_keys_by_name(officer_client, customer):
     """A foreign key that changed shows its old and new target by name."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     message = Message.objects.create(sender=other, recipient=other, sender_name="B", body="x")
     message.recipient = customer
     message.save()
@@ -104,10 +104,10 @@ def test_list_of_all_changes_reads_keys_in_one_query_on_postgres(postgres, custo
 
 def test_subject_page_of_changes_is_the_same_on_every_path(db, customer):
     """Changes about a subject follow each other page by page without gaps or repeats."""
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     for n in range(3):
         Message.objects.create(sender=other, recipient=customer, sender_name="B", body=str(n))
-        customer.name = f"Ada {n}"
+        customer.full_name = f"Ada {n}"
         customer.save()
     rows, after = [], ""
     while True:

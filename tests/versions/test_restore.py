@@ -31,7 +31,7 @@ SURVIVING_TABLES = {
 
 def _customers(*names):
     return [
-        Customer.objects.create(email=f"{name}@example.org", name=name.capitalize())
+        Customer.objects.create(email=f"{name}@example.org", full_name=name.capitalize())
         for name in names
     ]
 
@@ -72,8 +72,8 @@ def test_round_trip_restores_every_table_row_count(make_backup):
     path = make_backup()
     manifest = json.loads(manifest_path(path).read_text())
     _customers("cy", "dee")
-    Customer.objects.filter(name="Ada").update(name="Changed")
-    models.QuerySet.delete(Customer.all_objects.filter(name="Bob"))
+    Customer.objects.filter(full_name="Ada").update(full_name="Changed")
+    models.QuerySet.delete(Customer.all_objects.filter(full_name="Bob"))
 
     report = backup_restore(path=path, actor=None, reason=REASON)
 
@@ -81,7 +81,7 @@ def test_round_trip_restores_every_table_row_count(make_backup):
     for table, rows in manifest["tables"].items():
         if table not in SURVIVING_TABLES:
             assert counts[table] == rows, table
-    assert sorted(Customer.all_objects.values_list("name", flat=True)) == ["Ada", "Bob"]
+    assert sorted(Customer.all_objects.values_list("full_name", flat=True)) == ["Ada", "Bob"]
     assert report.tables == len(manifest["tables"])
     assert report.rows == sum(manifest["tables"].values())
     assert report.ledger_problem == ""
@@ -101,7 +101,7 @@ def test_flipped_byte_is_refused_and_nothing_changes(make_backup):
         backup_restore(path=path, actor=None, reason=REASON)
 
     assert _counts() == before
-    assert Customer.objects.filter(name="Bob").exists()
+    assert Customer.objects.filter(full_name="Bob").exists()
 
 
 def test_unknown_migration_is_refused(make_backup):
@@ -128,7 +128,7 @@ def test_other_vendor_is_refused(make_backup):
 
     with pytest.raises(BackupError, match=f"backup is of a {other} database"):
         backup_restore(path=path, actor=None, reason=REASON)
-    assert Customer.objects.filter(name="Bob").exists()
+    assert Customer.objects.filter(full_name="Bob").exists()
 
 
 def test_newer_postgresql_is_refused(postgres, make_backup):
@@ -191,7 +191,7 @@ def test_dry_run_checks_and_changes_nothing(make_backup):
     out = StringIO()
     call_command("restore", str(path), "--dry-run", stdout=out)
     assert "[dry run: checks passed, nothing changed]" in out.getvalue()
-    assert Customer.objects.filter(name="Bob").exists()
+    assert Customer.objects.filter(full_name="Bob").exists()
 
 
 def test_command_shows_a_refusal_as_an_error(make_backup):
@@ -219,7 +219,7 @@ def test_erasure_after_the_backup_is_replayed(make_backup, officer, admin_user):
     report = backup_restore(path=path, actor=admin_user, reason=REASON)
 
     ada = Customer.all_objects.get(pk=ada.pk)
-    assert ada.email != "ada@example.org" and ada.name != "Ada"
+    assert ada.email != "ada@example.org" and ada.full_name != "Ada"
     assert not ada.history.filter(email="ada@example.org").exists()
     assert Customer.objects.get(pk=bob.pk).email == "bob@example.org"
     assert report.erasures_replayed == 1
@@ -257,7 +257,7 @@ def test_replay_command_runs_the_replay_alone(make_backup, officer):
     """`restore --replay-erasures` erases again every subject the log names."""
     (ada,) = _customers("ada")
     subject_erase(subject=ada, actor=officer, reason="Request 1")
-    Customer.all_objects.filter(pk=ada.pk).update(email="ada@example.org", name="Ada")
+    Customer.all_objects.filter(pk=ada.pk).update(email="ada@example.org", full_name="Ada")
     path = make_backup()
     out = StringIO()
     call_command("restore", str(path), "--replay-erasures", reason="finish", stdout=out)
@@ -293,7 +293,7 @@ def test_recover_table_merge_adds_only_the_missing_rows(postgres, make_backup):
     path = make_backup()
     gone = [c.pk for c in customers[:3]]
     models.QuerySet.delete(Customer.all_objects.filter(pk__in=gone))
-    Customer.objects.filter(pk=customers[3].pk).update(name="Changed")
+    Customer.objects.filter(pk=customers[3].pk).update(full_name="Changed")
 
     out = StringIO()
     call_command("recover_table", str(path), "shop_customer", stdout=out)
@@ -309,7 +309,7 @@ def test_recover_table_merge_adds_only_the_missing_rows(postgres, make_backup):
 
     assert (result.inserted, result.already_present) == (3, 2)
     assert set(Customer.all_objects.values_list("pk", flat=True)) == {c.pk for c in customers}
-    assert Customer.objects.get(pk=customers[3].pk).name == "Changed"
+    assert Customer.objects.get(pk=customers[3].pk).full_name == "Changed"
     assert Customer.history.filter(id__in=gone, history_type="+").count() >= 3
     entry = LedgerEntry.objects.get(action=LedgerAction.TABLE_RECOVER)
     assert entry.counts["inserted"] == 3
@@ -317,7 +317,7 @@ def test_recover_table_merge_adds_only_the_missing_rows(postgres, make_backup):
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('recovery.shop_customer')")
         assert cursor.fetchone()[0] is None  # dropped after the merge (no --keep)
-    assert Customer.objects.create(email="new@example.org", name="New").pk > max(gone)
+    assert Customer.objects.create(email="new@example.org", full_name="New").pk > max(gone)
 
 
 def test_recover_table_merge_erases_an_erased_customer_again(postgres, make_backup, officer):

@@ -22,7 +22,7 @@ from versions.tasks import ledger_verify_scheduled
 @app.task(name="tests.rename_customer")
 def rename_customer(customer_id, name):
     customer = Customer.objects.get(pk=customer_id)
-    customer.name = name
+    customer.full_name = name
     customer.save()
 
 
@@ -65,7 +65,7 @@ def test_eager_task_records_task_id_and_keeps_the_caller(db, officer, customer):
     with change_context(user=officer, reason="merge duplicates"):
         result = rename_customer.delay(customer.pk, "Ada King")
     row = customer.history.latest()
-    assert row.name == "Ada King"
+    assert row.full_name == "Ada King"
     assert row.history_task_id == result.id
     assert row.history_channel == "task:tests.rename_customer"
     assert row.history_user == officer
@@ -144,7 +144,7 @@ def _wait_for_history(customer, name, timeout=30.0):
     """Poll until the worker's history row is committed (bounded; fails on timeout)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        row = customer.history.filter(name=name).first()
+        row = customer.history.filter(full_name=name).first()
         if row is not None:
             return row
         time.sleep(0.1)
@@ -158,7 +158,7 @@ def test_worker_task_records_task_id_and_enqueuing_user(redis_worker, officer, c
     with change_context(user=officer, reason="customer asked by phone"):
         result = rename_customer.delay(customer.pk, "Ada Byron")
     row = _wait_for_history(customer, "Ada Byron")
-    assert row.name == "Ada Byron"
+    assert row.full_name == "Ada Byron"
     assert row.history_task_id == result.id
     assert row.history_channel == "task:tests.rename_customer"
     assert row.history_user_id == officer.pk

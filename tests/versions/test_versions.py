@@ -13,7 +13,7 @@ from versions.selectors import record_versions
 def test_versions_list_each_change_oldest_first(db, officer, customer):
     """Creation shows the values set; each later version only the fields it changed."""
     with change_context(user=officer, reason="Typo"):
-        customer.name = "Ada King"
+        customer.full_name = "Ada King"
         customer.save()
     customer_pk = customer.pk
     customer.delete()  # soft delete: a change of deleted_at
@@ -21,10 +21,10 @@ def test_versions_list_each_change_oldest_first(db, officer, customer):
     versions = record_versions(Customer, customer_pk)
 
     assert [v.action for v in versions] == ["created", "changed", "changed"]
-    assert ("name", "Ada Lovelace", "Ada King") in [
+    assert ("full_name", "Ada Lovelace", "Ada King") in [
         (c.field, c.old, c.new) for c in versions[1].changes
     ]
-    assert [c.field for c in versions[1].changes] == ["name", "updated_at"]
+    assert [c.field for c in versions[1].changes] == ["full_name", "updated_at"]
     assert "deleted_at" in [c.field for c in versions[2].changes]
     assert "email" in [c.field for c in versions[0].changes]
 
@@ -32,7 +32,7 @@ def test_versions_list_each_change_oldest_first(db, officer, customer):
 def test_history_command_prints_versions_with_diffs(db, officer, customer):
     """`history shop.Customer <pk>` prints who, why and old -> new per changed field."""
     with change_context(user=officer, reason="Typo"):
-        customer.name = "Ada King"
+        customer.full_name = "Ada King"
         customer.save()
     out = StringIO()
 
@@ -64,7 +64,7 @@ def test_history_command_refuses_bad_input_clearly(db, args, message):
 
 def _renamed(customer, name, actor=None):
     with change_context(user=actor, reason="rename"):
-        customer.name = name
+        customer.full_name = name
         customer.save()
     return customer.history.first()
 
@@ -81,11 +81,11 @@ def test_restore_gives_the_old_values_as_a_new_version_with_a_ledger_entry(db, o
     version_restore(record=customer, history_id=first.pk, actor=officer, reason="Undo typo")
 
     customer.refresh_from_db()
-    assert customer.name == "Ada Lovelace"
+    assert customer.full_name == "Ada Lovelace"
     newest = customer.history.first()
     assert (newest.history_type, newest.history_change_reason) == ("~", "Undo typo")
     entry = LedgerEntry.objects.get(action=LedgerAction.RESTORE)
-    assert entry.details["fields"] == ["name"]
+    assert entry.details["fields"] == ["full_name"]
     assert "Ada" not in str(entry.details) + str(entry.counts)
 
 
@@ -95,7 +95,7 @@ def test_restore_refuses_bad_requests_and_changes_nothing(db, officer, customer,
     from versions.selectors import RestoreRefused
     from versions.services import version_restore
 
-    other = Customer.objects.create(email="bob@example.org", name="Bob")
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
     first = customer.history.get()
     latest = _renamed(customer, "Wrong name")
     kwargs = {"record": customer, "history_id": first.pk, "actor": officer, "reason": "x"}
@@ -114,7 +114,7 @@ def test_restore_refuses_bad_requests_and_changes_nothing(db, officer, customer,
         version_restore(**kwargs)
 
     customer.refresh_from_db()
-    assert customer.name != "Ada Lovelace"
+    assert customer.full_name != "Ada Lovelace"
     assert customer.history.count() == before
 
 
@@ -126,14 +126,14 @@ def test_restore_preview_names_unique_clashes_and_missing_targets(db, officer, c
     first = customer.history.get()
     customer.email = "ada.new@example.org"
     customer.save()
-    Customer.objects.create(email="ada@example.org", name="Someone else")
+    Customer.objects.create(email="ada@example.org", full_name="Someone else")
     assert any("already exists" in p for p in restore_preview(customer, first.pk).problems)
 
     from datetime import timedelta
 
     from django.utils import timezone
 
-    other = Customer.objects.create(email="c@example.org", name="C")
+    other = Customer.objects.create(email="c@example.org", full_name="C")
     session = Session.objects.create(customer=other, expires_at=timezone.now() + timedelta(1))
     version = session.history.get()
     session.customer = customer
@@ -200,7 +200,7 @@ def test_admin_restore_previews_then_restores(officer_client, customer, auditor)
 
     assert done.status_code == 302
     customer.refresh_from_db()
-    assert customer.name == "Ada Lovelace"
+    assert customer.full_name == "Ada Lovelace"
 
 
 def test_restore_version_command(db, officer, customer):
@@ -213,15 +213,15 @@ def test_restore_version_command(db, officer, customer):
     call_command(*args, "--dry-run", stdout=out)
     assert "name: 'Wrong name' -> 'Ada Lovelace'" in out.getvalue()
     customer.refresh_from_db()
-    assert customer.name == "Wrong name"
+    assert customer.full_name == "Wrong name"
     with pytest.raises(CommandError, match="--reason"):
         call_command(*args, "--yes", stdout=StringIO())
 
     call_command(*args, "--yes", "--reason", "Undo", "--actor", "officer", stdout=out)
     customer.refresh_from_db()
-    assert customer.name == "Ada Lovelace"
+    assert customer.full_name == "Ada Lovelace"
     with pytest.raises(CommandError, match="not #"):
-        other = Customer.objects.create(email="b@example.org", name="B")
+        other = Customer.objects.create(email="b@example.org", full_name="B")
         call_command(*args[:3], str(other.history.get().pk), "--dry-run", stdout=StringIO())
 
 
@@ -271,7 +271,7 @@ def test_recover_refuses_a_unique_clash_and_changes_nothing(db, officer, custome
     from versions.services import record_recover
 
     _hard_deleted_customer_with_sessions(officer, customer)
-    Customer.objects.create(email="ada@example.org", name="New Ada")
+    Customer.objects.create(email="ada@example.org", full_name="New Ada")
     version = deleted_versions(Customer).get()
 
     assert recover_preview(Customer, version.pk).clashes
@@ -334,12 +334,12 @@ def test_personal_fields_of_an_erased_subject_are_never_restored(db, officer, cu
     first = customer.history.get()
     subject_erase(subject=customer, actor=None, reason="Erasure request")
     customer.refresh_from_db()
-    customer.name = "Typed again"
+    customer.full_name = "Typed again"
     customer.save()
 
     preview = restore_preview(customer, first.pk)
 
-    assert {"email", "name", "phone"} <= set(preview.erased)
+    assert {"email", "full_name", "phone"} <= set(preview.erased)
     assert not {c.field for c in preview.changes} & set(preview.erased)
 
 
