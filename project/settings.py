@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -137,6 +138,31 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.exports_expire_scheduled",
         "schedule": 24 * 3600,
     },
+    # Backups at night: the daily one (a weekly on Sundays and a monthly on the 1st, so
+    # each tier keeps its own history), cleanup after them, a drill of the newest weekly.
+    "backup-daily": {
+        "task": "versions.tasks.backup_create_task",
+        "schedule": crontab(hour=2, minute=30),
+        "args": ("daily",),
+    },
+    "backup-weekly": {
+        "task": "versions.tasks.backup_create_task",
+        "schedule": crontab(hour=3, minute=0, day_of_week=0),
+        "args": ("weekly",),
+    },
+    "backup-monthly": {
+        "task": "versions.tasks.backup_create_task",
+        "schedule": crontab(hour=3, minute=30, day_of_month=1),
+        "args": ("monthly",),
+    },
+    "backups-cleanup-daily": {
+        "task": "versions.tasks.backups_cleanup_task",
+        "schedule": crontab(hour=4, minute=0),
+    },
+    "backup-drill-weekly": {
+        "task": "versions.tasks.backup_drill_latest_task",
+        "schedule": crontab(hour=4, minute=30, day_of_week=0),
+    },
 }
 
 # The application's own knobs, read through each app's config.py.
@@ -153,6 +179,10 @@ LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])
 LEDGER_HEAD_FILE = env.str("LEDGER_HEAD_FILE", default="")
 BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "var" / "backups")
+# Backups cleanup keeps per tier (held backups are kept besides).
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=4)
+BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", default=12)
 
 LOGGING = {
     "version": 1,

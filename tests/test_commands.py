@@ -14,7 +14,7 @@ OURS = sorted(name for name, app in get_commands().items() if app in PROJECT_APP
 
 def test_project_has_its_commands():
     """The commands the README documents exist."""
-    assert {"seed_demo", "verify_ledger"} <= set(OURS)
+    assert {"seed_demo", "verify_ledger", "backup", "verify_backup", "cleanup_backups"} <= set(OURS)
 
 
 @pytest.mark.parametrize("name", OURS)

@@ -55,3 +55,10 @@ def backup_dir() -> Path:
     """Where backups and their manifests are written (BACKUP_DIR): outside static and media,
     ideally a volume of its own that is copied off the machine."""
     return Path(getattr(settings, "BACKUP_DIR", settings.BASE_DIR / "var" / "backups"))
+
+
+def backup_keep(tier: str) -> int:
+    """How many backups of `tier` cleanup keeps, newest first: BACKUP_KEEP_DAILY (7),
+    BACKUP_KEEP_WEEKLY (4), BACKUP_KEEP_MONTHLY (12). Held backups are kept besides."""
+    defaults = {"daily": 7, "weekly": 4, "monthly": 12}
+    return max(0, int(getattr(settings, f"BACKUP_KEEP_{tier.upper()}", defaults[tier])))
