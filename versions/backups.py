@@ -334,11 +334,15 @@ def _pg_dump(settings_dict: dict, out, progress) -> dict:
             counter = threading.Thread(target=count, name="backup-count", daemon=True)
             counter.start()
             try:
-                reader = process.stdout
-                while chunk := reader.read(_CHUNK):
+                _widen_pipe(process.stdout)
+                buffer = bytearray(_CHUNK)
+                view = memoryview(buffer)
+                reader = process.stdout.raw  # unbuffered reads into one reused buffer
+                while read := reader.readinto(buffer):
+                    chunk = view[:read]
                     digest.update(chunk)
                     out.write(chunk)
-                    size += len(chunk)
+                    size += read
                     if progress is not None:
                         progress(size)
             except BaseException:
@@ -365,6 +369,16 @@ def _pg_dump(settings_dict: dict, out, progress) -> dict:
         "size": size,
         "tables": counted["tables"],
     }
+
+
+def _widen_pipe(stream) -> None:
+    """Let pg_dump write up to _CHUNK bytes before it waits for us (Linux; else a no-op)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, _CHUNK)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:

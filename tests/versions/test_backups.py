@@ -408,3 +408,27 @@ def test_beat_schedules_backups_cleanup_and_drill():
         "versions.tasks.backups_cleanup_task",
         "versions.tasks.backup_drill_latest_task",
     } <= tasks
+
+
+def test_officer_places_a_hold_on_a_backup_in_the_admin(catalogue, officer_client):
+    """The hold form offers backups as a kind of record; the hold keeps the backup."""
+    from django.contrib.contenttypes.models import ContentType
+
+    oldest = catalogue["daily"][-1]
+    kind = ContentType.objects.get_for_model(Backup)
+    form = officer_client.get(reverse("admin:retention_legalhold_add"))
+    assert f'value="{kind.pk}"'.encode() in form.content
+    response = officer_client.post(
+        reverse("admin:retention_legalhold_add"),
+        {
+            "content_type": kind.pk,
+            "object_id": oldest.pk,
+            "ground": LegalHold.Ground.LEGAL_CLAIMS,
+            "reason": "claim",
+            "requested_by": "",
+        },
+    )
+    assert response.status_code == 302
+    backups_cleanup(actor=None, reason="", apply=True)
+    oldest.refresh_from_db()
+    assert oldest.deleted_at is None
