@@ -4,6 +4,11 @@ A backup is one file under BACKUP_DIR (``<UTC stamp>-<tier>.dump``, PostgreSQL c
 format, or ``.sqlite3``, a SQLite database) and its manifest beside it
 (``<file>.manifest.json``): format, vendor, database, server and dump-tool versions,
 migration state, sha256, size, per-table row counts, tier and time.
+
+The services: `backup_create` writes one (and its catalogue row and ledger entry),
+`backup_verify` checks one against its manifest (with `drill`, restored into a scratch
+database), `backups_cleanup` applies tiered retention, sparing backups under a legal hold.
+All three need the `versions.run_backup_backup` permission (None acts as the system).
 """
 
 from __future__ import annotations
@@ -113,7 +118,10 @@ def _require_run(actor) -> None:
 
 
 def _actor_label(actor) -> str:
-    return actor.get_username() if actor is not None else "system"
+    """The name the ledger gives `actor` ("system" for None)."""
+    from .services import _label
+
+    return _label(actor)
 
 
 def backup_create(*, tier: str = "daily", actor, reason: str = "", progress=None):
