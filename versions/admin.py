@@ -799,5 +799,5 @@ class BackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 def _check_text(ok, moment):
     when = date_format(timezone.localtime(moment), "j M Y, H:i")
     if ok:
-        return format_html('<span style="color:var(--message-success-bg,green)">ok</span> {}', when)
-    return format_html("<strong>FAILED</strong> {}", when)
+        return f"ok, {when}"
+    return format_html("<strong>FAILED</strong>, {}", when)

@@ -491,6 +491,7 @@ def backup_verify(*, path: Path, drill: bool = False, actor, reason: str = ""):
         checked_at=timezone.now(),
         actor_label=_actor_label(actor),
         channel=current().channel,
+        reason=reason,
     )
 
 

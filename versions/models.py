@@ -156,7 +156,10 @@ class Backup(models.Model):
     manifest = models.JSONField(default=dict)
     created_by = models.CharField(max_length=150, help_text="Who made it; system for beat.")
     deleted_at = models.DateTimeField(
-        null=True, blank=True, help_text="When cleanup deleted the file; the row stays."
+        "file deleted at",
+        null=True,
+        blank=True,
+        help_text="When cleanup deleted the file; the row stays.",
     )
     deleted_by = models.CharField(max_length=150, blank=True)
 
@@ -192,6 +195,7 @@ class BackupCheck(AppendOnlyModel):
     checked_at = models.DateTimeField()
     actor_label = models.CharField(max_length=150)
     channel = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 

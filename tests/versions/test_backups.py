@@ -150,11 +150,13 @@ def test_backup_refuses_an_unknown_tier_and_an_auditor(backup_dir, db, auditor):
 
 
 def test_verify_passes_on_a_good_backup(backup_dir, rows):
-    """A fresh backup verifies: checksum and listing, recorded as a passed check."""
+    """A fresh backup verifies: checksum and listing, recorded as a passed check with its
+    reason."""
     backup = backup_create(tier="daily", actor=None, reason="")
-    check = backup_verify(path=backup_dir / backup.file, actor=None)
+    check = backup_verify(path=backup_dir / backup.file, actor=None, reason="monthly check")
     assert check.ok, check.detail
     assert check.backup == backup and check.kind == BackupCheck.Kind.VERIFY
+    assert check.reason == "monthly check"
     if connection.vendor == "postgresql":
         assert check.facts["entries"] == len(backup.manifest["tables"])
 
@@ -340,7 +342,7 @@ def test_list_shows_checksum_drill_and_hold(catalogue, officer, auditor_client):
     hold_place(record=failed, reason="audit", ground=LegalHold.Ground.LEGAL_CLAIMS, actor=officer)
     page = auditor_client.get(reverse("admin:versions_backup_changelist")).content.decode()
     assert page.count("never verified") == 4
-    assert "FAILED" in page and ">ok</span>" in page
+    assert "<strong>FAILED</strong>" in page and "ok, " in page
     assert page.count('alt="True"') == 1  # the held one
 
 

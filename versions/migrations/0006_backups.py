@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('sha256', models.CharField(max_length=64)),
                 ('manifest', models.JSONField(default=dict)),
                 ('created_by', models.CharField(help_text='Who made it; system for beat.', max_length=150)),
-                ('deleted_at', models.DateTimeField(blank=True, help_text='When cleanup deleted the file; the row stays.', null=True)),
+                ('deleted_at', models.DateTimeField(blank=True, help_text='When cleanup deleted the file; the row stays.', null=True, verbose_name='file deleted at')),
                 ('deleted_by', models.CharField(blank=True, max_length=150)),
             ],
             options={
@@ -48,6 +48,7 @@ class Migration(migrations.Migration):
                 ('checked_at', models.DateTimeField()),
                 ('actor_label', models.CharField(max_length=150)),
                 ('channel', models.CharField(blank=True, max_length=150)),
+                ('reason', models.TextField(blank=True)),
                 ('backup', models.ForeignKey(blank=True, help_text='Empty for a file that is not in the catalogue (copied from elsewhere).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='checks', to='versions.backup')),
             ],
             options={
