@@ -19,4 +19,5 @@ BENCHMARKS: list[str] = [
     "history_browser",
     "export",
     "erasure",
+    "backup",
 ]

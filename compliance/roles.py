@@ -48,6 +48,9 @@ SOFT_DELETE_EDIT = ("view_deleted", "delete", "hard_delete")
 PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "versions.ledgerentry": {AUDITOR: VIEW, OFFICER: VIEW},
     "versions.ledgercheckpoint": {AUDITOR: VIEW, OFFICER: VIEW},
+    # Backups: officers start, verify and drill them; nobody edits the catalogue. Their
+    # checks are shown on the backup's page (no permissions of their own).
+    "versions.backup": {AUDITOR: VIEW, OFFICER: (*VIEW, "run_backup")},
     "retention.retentionpolicy": {AUDITOR: VIEW, OFFICER: (*EDIT, "run_purge")},
     "retention.historicalretentionpolicy": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},

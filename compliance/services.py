@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from retention.services import _require, rows_delete
 from versions.context import change_context
-from versions.files import file_sha256, fsync_dir
+from versions.files import copy_blocks, file_sha256, fsync_dir
 from versions.models import LedgerAction
 from versions.services import ledger_append
 from versions.setbased import history_model_of, rows_update_with_history
@@ -380,7 +380,6 @@ NO_RECIPIENTS = "Nobody outside the controller."
 HISTORY_EXPORTED = ("history_id", "history_date", "history_type")
 _MANIFEST = "manifest.json"
 ZIP_LEVEL = 1
-_COPY_BLOCK = 1 << 20  # bytes of COPY output gathered per write into the ZIP
 
 
 @dataclass
@@ -602,7 +601,7 @@ def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) ->
             out.write(b"[")
             separator = b"\n"
             copy = f"COPY (SELECT to_json(r) FROM ({select_json}) r) TO STDOUT"
-            for block in _copy_blocks(cursor, copy, json_params):
+            for block in copy_blocks(cursor, copy, json_params):
                 # COPY's text format doubles each backslash and nothing else here: JSON text
                 # has no raw newline or tab, so each line is one object.
                 block = block.replace(b"\\\\", b"\\")[:-1].replace(b"\n", b",\n")
@@ -614,25 +613,10 @@ def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) ->
         with archive.open(_entry(csv_name), "w", force_zip64=True) as raw_csv:
             out = _HashingWriter(raw_csv)
             copy = f"COPY ({select_csv}) TO STDOUT WITH (FORMAT csv, HEADER)"
-            for block in _copy_blocks(cursor, copy, csv_params):
+            for block in copy_blocks(cursor, copy, csv_params):
                 out.write(block)
         stats[csv_name] = _FileStat(cursor.rowcount, out.bytes, out.hash.hexdigest())
     return rows
-
-
-def _copy_blocks(cursor, sql: str, params: list):
-    """The output of COPY … TO STDOUT in blocks of about _COPY_BLOCK bytes (whole lines);
-    COPY hands it over a row at a time."""
-    pending, size = [], 0
-    with cursor.copy(sql, params) as copy:
-        for data in copy:
-            pending.append(data)
-            size += len(data)
-            if size >= _COPY_BLOCK:
-                yield b"".join(pending)
-                pending, size = [], 0
-    if pending:
-        yield b"".join(pending)
 
 
 def _write_rows_python(

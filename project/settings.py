@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -168,6 +169,31 @@ CELERY_BEAT_SCHEDULE = {
         "task": "compliance.tasks.exports_expire_scheduled",
         "schedule": 24 * 3600,
     },
+    # Backups at night: the daily one (a weekly on Sundays and a monthly on the 1st, so
+    # each tier keeps its own history), cleanup after them, a drill of the newest weekly.
+    "backup-daily": {
+        "task": "versions.tasks.backup_create_task",
+        "schedule": crontab(hour=2, minute=30),
+        "args": ("daily",),
+    },
+    "backup-weekly": {
+        "task": "versions.tasks.backup_create_task",
+        "schedule": crontab(hour=3, minute=0, day_of_week=0),
+        "args": ("weekly",),
+    },
+    "backup-monthly": {
+        "task": "versions.tasks.backup_create_task",
+        "schedule": crontab(hour=3, minute=30, day_of_month=1),
+        "args": ("monthly",),
+    },
+    "backups-cleanup-daily": {
+        "task": "versions.tasks.backups_cleanup_task",
+        "schedule": crontab(hour=4, minute=0),
+    },
+    "backup-drill-weekly": {
+        "task": "versions.tasks.backup_drill_latest_task",
+        "schedule": crontab(hour=4, minute=30, day_of_week=0),
+    },
 }
 
 # The application's own knobs, read through each app's config.py.
@@ -192,8 +218,15 @@ DOCTOR_LOCK_WAIT_SECONDS = env.float("DOCTOR_LOCK_WAIT_SECONDS", default=10.0)
 DOCTOR_PURGE_STALE_DAYS = env.float("DOCTOR_PURGE_STALE_DAYS", default=2.0)
 DOCTOR_PURGE_RUNNING_HOURS = env.float("DOCTOR_PURGE_RUNNING_HOURS", default=12.0)
 DOCTOR_LEDGER_DAYS = env.float("DOCTOR_LEDGER_DAYS", default=2.0)
+DOCTOR_BACKUP_DAYS = env.float("DOCTOR_BACKUP_DAYS", default=2.0)
+DOCTOR_BACKUP_VERIFY_DAYS = env.float("DOCTOR_BACKUP_VERIFY_DAYS", default=2.0)
+DOCTOR_BACKUP_DRILL_DAYS = env.float("DOCTOR_BACKUP_DRILL_DAYS", default=8.0)
 DOCTOR_HISTORY_RATIO = env.float("DOCTOR_HISTORY_RATIO", default=50.0)
 DOCTOR_HISTORY_ROWS = env.int("DOCTOR_HISTORY_ROWS", default=100_000)
+# Backups cleanup keeps per tier (held backups are kept besides).
+BACKUP_KEEP_DAILY = env.int("BACKUP_KEEP_DAILY", default=7)
+BACKUP_KEEP_WEEKLY = env.int("BACKUP_KEEP_WEEKLY", default=4)
+BACKUP_KEEP_MONTHLY = env.int("BACKUP_KEEP_MONTHLY", default=12)
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,7 @@ from django.utils.text import capfirst
 
 from compliance.registry import registry
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
+from versions.models import Backup
 
 from .models import RESTRICTION_GROUNDS, LegalHold, PurgeRun, RetentionPolicy
 from .selectors import policy_targets
@@ -394,7 +395,9 @@ class LegalHoldAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "content_type":
-            ids = [ContentType.objects.get_for_model(e.model).pk for e in registry.entries()]
+            # Registered models, and backups: cleanup never deletes a held backup.
+            models = [*(e.model for e in registry.entries()), Backup]
+            ids = [ContentType.objects.get_for_model(m).pk for m in models]
             kwargs["queryset"] = ContentType.objects.filter(pk__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

@@ -1,12 +1,15 @@
-"""Admin of the versions app: the read-only ledger, and history pages with context columns."""
+"""Admin of the versions app: the read-only ledger, history pages with context columns, and
+the backup catalogue (start, verify, drill)."""
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_field, quote, unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.db.models import Q
+from django.db import transaction
+from django.db.models import BooleanField, ExpressionWrapper, OuterRef, Q, Subquery
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import re_path, reverse
 from django.utils import timezone
@@ -21,7 +24,8 @@ from simple_history.models import ModelChange, ModelDelta
 from simple_history.template_utils import HistoricalRecordContextHelper
 from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
-from .models import LedgerCheckpoint, LedgerEntry
+from .backups import BackupError
+from .models import Backup, BackupCheck, LedgerCheckpoint, LedgerEntry
 from .rendering import text
 from .selectors import (
     RestoreRefused,
@@ -37,7 +41,7 @@ DELETED_PER_PAGE = 50
 #: Versions per page of a record's history (the stock changelist shows 100 rows).
 HISTORY_PER_PAGE = 50
 
-__all__ = ["LedgerEntryAdmin", "ReadOnlyAdminMixin", "TrackedHistoryAdmin"]
+__all__ = ["BackupAdmin", "LedgerEntryAdmin", "ReadOnlyAdminMixin", "TrackedHistoryAdmin"]
 
 
 class TrackedHistoryAdmin(SimpleHistoryAdmin):
@@ -643,3 +647,184 @@ class LedgerCheckpointAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def history_view(self, request, object_id, extra_context=None):
         return redirect("admin:versions_ledgercheckpoint_change", object_id)
+
+
+def _last_check(kind=None):
+    """The newest check of the outer backup (of `kind`, or any), as a subquery."""
+    checks = BackupCheck.objects.filter(backup=OuterRef("pk")).order_by("-checked_at", "-id")
+    return checks.filter(kind=kind) if kind else checks
+
+
+@admin.register(Backup)
+class BackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The backup catalogue: every backup with its last verification and drill, and whether
+    a hold keeps it. Officers start backups and queue verifications and drills; nobody
+    edits a row."""
+
+    change_list_template = "admin/versions/backup/change_list.html"
+    list_display = ["file", "tier", "size_text", "created", "checksum", "last_drill", "held"]
+    list_filter = ["tier", ("deleted_at", admin.EmptyFieldListFilter), "vendor"]
+    search_fields = ["file", "sha256"]
+    actions = ["verify_selected", "drill_selected"]
+    show_full_result_count = False
+    fields = [
+        "file",
+        "tier",
+        "vendor",
+        "created_at",
+        "created_by",
+        "size_text",
+        "sha256",
+        "deleted_at",
+        "deleted_by",
+        "checks_text",
+        "tables_text",
+    ]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        from retention.selectors import held_q
+
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                check_ok=Subquery(_last_check().values("ok")[:1]),
+                check_at=Subquery(_last_check().values("checked_at")[:1]),
+                drill_ok=Subquery(_last_check(BackupCheck.Kind.DRILL).values("ok")[:1]),
+                drill_at=Subquery(_last_check(BackupCheck.Kind.DRILL).values("checked_at")[:1]),
+                is_held=ExpressionWrapper(held_q(Backup, dependants=0), BooleanField()),
+            )
+        )
+
+    @admin.display(description="Size", ordering="size")
+    def size_text(self, obj):
+        return filesizeformat(obj.size)
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, obj):
+        text = date_format(timezone.localtime(obj.created_at), "j M Y, H:i")
+        if obj.deleted_at is None:
+            return text
+        return format_html("{}<br><small>file deleted by cleanup</small>", text)
+
+    @admin.display(description="Checksum")
+    def checksum(self, obj):
+        if obj.check_at is None:
+            return "never verified"
+        return _check_text(obj.check_ok, obj.check_at)
+
+    @admin.display(description="Last drill")
+    def last_drill(self, obj):
+        if obj.drill_at is None:
+            return "never"
+        return _check_text(obj.drill_ok, obj.drill_at)
+
+    @admin.display(description="Held", boolean=True)
+    def held(self, obj):
+        return obj.is_held
+
+    @admin.display(description="Checks")
+    def checks_text(self, obj):
+        rows = [
+            format_html(
+                "<li>{} {}, {} by {}: {}</li>",
+                check.get_kind_display(),
+                "passed" if check.ok else "FAILED",
+                date_format(timezone.localtime(check.checked_at), "j M Y, H:i"),
+                check.actor_label,
+                check.detail,
+            )
+            for check in obj.checks.all()[:20]
+        ]
+        return format_html("<ul>{}</ul>", mark_safe("".join(rows))) if rows else "none yet"
+
+    @admin.display(description="Rows per table (manifest)")
+    def tables_text(self, obj):
+        return _breakable(_readable(obj.manifest.get("tables", {})))
+
+    def has_run_backup_permission(self, request):
+        return request.user.has_perm("versions.run_backup_backup")
+
+    def get_urls(self):
+        opts = self.model._meta
+        return [
+            re_path(
+                r"^start/$",
+                self.admin_site.admin_view(self.start_view),
+                name=f"{opts.app_label}_{opts.model_name}_start",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {
+            "can_run_backup": self.has_run_backup_permission(request),
+            "tiers": Backup.Tier.choices,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
+
+    def start_view(self, request):
+        """POST: queue a backup of the chosen tier, then back to the list with a message."""
+        from .tasks import backup_create_task
+
+        if request.method != "POST" or not self.has_run_backup_permission(request):
+            raise PermissionDenied
+        tier = request.POST.get("tier") or Backup.Tier.DAILY
+        if tier not in Backup.Tier.values:
+            self.message_user(request, f"Unknown tier {tier!r}.", messages.ERROR)
+        else:
+            self._queue(
+                request,
+                lambda: backup_create_task.delay(tier),
+                f"Started a {tier} backup: it appears in this list once written (a failure "
+                "is logged by the worker).",
+            )
+        return redirect("admin:versions_backup_changelist")
+
+    def _queue(self, request, send, done: str) -> None:
+        """Queue after commit; without a broker the task runs here, and its error is shown."""
+        try:
+            transaction.on_commit(send)
+        except (BackupError, PermissionDenied) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, done, messages.SUCCESS)
+
+    @admin.action(permissions=["run_backup"], description="Verify selected backups (checksum)")
+    def verify_selected(self, request, queryset):
+        self._queue_checks(request, queryset, drill=False)
+
+    @admin.action(
+        permissions=["run_backup"], description="Drill selected backups (restore and compare)"
+    )
+    def drill_selected(self, request, queryset):
+        self._queue_checks(request, queryset, drill=True)
+
+    def _queue_checks(self, request, queryset, *, drill):
+        from .tasks import backup_verify_task
+
+        gone = queryset.filter(deleted_at__isnull=False).count()
+        ids = list(queryset.filter(deleted_at__isnull=True).values_list("pk", flat=True))
+        if gone:
+            self.message_user(
+                request,
+                f"{gone} selected backup(s) deleted by cleanup: nothing to check.",
+                messages.WARNING,
+            )
+        if ids:
+            what = "drill(s)" if drill else "verification(s)"
+            self._queue(
+                request,
+                lambda: [backup_verify_task.delay(pk, drill) for pk in ids],
+                f"Queued {len(ids)} {what}: the outcome shows in the Checksum and Last drill "
+                "columns.",
+            )
+
+
+def _check_text(ok, moment):
+    when = date_format(timezone.localtime(moment), "j M Y, H:i")
+    if ok:
+        return f"ok, {when}"
+    return format_html("<strong>FAILED</strong>, {}", when)

@@ -66,6 +66,9 @@ DOCTOR_DEFAULTS = {
     "DOCTOR_PURGE_STALE_DAYS": 2.0,
     "DOCTOR_PURGE_RUNNING_HOURS": 12.0,
     "DOCTOR_LEDGER_DAYS": 2.0,
+    "DOCTOR_BACKUP_DAYS": 2.0,
+    "DOCTOR_BACKUP_VERIFY_DAYS": 2.0,
+    "DOCTOR_BACKUP_DRILL_DAYS": 8.0,
     "DOCTOR_HISTORY_RATIO": 50.0,
     "DOCTOR_HISTORY_ROWS": 100_000,
 }
@@ -75,3 +78,10 @@ def doctor_threshold(name: str) -> float:
     """One of the doctor's thresholds (DOCTOR_DEFAULTS names them), from settings."""
     default = DOCTOR_DEFAULTS[name]
     return type(default)(getattr(settings, name, default))
+
+
+def backup_keep(tier: str) -> int:
+    """How many backups of `tier` cleanup keeps, newest first: BACKUP_KEEP_DAILY (7),
+    BACKUP_KEEP_WEEKLY (4), BACKUP_KEEP_MONTHLY (12). Held backups are kept besides."""
+    defaults = {"daily": 7, "weekly": 4, "monthly": 12}
+    return max(0, int(getattr(settings, f"BACKUP_KEEP_{tier.upper()}", defaults[tier])))

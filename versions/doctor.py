@@ -67,6 +67,9 @@ class Thresholds:
     purge_stale_days: float
     purge_running_hours: float
     ledger_days: float
+    backup_days: float
+    backup_verify_days: float
+    backup_drill_days: float
     history_ratio: float
     history_rows: int
 
@@ -87,6 +90,9 @@ THRESHOLD_HELP = {
     "purge_stale_days": "purge-backlog: an enabled policy that has not run for this long",
     "purge_running_hours": "purge-backlog: a run still marked running after this long died",
     "ledger_days": "ledger-verification: newest passed verification older than this",
+    "backup_days": "backups: newest backup older than this",
+    "backup_verify_days": "backups: newest passed verification of a backup older than this",
+    "backup_drill_days": "backups: newest passed restore drill older than this",
     "history_ratio": "history-growth: history rows per live row above this",
     "history_rows": "history-growth: ... and history rows above this",
 }
@@ -556,16 +562,80 @@ def _policy_finding(policy, thresholds: Thresholds, now: datetime) -> Finding | 
 
 
 def backups_check(thresholds: Thresholds) -> list[Finding]:
-    """Backups not verified or restore-drilled recently (reads the backup catalogue)."""
-    try:
-        apps.get_model("versions", "Backup")
-    except LookupError:
-        return [Finding("backups", SKIPPED, "No backup catalogue (no versions.Backup model).")]
-    # The catalogue's verification and drill records decide this check; until it reads
-    # them it says so rather than pass.
-    return [
-        Finding("backups", SKIPPED, "The backup catalogue exists but this check does not read it.")
+    """A recent backup exists, and a backup was verified and restore-drilled recently, with
+    no check of a backup still on disk failing since."""
+    from .models import Backup, BackupCheck
+
+    now = timezone.now()
+    live = Backup.objects.filter(deleted_at__isnull=True)
+    newest = live.order_by("-created_at").first()
+    if newest is None:
+        return [
+            Finding(
+                "backups",
+                ACTION,
+                "The backup catalogue holds no backup.",
+                "Run python manage.py backup, and check that Celery beat runs backup-daily, "
+                "backup-weekly and backup-monthly (docs/backups.md).",
+            )
+        ]
+    findings = []
+    if newest.created_at < now - timedelta(days=thresholds.backup_days):
+        findings.append(
+            Finding(
+                "backups",
+                ACTION,
+                f"The newest backup, {newest.file}, was made {_ago(newest.created_at, now)}, "
+                f"more than {thresholds.backup_days:g} d ago.",
+                "Run python manage.py backup; check that beat runs backup-daily and a worker "
+                "consumes it, and that BACKUP_DIR has room (the task log says why it failed).",
+                {"newest": newest.file},
+            )
+        )
+    passed = BackupCheck.objects.filter(ok=True, backup__in=live)
+    for kinds, days, what, command in [
+        # A drill verifies the checksum and the archive first: it counts as a verification.
+        (BackupCheck.Kind.values, thresholds.backup_verify_days, "verified", "verify_backup"),
+        ([BackupCheck.Kind.DRILL], thresholds.backup_drill_days, "restore-drilled",
+         "verify_backup --drill"),
+    ]:  # fmt: skip
+        last = passed.filter(kind__in=kinds).order_by("-checked_at").first()
+        if last is None or last.checked_at < now - timedelta(days=days):
+            when = "never" if last is None else _ago(last.checked_at, now)
+            findings.append(
+                Finding(
+                    "backups",
+                    ACTION,
+                    f"No backup on disk was {what} successfully in the last {days:g} d "
+                    f"(last: {when}).",
+                    f"Run python manage.py {command} --latest; check that beat runs "
+                    "backup-drill-weekly. A backup never restored is not known to restore.",
+                    {"checks": list(kinds), "last": last and last.checked_at.isoformat()},
+                )
+            )
+    failed = [
+        backup
+        for backup in live.order_by("-created_at")[:50]
+        if (check := backup.checks.order_by("-checked_at", "-id").first()) and not check.ok
     ]
+    if failed:
+        findings.append(
+            Finding(
+                "backups",
+                ACTION,
+                f"{len(failed)} backup(s) failed their last check: "
+                f"{', '.join(b.file for b in failed[:5])}.",
+                "Read the check's detail on the backup's admin page. A checksum mismatch means "
+                "the file changed: never restore it, make a new backup and find out what "
+                "wrote to BACKUP_DIR.",
+                {"failed": [b.file for b in failed]},
+            )
+        )
+    return findings or _all_ok(
+        "backups",
+        f"Newest backup {newest.file} made {_ago(newest.created_at, now)}; verified and "
+        "drilled recently.",
+    )
 
 
 # 6. The ledger's verification ------------------------------------------------------------
@@ -762,7 +832,8 @@ CHECKS = [
     Check(
         "backups",
         backups_check,
-        "Backups not verified or restore-drilled recently (skipped without a backup catalogue).",
+        "No backup made in BACKUP_DAYS, none verified in BACKUP_VERIFY_DAYS or restore-drilled "
+        "in BACKUP_DRILL_DAYS, or a backup on disk whose last check failed.",
     ),
     Check(
         "ledger-verification",

@@ -1,5 +1,6 @@
 """Files the application writes and must be able to trust later (exports, purge archives,
-backups, the ledger head): their sha256, atomic replacement and durable renames."""
+backups, the ledger head): their sha256, atomic replacement and durable renames; and the
+database's COPY output read in blocks to stream into them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["file_sha256", "fsync_dir", "write_atomically"]
+__all__ = ["copy_blocks", "file_sha256", "fsync_dir", "write_atomically"]
+
+COPY_BLOCK = 1 << 20  # bytes of COPY output gathered per write
 
 
 def file_sha256(path: Path) -> str:
@@ -47,3 +50,18 @@ def write_atomically(path: Path, text: str, *, encoding: str = "utf-8") -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
+
+
+def copy_blocks(cursor, sql: str, params: list):
+    """The output of ``COPY … TO STDOUT`` (a psycopg 3 cursor) in blocks of about
+    COPY_BLOCK bytes of whole lines; COPY hands it over a row at a time."""
+    pending, size = [], 0
+    with cursor.copy(sql, params) as copy:
+        for data in copy:
+            pending.append(data)
+            size += len(data)
+            if size >= COPY_BLOCK:
+                yield b"".join(pending)
+                pending, size = [], 0
+    if pending:
+        yield b"".join(pending)

@@ -1,10 +1,13 @@
-"""The ledger: an append-only, hash-chained record of privileged actions."""
+"""The ledger: an append-only, hash-chained record of privileged actions; the catalogue of
+database backups and the checks made on them."""
 
 from django.conf import settings
 from django.db import models
 
 __all__ = [
     "AppendOnlyModel",
+    "Backup",
+    "BackupCheck",
     "AppendOnlyQuerySet",
     "LedgerAction",
     "LedgerCheckpoint",
@@ -23,6 +26,7 @@ class LedgerAction(models.TextChoices):
     BACKUP = "backup", "Backup"
     BACKUP_RESTORE = "backup_restore", "Restore of a backup"
     TABLE_RECOVER = "table_recover", "Table recovered from a backup"
+    BACKUP_CLEANUP = "backup_cleanup", "Backup deleted by cleanup"
     POLICY_CHANGE = "policy_change", "Policy change"
     HOLD_PLACE = "hold_place", "Legal hold placed"
     HOLD_RELEASE = "hold_release", "Legal hold released"
@@ -133,3 +137,73 @@ class LedgerCheckpoint(AppendOnlyModel):
 
     def __str__(self):
         return f"checkpoint #{self.pk}: entry #{self.entry_id}"
+
+
+class Backup(models.Model):
+    """One backup file in BACKUP_DIR, as the backup command wrote it (its manifest copied
+    here). Cleanup deletes the file and keeps the row, with the time it was deleted."""
+
+    class Tier(models.TextChoices):
+        DAILY = "daily", "Daily"
+        WEEKLY = "weekly", "Weekly"
+        MONTHLY = "monthly", "Monthly"
+
+    file = models.CharField(max_length=200, unique=True, help_text="Name in BACKUP_DIR.")
+    tier = models.CharField(max_length=10, choices=Tier.choices, db_index=True)
+    vendor = models.CharField(max_length=20, help_text="postgresql or sqlite.")
+    created_at = models.DateTimeField(db_index=True)
+    size = models.BigIntegerField(help_text="Bytes.")
+    sha256 = models.CharField(max_length=64)
+    manifest = models.JSONField(default=dict)
+    created_by = models.CharField(max_length=150, help_text="Who made it; system for beat.")
+    deleted_at = models.DateTimeField(
+        "file deleted at",
+        null=True,
+        blank=True,
+        help_text="When cleanup deleted the file; the row stays.",
+    )
+    deleted_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        # run_backup_backup: start backups, verify and drill them (admin, command, task).
+        default_permissions = ("view", "run_backup")
+
+    def __str__(self):
+        return self.file
+
+
+class BackupCheck(AppendOnlyModel):
+    """One verification or drill of a backup file, whatever its outcome: never changed."""
+
+    class Kind(models.TextChoices):
+        VERIFY = "verify", "Verify"
+        DRILL = "drill", "Drill"
+
+    backup = models.ForeignKey(
+        Backup,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="checks",
+        help_text="Empty for a file that is not in the catalogue (copied from elsewhere).",
+    )
+    file = models.CharField(max_length=500, help_text="The file that was checked.")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    ok = models.BooleanField()
+    detail = models.TextField(blank=True)
+    facts = models.JSONField(default=dict, blank=True, help_text="Entries, tables, differences.")
+    checked_at = models.DateTimeField()
+    actor_label = models.CharField(max_length=150)
+    channel = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        default_permissions = ()  # read through the backup's admin page
+        indexes = [models.Index(fields=["backup", "kind", "-checked_at"], name="backup_check_idx")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} of {self.file}: {'ok' if self.ok else 'failed'}"

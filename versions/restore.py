@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from uuid import uuid4
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
@@ -27,10 +26,17 @@ from django.core.management.color import no_style
 from django.db import connection, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 
-from .backups import BackupError, manifest_read, pg_environ
+from .backups import (
+    BackupError,
+    manifest_read,
+    pg_connect,
+    pg_environ,
+    pg_restore_into,
+    scratch_database,
+)
 from .context import change_context
-from .files import file_sha256
-from .models import LedgerAction
+from .files import copy_blocks, file_sha256
+from .models import AppendOnlyModel, LedgerAction
 from .services import ledger_append, ledger_verify
 from .setbased import CREATED, history_model_of, history_record
 
@@ -54,6 +60,8 @@ SURVIVING_MODELS = [
     "versions.LedgerCheckpoint",
     "compliance.ErasureCertificate",
     "compliance.ErasureLogEntry",
+    "versions.Backup",
+    "versions.BackupCheck",
 ]
 RECOVERY_SCHEMA = "recovery"
 
@@ -231,6 +239,12 @@ def _survivors_insert(saved: dict[str, list[dict]]) -> dict[str, list]:
             missing = [row for row in rows if row[key] not in present]
             model._base_manager.bulk_create([model(**row) for row in missing], batch_size=500)
             inserted[label] = [row[key] for row in missing]
+            if not issubclass(model, AppendOnlyModel):
+                # A catalogue row changed since the backup (a backup cleanup deleted): the
+                # live state is the true one.
+                for row in rows:
+                    if row[key] in present:
+                        model._base_manager.filter(pk=row[key]).update(**row)
         _sequences_reset([apps.get_model(label) for label in saved])
     return inserted
 
@@ -420,18 +434,6 @@ def _model_of_table(table: str, manifest: dict):
     return model
 
 
-def _psycopg_params(settings_dict: dict, dbname: str) -> dict:
-    params = {
-        "dbname": dbname,
-        "host": settings_dict.get("HOST") or None,
-        "port": settings_dict.get("PORT") or None,
-        "user": settings_dict.get("USER") or None,
-        "password": settings_dict.get("PASSWORD") or None,
-        "sslmode": (settings_dict.get("OPTIONS") or {}).get("sslmode"),
-    }
-    return {key: value for key, value in params.items() if value}
-
-
 def _columns(cursor, table: str) -> list[str]:
     """The columns of `table` in order (a Django or a psycopg cursor, either database)."""
     cursor.execute(
@@ -446,31 +448,13 @@ def _copy_into_recovery(path: Path, table: str) -> int:
     """Restore `table` from the backup into a scratch database, then stream its rows with
     COPY into recovery.<table> (same columns as the live table). The scratch database is
     dropped whatever happens. Returns the rows copied."""
-    import psycopg
-    from psycopg import sql
-
-    # The export's COPY reader: blocks of about 1 MiB of whole lines.
-    from compliance.services import _copy_blocks as copy_blocks
-
     settings_dict = connection.settings_dict
-    scratch = f"recovery_{uuid4().hex[:16]}"
-    with psycopg.connect(**_psycopg_params(settings_dict, "postgres"), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
-    try:
-        result = subprocess.run(
-            ["pg_restore", "--no-owner", "--no-privileges", "--table", table,
-             "--dbname", scratch, str(path)],
-            env=pg_environ({**settings_dict, "NAME": scratch}),
-            capture_output=True,
-            text=True,
-            check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise BackupError(f"pg_restore of {table} failed: {result.stderr.strip()}")
-        quote = connection.ops.quote_name
-        target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
+    quote = connection.ops.quote_name
+    target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
+    with scratch_database(settings_dict, "recovery") as scratch:
+        pg_restore_into(path, settings_dict, scratch, table)
         with (
-            psycopg.connect(**_psycopg_params(settings_dict, scratch)) as source,
+            pg_connect(settings_dict, dbname=scratch) as source,
             source.cursor() as source_cursor,
             connection.cursor() as cursor,
         ):
@@ -486,13 +470,6 @@ def _copy_into_recovery(path: Path, table: str) -> int:
                     into.write(block)
             cursor.execute(f"SELECT count(*) FROM {target}")
             return cursor.fetchone()[0]
-    finally:
-        with psycopg.connect(
-            **_psycopg_params(settings_dict, "postgres"), autocommit=True
-        ) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
-            )
 
 
 def _subjects_of(model, keys) -> set | None:

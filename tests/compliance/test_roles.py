@@ -62,6 +62,7 @@ CONSENT_MODELS = [
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
     "versions.view_ledgercheckpoint",
+    "versions.view_backup",
     "compliance.view_subjectrequest",
     "compliance.view_historicalsubjectrequest",
     "compliance.view_subjectexport",
@@ -93,6 +94,7 @@ OFFICER_PERMISSIONS = {
     "compliance.change_consenttext",
     "compliance.add_consentevent",
     "compliance.run_erasure_erasurecertificate",
+    "versions.run_backup_backup",
 }
 
 
@@ -162,8 +164,8 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
     # the shop, the ledger and its checkpoints, policies, holds, runs, requests, exports,
-    # consent purposes, texts, states and events, erasure certificates
-    assert viewable == len(SHOP_MODELS) + 12
+    # consent purposes, texts, states and events, erasure certificates, backups
+    assert viewable == len(SHOP_MODELS) + 13
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):

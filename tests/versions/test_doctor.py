@@ -286,11 +286,52 @@ def test_purge_never_run_is_action(db):
 # Backups, ledger, history -------------------------------------------------------------------
 
 
-def test_backups_skipped_without_catalogue(db):
-    """Without a backup catalogue the backup check is skipped and says why."""
+@pytest.fixture
+def verified_backup(transactional_db, settings, tmp_path):
+    """A backup made, verified and restore-drilled now."""
+    from versions.backups import backup_create, backup_verify
+    from versions.config import backup_dir
+
+    settings.BACKUP_DIR = tmp_path / "backups"
+    backup = backup_create(tier="daily", actor=None, reason="doctor test")
+    backup_verify(path=backup_dir() / backup.file, drill=True, actor=None, reason="test")
+    return backup
+
+
+def test_backups_empty_catalogue_is_action(db):
+    """No backup at all asks for one."""
     [finding] = _run("backups")
-    assert finding.status == SKIPPED
-    assert "No backup catalogue" in finding.summary
+    assert finding.status == ACTION
+    assert finding.summary == "The backup catalogue holds no backup."
+
+
+def test_backups_verified_and_drilled_now_are_ok(verified_backup):
+    """A fresh backup, verified and drilled, needs nothing."""
+    [finding] = _run("backups")
+    assert finding.status == OK and verified_backup.file in finding.summary
+
+
+def test_backups_old_unverified_undrilled_or_failed_are_action(verified_backup):
+    """An old newest backup, old checks and a failed last check each ask for action."""
+    from versions.backups import backup_verify
+    from versions.config import backup_dir
+    from versions.models import Backup
+
+    long_ago = timezone.now() - timedelta(days=10)
+    Backup.objects.update(created_at=long_ago)
+    summaries = [f.summary for f in _run("backups", backup_verify_days=0, backup_drill_days=0)]
+    assert any("was made" in s and "more than 2 d ago" in s for s in summaries)
+    assert any("was verified successfully" in s for s in summaries)
+    assert any("was restore-drilled successfully" in s for s in summaries)
+    path = backup_dir() / verified_backup.file
+    with open(path, "r+b") as handle:
+        byte = handle.read(1)
+        handle.seek(0)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    backup_verify(path=path, actor=None, reason="test")
+    findings = _run("backups")
+    assert all(f.status == ACTION for f in findings)
+    assert any("failed their last check" in f.summary for f in findings)
 
 
 def test_ledger_never_verified_is_action(db):
@@ -334,7 +375,7 @@ def test_history_growth_is_action(customer):
 # The command --------------------------------------------------------------------------------
 
 
-def test_command_exits_1_when_action_needed(db):
+def test_command_exits_1_when_action_needed(verified_backup):
     """Something needs action (the ledger was never verified): exit status 1, with advice."""
     out = StringIO()
     with pytest.raises(CommandError) as raised:
@@ -346,7 +387,7 @@ def test_command_exits_1_when_action_needed(db):
     assert "What to do:" in report and "verify_ledger" in report
 
 
-def test_command_exits_0_when_healthy(db):
+def test_command_exits_0_when_healthy(verified_backup):
     """Nothing needs action: the command returns normally (exit 0) and says so."""
     ledger_verify(actor=None, reason="test")
     out = StringIO()
@@ -354,7 +395,7 @@ def test_command_exits_0_when_healthy(db):
     report = out.getvalue()
     assert "Nothing needs action." in report
     assert "ok       soft-delete-index" in report
-    assert "skipped  backups" in report
+    assert "ok       backups" in report
 
 
 def test_command_json(db):

@@ -10,13 +10,14 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, models, transaction
+from django.utils import timezone
 
 from compliance.models import ErasureCertificate, ErasureLogEntry
 from compliance.services import subject_erase
 from shop.models import Customer
 from versions.backups import BackupError, manifest_path
 from versions.models import LedgerAction, LedgerEntry
-from versions.restore import SURVIVING_MODELS, backup_restore, table_recover
+from versions.restore import backup_restore, table_recover
 from versions.services import ledger_append, ledger_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,6 +27,8 @@ SURVIVING_TABLES = {
     "versions_ledgercheckpoint",
     "compliance_erasurecertificate",
     "compliance_erasurelogentry",
+    "versions_backup",
+    "versions_backupcheck",
 }
 
 
@@ -54,16 +57,21 @@ def _edit_manifest(path, **changes):
     return manifest
 
 
-def test_surviving_models_are_the_ledger_and_the_erasure_log():
-    """The rows that outlive a restore are named once, in foreign-key order."""
-    assert (
-        SURVIVING_MODELS.index("versions.LedgerEntry")
-        < SURVIVING_MODELS.index("compliance.ErasureCertificate")
-        < SURVIVING_MODELS.index("compliance.ErasureLogEntry")
-    )
-    assert {m.split(".")[1].lower() for m in SURVIVING_MODELS} == {
-        t.split("_", 1)[1] for t in SURVIVING_TABLES
-    }
+def test_backup_catalogue_outlives_a_restore(make_backup):
+    """Backups made after the restored one stay in the catalogue with their checks, and a
+    backup cleanup deleted since keeps its deletion: the catalogue describes the files on
+    disk, not the database's past."""
+    from versions.backups import backup_verify
+    from versions.models import Backup, BackupCheck
+
+    first = make_backup()
+    second = make_backup(tier="weekly")
+    backup_verify(path=second, actor=None, reason="check")
+    Backup.objects.filter(file=first.name).update(deleted_at=timezone.now(), deleted_by="x")
+    backup_restore(path=first, actor=None, reason=REASON)
+    assert set(Backup.objects.values_list("file", flat=True)) == {first.name, second.name}
+    assert Backup.objects.get(file=first.name).deleted_by == "x"
+    assert BackupCheck.objects.filter(backup__file=second.name, ok=True).exists()
 
 
 def test_round_trip_restores_every_table_row_count(make_backup):
