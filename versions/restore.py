@@ -13,11 +13,16 @@ inspection, and with `merge` inserts the rows the live table lacks.
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
 import subprocess
 from dataclasses import dataclass, field
+from datetime import date, time
+from decimal import Decimal
 from pathlib import Path
+from uuid import UUID
 
 from django.apps import apps
 from django.core.exceptions import PermissionDenied
@@ -35,7 +40,7 @@ from .backups import (
     scratch_database,
 )
 from .context import change_context
-from .files import copy_blocks, file_sha256
+from .files import copy_blocks, file_sha256, write_atomically
 from .models import AppendOnlyModel, LedgerAction
 from .services import ledger_append, ledger_verify
 from .setbased import CREATED, history_model_of, history_record
@@ -50,6 +55,7 @@ __all__ = [
     "backup_restore",
     "erasures_replay",
     "replay_reason",
+    "restore_finish",
     "table_recover",
 ]
 
@@ -285,12 +291,45 @@ def _restore_sqlite(path: Path) -> None:
         source.close()
 
 
+def journal_path(path: Path) -> Path:
+    """Where a restore of the backup at `path` keeps the rows that must outlive it until
+    they are back in the database (beside the backup, readable by the application only)."""
+    return Path(path).with_name(Path(path).name + ".restore-journal.json")
+
+
 def _unfinished(name: str, path: Path, step: str, exc: Exception) -> BackupError:
     return BackupError(
         f"The database was restored from {name}, but {step} did not finish: {exc}. Erased "
-        f"people may be back in it: once the cause is fixed, finish with `manage.py restore "
+        f"people may be back in it and the ledger's newest entries are kept in "
+        f"{journal_path(path).name}: once the cause is fixed, finish with `manage.py restore "
         f"{path} --replay-erasures --reason …`, then run `verify_ledger`."
     )
+
+
+def _journal_value(value):
+    """A value JSON lacks, as text its field reads back exactly (datetimes to the
+    microsecond: a ledger entry's hash covers its time)."""
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} cannot go into a restore journal")
+
+
+def restore_finish(*, path, actor, reason: str) -> tuple[dict[str, int], int]:
+    """Finish a restore of the backup at `path` that stopped after the database was
+    replaced: put back the rows its journal kept (when the restore got that far, nothing is
+    left to put back), then erase again every subject the erasure log names (it cannot tell
+    which erasures the backup lacked). Returns (rows put back per model, subjects erased)."""
+    _require_superuser(actor, "finish a restore")
+    _require_reason(reason, "erasure replay")
+    journal = journal_path(path)
+    inserted = {}
+    if journal.is_file():
+        inserted = _survivors_insert(json.loads(journal.read_text(encoding="utf-8")))
+    replayed = erasures_replay(actor=actor, reason=reason)
+    journal.unlink(missing_ok=True)
+    return {label: len(keys) for label, keys in inserted.items()}, replayed
 
 
 def backup_restore(*, path, actor, reason: str) -> RestoreReport:
@@ -307,6 +346,11 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
     path, name = check.path, check.path.name
     with change_context(user=actor, reason=reason):
         saved = _survivors_read()
+        journal = journal_path(path)
+        # On disk before anything changes: if this process dies after the database was
+        # replaced, `restore_finish` puts the rows back from it.
+        write_atomically(journal, json.dumps(saved, default=_journal_value))
+        os.chmod(journal, 0o600)
         if connection.vendor == "postgresql":
             _restore_postgresql(path)
         else:
@@ -341,6 +385,7 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
                 )
         except Exception as exc:
             raise _unfinished(name, path, step, exc) from exc
+        journal.unlink()
         verified = ledger_verify(actor=actor, reason=f"After restoring backup {name}")
     return RestoreReport(
         file=name,

@@ -362,6 +362,39 @@ def test_replay_that_fails_says_the_database_was_restored_and_how_to_finish(
     assert ErasureCertificate.objects.exists()
 
 
+def test_a_restore_that_dies_after_the_database_was_replaced_is_finished_from_its_journal(
+    make_backup, officer, monkeypatch
+):
+    """The ledger and erasure log rows written since the backup are on disk before the
+    database is replaced; if putting them back fails, `restore --replay-erasures` puts them
+    back from that journal, erases again and leaves a ledger that verifies."""
+    from versions.restore import journal_path
+
+    (ada,) = _customers("ada")
+    path = make_backup()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    later = ledger_append(action=LedgerAction.POLICY_CHANGE, actor=None, reason="after")
+
+    def crash(saved):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr("versions.restore._survivors_insert", crash)
+    with pytest.raises(BackupError, match="restore-journal.json"):
+        backup_restore(path=path, actor=None, reason=REASON)
+    assert journal_path(path).is_file()
+    assert not LedgerEntry.objects.filter(pk=later.pk).exists()  # the backup's ledger
+    assert Customer.objects.get(pk=ada.pk).email == "ada@example.org"  # erased person back
+    monkeypatch.undo()
+
+    out = StringIO()
+    call_command("restore", str(path), "--replay-erasures", stdout=out)
+    assert "Put back" in out.getvalue() and "1 subject(s) erased again" in out.getvalue()
+    assert LedgerEntry.objects.filter(pk=later.pk).exists()
+    assert Customer.objects.get(pk=ada.pk).email != "ada@example.org"
+    assert not journal_path(path).exists()
+    assert ledger_verify(actor=None, reason="check").ok
+
+
 def test_ledger_head_file_still_verifies_after_the_restore(make_backup, settings, tmp_path):
     """The head kept outside the database names an entry written after the backup: the
     restore keeps that entry, so the restored database does not look tampered with."""

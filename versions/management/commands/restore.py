@@ -10,8 +10,8 @@ from versions.restore import (
     SURVIVING_MODELS,
     backup_check,
     backup_restore,
-    erasures_replay,
     replay_reason,
+    restore_finish,
 )
 
 
@@ -45,6 +45,7 @@ class Command(ComplianceCommand):
         "`verify_ledger` and look at the entries it names."
     )
     REPLAYED = "Erasure replay: {replayed} subject(s) erased again."
+    PUT_BACK = "Put back {rows} row(s) of the ledger, erasure log and catalogue from the journal."
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -58,14 +59,19 @@ class Command(ComplianceCommand):
         parser.add_argument(
             "--replay-erasures",
             action="store_true",
-            help="Only run the erasure replay (every subject the erasure log names is erased "
-            "again): finishes a restore that stopped after the database was replaced.",
+            help="Finish a restore that stopped after the database was replaced: put back the "
+            "ledger, erasure log and catalogue rows its journal kept, then erase again every "
+            "subject the erasure log names.",
         )
 
     def handle(self, *args, file, dry_run, yes, replay_erasures, **options):
         try:
             if replay_erasures:
-                replayed = erasures_replay(actor=self.actor, reason=replay_reason(Path(file).name))
+                put_back, replayed = restore_finish(
+                    path=Path(file), actor=self.actor, reason=replay_reason(Path(file).name)
+                )
+                if put_back:
+                    self.stdout.write(self.PUT_BACK.format(rows=sum(put_back.values())))
                 self.stdout.write(self.REPLAYED.format(replayed=replayed))
                 return
             check = backup_check(path=file)
