@@ -36,8 +36,9 @@ class Command(ComplianceCommand):
     PROMPT = "This replaces the database {name}. Type its name to restore: "
     NOT_CONFIRMED = "Not confirmed: nothing changed."
     DONE = (
-        "Restored {file}: {tables} tables, {rows} rows; {survivors} ledger and erasure-log "
-        "row(s) put back; {replayed} erasure(s) run again; ledger entry #{entry}."
+        "Restored {file}: {tables} tables, {rows} rows; {survivors} row(s) of the ledger, "
+        "erasure log and backup catalogue put back; {replayed} erasure(s) run again; ledger "
+        "entry #{entry}."
     )
     MIGRATED = "Migrated after the restore: {migrations}."
     LEDGER_BROKEN = (
