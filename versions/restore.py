@@ -13,11 +13,13 @@ inspection, and with `merge` inserts the rows the live table lacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from datetime import date, time
 from decimal import Decimal
@@ -48,10 +50,10 @@ from .setbased import CREATED, history_model_of, history_record
 __all__ = [
     "RECOVERY_SCHEMA",
     "SURVIVING_MODELS",
-    "BackupCheck",
+    "RestoreCheck",
     "RestoreReport",
     "TableRecovery",
-    "backup_check",
+    "restore_check",
     "backup_restore",
     "erasures_replay",
     "replay_reason",
@@ -93,7 +95,7 @@ def _require_reason(reason: str, doing: str) -> None:
 
 
 @dataclass(frozen=True)
-class BackupCheck:
+class RestoreCheck:
     """A backup that may be restored here: its manifest, and the migrations it lacks
     (`migrate` runs after the restore when there are some)."""
 
@@ -187,13 +189,13 @@ def _missing_migrations(manifest: dict) -> list[str]:
     return [f"{app}.{name}" for app, name in sorted(set(loader.graph.nodes) - applied)]
 
 
-def backup_check(*, path) -> BackupCheck:
+def restore_check(*, path) -> RestoreCheck:
     """Everything checked before a restore changes anything: the file's checksum, the
     database vendor and versions, and a migration state this code can run with."""
     path = Path(path)
     manifest = _verified_manifest(path)
     _check_versions(manifest)
-    return BackupCheck(
+    return RestoreCheck(
         path=path, manifest=manifest, missing_migrations=_missing_migrations(manifest)
     )
 
@@ -255,28 +257,59 @@ def _survivors_insert(saved: dict[str, list[dict]]) -> dict[str, list]:
     return inserted
 
 
-def _restore_postgresql(path: Path) -> None:
+def _tables_the_backup_lacks(manifest: dict) -> list[str]:
+    """The project's tables in the live database that the backup has no copy of: tables
+    that migrations newer than the backup created. The restore drops them, so that
+    `migrate` can create them again after it."""
+    with connection.cursor() as cursor:
+        live = connection.introspection.django_table_names(only_existing=True, include_views=False)
+        existing = set(connection.introspection.table_names(cursor))
+    return sorted(t for t in live if t in existing and t not in manifest["tables"])
+
+
+def _restore_postgresql(path: Path, manifest: dict) -> None:
+    """Replace the database's tables with the dump's in one transaction: pg_restore's SQL
+    (dropping every table the dump holds first) fed to psql with --single-transaction,
+    after dropping the tables the dump lacks. Any error rolls it all back."""
     settings_dict = connection.settings_dict
-    connections.close_all()  # pg_restore drops the tables: no session of ours may hold them
-    command = [
-        "pg_restore",
-        "--clean",
-        "--if-exists",
-        "--single-transaction",
-        "--no-owner",
-        "--no-privileges",
-        "--dbname",
-        settings_dict["NAME"],
-        str(path),
-    ]
-    result = subprocess.run(
-        command, env=pg_environ(settings_dict), capture_output=True, text=True, check=False
+    drops = "".join(
+        f"DROP TABLE IF EXISTS {connection.ops.quote_name(t)} CASCADE;\n"
+        for t in _tables_the_backup_lacks(manifest)
     )
-    if result.returncode != 0:
-        raise BackupError(
-            f"pg_restore failed; the database is as it was (one transaction): "
-            f"{result.stderr.strip() or result.returncode}"
-        )
+    connections.close_all()  # the restore drops the tables: no session of ours may hold them
+    env = pg_environ(settings_dict)
+    with tempfile.TemporaryFile() as psql_errors, tempfile.TemporaryFile() as dump_errors:
+        psql = subprocess.Popen(
+            ["psql", "--no-psqlrc", "--quiet", "--single-transaction", "-v", "ON_ERROR_STOP=1",
+             "--dbname", settings_dict["NAME"]],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_errors, env=env,
+        )  # fmt: skip
+        try:
+            psql.stdin.write(drops.encode())
+            psql.stdin.flush()
+            dump = subprocess.run(
+                ["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges",
+                 "--file", "-", str(path)],
+                stdout=psql.stdin, stderr=dump_errors, env=env, check=False,
+            )  # fmt: skip
+        except BrokenPipeError:
+            dump = None  # psql stopped at an error: it says which
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                psql.stdin.close()
+            psql.wait()
+        problems = []
+        for returncode, errors in [(dump and dump.returncode, dump_errors),
+                                   (psql.returncode, psql_errors)]:  # fmt: skip
+            errors.seek(0)
+            text = errors.read().decode(errors="replace").strip()
+            if returncode:
+                problems.append(text or f"exit status {returncode}")
+        if problems:
+            raise BackupError(
+                "The restore failed; the database is as it was (one transaction): "
+                + " ".join(problems)
+            )
 
 
 def _restore_sqlite(path: Path) -> None:
@@ -336,13 +369,13 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
     """Replace the database with the backup at `path`, keeping the rows of
     `SURVIVING_MODELS` written since, then run again every erasure the backup does not
     reflect, and append a ledger entry. Refused (BackupError, nothing changed) by
-    `backup_check`."""
+    `restore_check`."""
     _require_superuser(actor, "restore a backup")
     _require_reason(reason, "restore")
     if connection.in_atomic_block:
         # The restore replaces every table under the connections it closes.
         raise BackupError("A restore cannot run inside a transaction: call it outside one.")
-    check = backup_check(path=path)
+    check = restore_check(path=path)
     path, name = check.path, check.path.name
     with change_context(user=actor, reason=reason):
         saved = _survivors_read()
@@ -352,7 +385,7 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
         write_atomically(journal, json.dumps(saved, default=_journal_value))
         os.chmod(journal, 0o600)
         if connection.vendor == "postgresql":
-            _restore_postgresql(path)
+            _restore_postgresql(path, check.manifest)
         else:
             _restore_sqlite(path)
         step = "the migrations"

@@ -3,6 +3,7 @@ table from a backup."""
 
 import json
 import re
+import subprocess
 from io import StringIO
 
 import pytest
@@ -162,6 +163,56 @@ def test_backup_lacking_a_migration_is_migrated_after_the_restore(make_backup):
     out = StringIO()
     call_command("restore", str(path), "--yes", reason=REASON, stdout=out)
     assert "Migrated after the restore: shop." in out.getvalue()
+
+
+def _raw_backup(directory):
+    """pg_dump of the test database with a manifest written here (the backup service needs
+    the catalogue table, which the migration state of the test may lack)."""
+    from django.db.migrations.recorder import MigrationRecorder
+
+    from versions.backups import MANIFEST_FORMAT, pg_environ
+    from versions.files import file_sha256
+
+    path = directory / "old-daily.dump"
+    subprocess.run(
+        ["pg_dump", "-Fc", "-f", str(path)], env=pg_environ(connection.settings_dict), check=True
+    )
+    version = subprocess.run(["pg_dump", "--version"], capture_output=True, text=True).stdout
+    migrations = {}
+    for app, name in sorted(MigrationRecorder(connection).applied_migrations()):
+        migrations.setdefault(app, []).append(name)
+    manifest = {
+        "format": MANIFEST_FORMAT, "file": path.name, "vendor": "postgresql",
+        "database": connection.settings_dict["NAME"], "server_version": str(connection.pg_version),
+        "dump_tool": version.strip(), "migrations": migrations, "sha256": file_sha256(path),
+        "size": path.stat().st_size, "tables": _counts(), "tier": "daily",
+        "created_at": timezone.now().isoformat(),
+    }  # fmt: skip
+    manifest_path(path).write_text(json.dumps(manifest), encoding="utf-8")
+    return path
+
+
+def test_backup_older_than_a_migration_that_made_tables_restores_and_migrates(
+    postgres, make_backup, tmp_path
+):
+    """A backup made before a migration that created tables (the backup catalogue's):
+    those tables are dropped in the restore's transaction, `migrate` creates them again and
+    the catalogue's rows written since are put back."""
+    from versions.models import Backup
+
+    _customers("ada")
+    call_command("migrate", "versions", "0005_ledger_compliance_actions", verbosity=0)
+    try:
+        path = _raw_backup(tmp_path)
+    finally:
+        call_command("migrate", "versions", verbosity=0)
+    assert "versions_backup" not in json.loads(manifest_path(path).read_text())["tables"]
+    later = make_backup()
+    report = backup_restore(path=path, actor=None, reason=REASON)
+    assert report.migrated == ["versions.0006_backups"]
+    assert Backup.objects.filter(file=later.name).exists()
+    assert Customer.objects.filter(full_name="Ada").exists()
+    assert ledger_verify(actor=None, reason="check").ok
 
 
 def test_wrong_database_name_aborts_and_changes_nothing(make_backup, monkeypatch):

@@ -8,9 +8,9 @@ from versions.backups import BackupError
 from versions.management.base import ComplianceCommand
 from versions.restore import (
     SURVIVING_MODELS,
-    backup_check,
     backup_restore,
     replay_reason,
+    restore_check,
     restore_finish,
 )
 
@@ -75,7 +75,7 @@ class Command(ComplianceCommand):
                     self.stdout.write(self.PUT_BACK.format(rows=sum(put_back.values())))
                 self.stdout.write(self.REPLAYED.format(replayed=replayed))
                 return
-            check = backup_check(path=file)
+            check = restore_check(path=file)
             self._show(check)
             if dry_run:
                 self.stdout.write(self.DRY_RUN)
