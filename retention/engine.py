@@ -40,6 +40,7 @@ class BatchReport:
     finished: bool = False  # no range of the job was left pending
     top: object = None  # the highest key the job covers
     batch_seconds: list[float] = field(default_factory=list)
+    pauses: int = 0  # waits of `pause` seconds taken between batches
 
 
 def job_plan(job: str, queryset, batch_size: int):
@@ -134,7 +135,10 @@ def batches_run(
             if max_rows is not None and report.rows >= max_rows:
                 break
             if pause and report.batches:
-                time.sleep(pause)
+                pending = BatchRange.objects.using(alias).filter(job=job, done=False)
+                if pending.exists():  # no wait after the last batch
+                    time.sleep(pause)
+                    report.pauses += 1
             batch_started = time.monotonic()
             with transaction.atomic(using=alias):
                 ranges = BatchRange.objects.using(alias).filter(job=job, done=False).order_by("id")
