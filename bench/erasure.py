@@ -99,7 +99,7 @@ def _rebuild(rows: int) -> Customer:
     _execute("TRUNCATE " + ", ".join(map(quote, tables)))
     Customer.history.filter(id=subject.pk).delete()
     Customer.all_objects.filter(pk=subject.pk).update(
-        email=SUBJECT_EMAIL, name="Bench Subject", phone="+442079460999"
+        email=SUBJECT_EMAIL, full_name="Bench Subject", phone="+442079460999"
     )
     history_record(Customer.all_objects.filter(pk=subject.pk), history_type="+")
     keys = {"subject": subject.pk, "other": other.pk}

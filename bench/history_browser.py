@@ -62,7 +62,8 @@ def setup_fixtures(config: Config) -> None:
     have = Customer.all_objects.filter(email__startswith="history-bench-").count()
     if have < sizes["customers"]:
         _execute(
-            f"INSERT INTO {customers} (email, name, phone, avatar_url, created_at, updated_at) "
+            f"INSERT INTO {customers} "
+            "(email, full_name, phone, avatar_url, created_at, updated_at) "
             "SELECT 'history-bench-' || g || '@bench.invalid', 'Bench person ' || g, '', '', "
             "now() - interval '3 years', now() FROM generate_series(%s, %s) g",
             [have + 1, sizes["customers"]],

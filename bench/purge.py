@@ -240,7 +240,7 @@ def _fill_customers(rows: int) -> None:
     _execute(f"DELETE FROM {table} WHERE email LIKE 'bench-soft-%%'")
     _vacuum(table, history)
     _execute(
-        f"INSERT INTO {table} (email, name, phone, avatar_url, date_of_birth, created_at, "
+        f"INSERT INTO {table} (email, full_name, phone, avatar_url, date_of_birth, created_at, "
         "updated_at, deleted_at, deleted_by_id, deletion_id) "
         f"SELECT 'bench-soft-' || g || '@bench.invalid', 'Bench ' || g, '', '', NULL, now(), "
         "now(), NULL, NULL, NULL FROM generate_series(1, %s) AS g",
