@@ -359,6 +359,20 @@ def test_officer_queues_a_drill_from_the_list(backup_dir, transactional_db, offi
     assert check.kind == "drill" and check.actor_label == "officer"
 
 
+def test_list_filters_backups_on_disk_and_deleted_by_cleanup(
+    backup_dir, transactional_db, officer_client
+):
+    """The file filter tells backups still on disk from those cleanup deleted."""
+    kept = backup_create(tier="daily", actor=None)
+    gone = backup_create(tier="daily", actor=None)
+    Backup.objects.filter(pk=gone.pk).update(deleted_at=timezone.now(), deleted_by="system")
+    url = reverse("admin:versions_backup_changelist")
+    on_disk = officer_client.get(url, {"file": "on_disk"}).content.decode()
+    deleted = officer_client.get(url, {"file": "deleted"}).content.decode()
+    assert kept.file in on_disk and gone.file not in on_disk
+    assert gone.file in deleted and kept.file not in deleted
+
+
 def test_backup_rows_cannot_be_changed_in_the_admin(catalogue, officer_client):
     """Nobody adds, changes or deletes a backup row through the admin's forms."""
     backup = catalogue["daily"][0]
