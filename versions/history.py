@@ -68,6 +68,14 @@ class HistoryContextFields(models.Model):
         abstract = True
 
 
+def _records_who_acted(field) -> bool:
+    """Whether a tracked model's foreign key records which staff member acted: it points at
+    the user model and has no reverse relation (``related_name="+"``)."""
+    related = field.remote_field.model
+    label = related if isinstance(related, str) else related._meta.label
+    return label.lower() == settings.AUTH_USER_MODEL.lower() and field.remote_field.hidden
+
+
 def _context_user(request=None, **kwargs):
     return current().authenticated_user
 
@@ -124,28 +132,40 @@ class TrackedHistory(HistoricalRecords):
         """The tracked model's fields, indexed only where history is looked up.
 
         simple-history keeps an index on every copied field that was unique or indexed in
-        the tracked table (an email, a creation date, …). Those serve the live table's
-        lookups; history is read by record (``id``), by data subject (the foreign keys the
-        registry's subject paths follow), by date and by user, whose indexes stay. Each
-        index dropped is one less write per tracked save and less storage per history row.
+        the tracked table (an email, a creation date, who soft-deleted a row, …). Those serve
+        the live table's lookups; history is read by record (``id``), by data subject (the
+        foreign keys the registry's subject paths follow), by date and by user, whose indexes
+        stay. A foreign key that records which staff member acted (to the user model, with no
+        reverse relation: ``deleted_by``, a hold's ``placed_by``, a request's ``verified_by``)
+        leads to no data subject: its copy is not indexed either. Each index dropped is one
+        less write per history row, and less storage.
         """
         fields = super().copy_fields(model)
         for field in fields.values():
-            if not field.is_relation and field.attname != model._meta.pk.attname:
+            if field.name == model._meta.pk.name:
+                continue
+            if not field.is_relation or _records_who_acted(model._meta.get_field(field.name)):
                 field.db_index = False
         return fields
 
     def get_meta_options(self, model):
         """simple-history's options, with the indexes the list of all changes filters on:
         by user (newest first) and by creation or deletion (newest first; changes, the
-        common case, are found on the date index, so a save maintains no extra index)."""
+        common case, are found on the date index, so a save maintains no extra index).
+
+        The user index leaves out rows no user made (purges, erasures, backfills, tasks):
+        the filter always names a user, and a set-based job writes no entry into it."""
         options = super().get_meta_options(model)
         # Named (a condition needs a name) from the tracked table, within 30 characters.
         digest = hashlib.sha256(model._meta.db_table.encode()).hexdigest()[:6]
         prefix = f"h_{model._meta.model_name[:14]}_{digest}"
         options["indexes"] = (
             *options.get("indexes", ()),
-            models.Index(fields=["history_user_id", "-history_date"], name=f"{prefix}_user"),
+            models.Index(
+                fields=["history_user_id", "-history_date"],
+                condition=Q(history_user_id__isnull=False),
+                name=f"{prefix}_who",
+            ),
             models.Index(
                 fields=["history_type", "-history_date"],
                 condition=~Q(history_type="~"),

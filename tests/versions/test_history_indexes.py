@@ -1,0 +1,99 @@
+"""History tables are indexed for how history is read, and no more (shop 0006 and its kin).
+
+Each history row written maintains every index of its table: an index no lookup uses is a
+write for nothing, on every save, purge and erasure.
+"""
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from shop.models import Customer, Document
+
+BEFORE = ("shop", "0005_customer_full_name_contract")
+TRIM = ("shop", "0006_history_index_trim")
+WHO = "h_customer_f11efd_who"
+
+
+def _indexed_columns(model) -> list[list[str]]:
+    """The column lists of the table's plain (not unique, not primary key) indexes."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    return [
+        info["columns"]
+        for info in found.values()
+        if info["index"] and not info["unique"] and not info["primary_key"]
+    ]
+
+
+def _sql(sql, params=None):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else None
+
+
+@pytest.fixture
+def at_latest(transactional_db):
+    """Whatever the test does to the schema, it ends at the latest migration."""
+    yield
+    call_command("migrate", verbosity=0)
+
+
+def test_history_keeps_the_indexes_it_is_read_by_and_drops_who_deleted(db):
+    """By record, date, user, creation or deletion and data subject: indexed. By the staff
+    member who soft-deleted the row: not, in history, though the live table keeps it."""
+    for model, subject in ((Customer, None), (Document, "owner_id")):
+        history = _indexed_columns(model.history.model)
+        assert ["id"] in history and ["history_date"] in history
+        assert ["history_user_id", "history_date"] in history
+        assert ["history_type", "history_date"] in history
+        if subject:
+            assert [subject] in history
+        assert ["deleted_by_id"] not in history
+        assert ["deleted_by_id"] in _indexed_columns(model)
+
+
+def test_user_index_leaves_out_rows_no_user_made(postgres):
+    """The filter by user always names one: system rows (purges, erasures) are not in it."""
+    [(definition,)] = _sql("SELECT pg_get_indexdef(to_regclass(%s))", [WHO])
+    assert definition.endswith("WHERE (history_user_id IS NOT NULL)")
+
+
+def test_trim_reverses_and_applies_again(at_latest):
+    """Back to the indexes before the trim, and forward again, on either database."""
+    executor = MigrationExecutor(connection)
+    executor.migrate([BEFORE])
+    history = Customer.history.model
+    assert ["deleted_by_id"] in _indexed_columns(history)
+    MigrationExecutor(connection).migrate([TRIM])
+    assert ["deleted_by_id"] not in _indexed_columns(history)
+    assert ["history_user_id", "history_date"] in _indexed_columns(history)
+
+
+def test_trim_interrupted_halfway_runs_again(postgres, at_latest):
+    """Not atomic: a run stopped after building the new index, or in the middle of that
+    build (an invalid index), finishes on the next `migrate`, with one valid index."""
+    executor = MigrationExecutor(connection)
+    assert executor.loader.get_migration(*TRIM).atomic is False
+    executor.migrate([BEFORE])
+    _sql(  # what a build stopped by a timeout leaves behind
+        f'CREATE INDEX "{WHO}" ON shop_historicalcustomer (history_user_id)'
+    )
+    _sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)", [WHO])
+    MigrationExecutor(connection).migrate([TRIM])
+    [(valid, definition)] = _sql(
+        "SELECT indisvalid, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indexrelid = to_regclass(%s)",
+        [WHO],
+    )
+    assert valid and "WHERE (history_user_id IS NOT NULL)" in definition
+
+    # A valid index of the same name is kept as it is: the operation was done before.
+    executor = MigrationExecutor(connection)
+    operation = executor.loader.get_migration(*TRIM).operations[1]
+    assert operation.index.name == WHO
+    state = executor.loader.project_state(TRIM)
+    with connection.schema_editor(atomic=False) as editor:
+        operation.database_forwards("shop", editor, state, state)
+    assert _sql("SELECT count(*) FROM pg_index WHERE indexrelid = to_regclass(%s)", [WHO]) == [(1,)]
