@@ -183,9 +183,16 @@ def _statistics(sql: str, params=()) -> list[tuple]:
         return cursor.fetchall()
 
 
+# A quoted string (also one cut off at the end of a truncated query) or a number.
+_LITERAL = re.compile(r"'(?:[^']|'')*'|'[^']*$|\b\d+(?:\.\d+)?\b")
+
+
 def _query(text: str | None) -> str:
-    """The start of a query as one line (pg_stat_activity keeps it as sent)."""
-    return " ".join((text or "").split())[:80]
+    """The start of a query as one line, its values masked. pg_stat_activity keeps a query
+    as sent, and Django sends its parameters inside the text (client-side binding): an
+    email or a name there is personal data, which an operator's terminal and a monitoring
+    log must not receive."""
+    return _LITERAL.sub("?", " ".join((text or "").split()))[:80]
 
 
 # 1. Soft-delete models without their partial index ---------------------------------------

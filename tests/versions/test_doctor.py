@@ -136,7 +136,8 @@ def test_long_transaction_reported(postgres):
     """A second session idle in its transaction is named with its pid and query."""
     other = _connect()
     try:
-        other.execute("SELECT 'doctor-test'")  # opens a transaction and leaves it open
+        # Opens a transaction and leaves it open; its values are personal data.
+        other.execute("SELECT 'ada@example.org' AS email, 4242 AS id")
         pid = other.info.backend_pid
         [finding] = _run("long-transactions", transaction_minutes=0)
     finally:
@@ -144,7 +145,8 @@ def test_long_transaction_reported(postgres):
     assert finding.status == ACTION
     assert finding.data["pid"] == pid
     assert "idle in transaction" in finding.summary
-    assert "SELECT 'doctor-test'" in finding.summary
+    assert "SELECT ? AS email, ? AS id" in finding.summary  # which query, not its values
+    assert "ada@example.org" not in finding.summary and "4242" not in finding.summary
     assert f"pg_terminate_backend({pid})" in finding.advice
 
 
