@@ -167,7 +167,7 @@ def subject_walk(subject) -> list[SubjectRows]:
     return walked
 
 
-def _email_fields(model) -> list[str]:
+def subject_email_fields(model) -> list[str]:
     """The subject model's registered email fields (its contact details of type email)."""
     entry = registry.get(model)
     if entry is None:
@@ -194,7 +194,7 @@ def subject_find(identifier: str):
         if found is not None:
             return found
     emails = Q(pk__in=[])
-    for name in _email_fields(model):
+    for name in subject_email_fields(model):
         emails |= Q(**{f"{name}__iexact": identifier})
     matches = list(manager.filter(emails)[:2])
     if len(matches) > 1:
@@ -300,7 +300,7 @@ def request_search_q(term: str) -> Q:
     """Requests about the subject with this key, or whose registered email contains `term`."""
     term = term.strip()
     q = Q(subject_key=term)
-    for name in _email_fields(registry.subject_model()):
+    for name in subject_email_fields(registry.subject_model()):
         q |= Q(**{f"subject__{name}__icontains": term})
     return q
 
@@ -643,7 +643,7 @@ def subject_identifiers(subject) -> dict[str, set[str]]:
     email it has or had (its history rows), lower-cased."""
     model = type(subject)
     emails: set[str] = set()
-    names = _email_fields(model)
+    names = subject_email_fields(model)
     history_model = history_model_of(model)
     for name in names:
         emails.update(model._base_manager.filter(pk=subject.pk).values_list(name, flat=True))
@@ -665,6 +665,21 @@ def subjects_erased(keys) -> set[str]:
     return {digests[digest] for digest in found.values_list("digest", flat=True)}
 
 
+def erasure_log_names(*, keys=(), emails=()) -> tuple[set, set]:
+    """Which of these subject keys and emails the erasure log names: compared by their keyed
+    hashes (the digests `erasure_log_matches` compares in SQL), since the log holds no
+    identifier itself. For rows outside the live tables, such as a table read from a backup."""
+    return _named("key", keys, str), _named("email", emails, lambda e: e.strip(" ").lower())
+
+
+def _named(kind: str, values, as_text) -> set:
+    from .models import ErasureLogEntry
+
+    digests = {keyed_sha256_text(as_text(v), salt=ERASURE_LOG_SALT): v for v in values if v}
+    named = ErasureLogEntry.objects.filter(kind=kind, digest__in=list(digests))
+    return {digests[digest] for digest in named.values_list("digest", flat=True)}
+
+
 def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:
     """Subjects in the database now that match an erasure log entry (of `entries`, default
     the whole log) by key or email: after a backup is restored, the subjects whose erasure
@@ -675,7 +690,7 @@ def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QueryS
     log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
     rows = model._base_manager.annotate(_key_digest=keyed_sha256("pk", salt=ERASURE_LOG_SALT))
     q = Q(_key_digest__in=log.filter(kind="key"))
-    for index, name in enumerate(_email_fields(model)):
+    for index, name in enumerate(subject_email_fields(model)):
         alias = f"_email_digest_{index}"
         rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
         q |= Q(**{f"{alias}__in": log.filter(kind="email")})

@@ -106,6 +106,9 @@ def pg_environ(settings_dict: dict) -> dict[str, str]:
 logger = logging.getLogger(__name__)
 
 RUN_PERMISSION = "versions.run_backup_backup"
+SCHEMA = "public"  # where the application's tables are: what a backup counts and restores
+# Where `recover_table` puts a table read back from a backup: scratch, never backed up.
+RECOVERY_SCHEMA = "recovery"
 CHECKSUM_MISMATCH = "checksum mismatch: the file changed since it was written; do not restore it"
 _CHUNK = 1 << 20
 _TOOL_TIMEOUT = 30  # seconds for `--version` and similar quick calls
@@ -283,18 +286,21 @@ def pg_connect(settings_dict: dict, *, dbname: str | None = None, autocommit: bo
 
 
 def _pg_counts(conn) -> dict[str, int]:
-    """Rows per table of the public schema, through `conn` (in its transaction)."""
+    """Rows per table of the application's schema, through `conn` (in its transaction)."""
     from psycopg import sql
 
     names = [
         row[0]
         for row in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
+            [SCHEMA],
         )
     ]
     counts = {}
     for name in names:
-        query = sql.SQL("SELECT count(*) FROM public.{}").format(sql.Identifier(name))
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(name)
+        )
         counts[name] = conn.execute(query).fetchone()[0]
     return counts
 
@@ -333,7 +339,13 @@ def _pg_dump(settings_dict: dict, out, progress) -> dict:
         with tempfile.TemporaryFile() as stderr:  # a pipe could fill up and stall pg_dump
             try:
                 process = subprocess.Popen(
-                    ["pg_dump", "-Fc", f"--snapshot={snapshot}", "--no-password"],
+                    [
+                        "pg_dump",
+                        "-Fc",
+                        f"--snapshot={snapshot}",
+                        "--no-password",
+                        f"--exclude-schema={RECOVERY_SCHEMA}",
+                    ],
                     stdout=subprocess.PIPE,
                     stderr=stderr,
                     env=env,
@@ -587,10 +599,15 @@ def scratch_database(settings_dict: dict, purpose: str):
                 logger.error("drop the scratch database %s by hand: %s", scratch, exc)
 
 
-def pg_restore_into(path: Path, settings_dict: dict, dbname: str, *tables: str) -> None:
-    """pg_restore the dump at `path` (only `tables`, if given) into the database `dbname`
-    of the server of `settings_dict`; BackupError with pg_restore's own words on failure."""
+def pg_restore_into(
+    path: Path, settings_dict: dict, dbname: str, *tables: str, schema: str = ""
+) -> None:
+    """pg_restore the dump at `path` (only `tables` of `schema`, if given) into the database
+    `dbname` of the server of `settings_dict`; BackupError with pg_restore's own words on
+    failure."""
     args = ["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error", "--no-password"]
+    if schema:
+        args += ["--schema", schema]
     for table in tables:
         args += ["--table", table]
     result = _run_tool(

@@ -1,11 +1,11 @@
 """Restoring a backup, and recovering one table from it.
 
 A restore replaces the whole database with the backup's content, except what must outlive
-it: the ledger, the erasure log and the backup catalogue (`SURVIVING_MODELS`). Their rows
-are read before the restore and the ones the restored database lacks are inserted again,
-so the ledger's chain and recorded heads still verify and every erasure done since the
-backup is still known. Those erasures are then run again (`erasures_replay`): a restore
-never brings an erased person back.
+it: the ledger, the erasure log, the backup catalogue and legal holds (`SURVIVING_MODELS`).
+Their rows are read before the restore and the ones the restored database lacks are
+inserted again, so the ledger's chain and recorded heads still verify, every erasure done
+since the backup is still known, and every hold placed since still holds. Those erasures
+are then run again (`erasures_replay`): a restore never brings an erased person back.
 
 `table_recover` restores one table of a PostgreSQL backup into the `recovery` schema for
 inspection, and with `merge` inserts the rows the live table lacks.
@@ -27,6 +27,7 @@ from pathlib import Path
 from uuid import UUID
 
 from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.color import no_style
@@ -34,6 +35,8 @@ from django.db import connection, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 
 from .backups import (
+    RECOVERY_SCHEMA,
+    SCHEMA,
     BackupError,
     manifest_read,
     pg_connect,
@@ -62,7 +65,9 @@ __all__ = [
 ]
 
 # Rows that outlive a restore, in foreign-key order: the append-only ledger (rolling it back
-# would look like tampering), the erasure log (erasures since the backup must run again).
+# would look like tampering), the erasure log (erasures since the backup must run again),
+# the backup catalogue, and legal holds and restrictions with their history (obligations,
+# not data: a hold placed since the backup must keep protecting what it holds).
 SURVIVING_MODELS = [
     "versions.LedgerEntry",
     "versions.LedgerCheckpoint",
@@ -70,8 +75,9 @@ SURVIVING_MODELS = [
     "compliance.ErasureLogEntry",
     "versions.Backup",
     "versions.BackupCheck",
+    "retention.LegalHold",
+    "retention.HistoricalLegalHold",
 ]
-RECOVERY_SCHEMA = "recovery"
 
 
 def replay_reason(name: str) -> str:
@@ -218,12 +224,26 @@ class RestoreReport:
     ledger_problem: str = ""
 
 
+def _content_type_columns(model) -> list[str]:
+    """A model's foreign keys to content types: the journal names a content type by its
+    natural key, since the restored database may number content types differently."""
+    return [
+        f.attname
+        for f in model._meta.concrete_fields
+        if f.is_relation and f.related_model is ContentType
+    ]
+
+
 def _survivors_read() -> dict[str, list[dict]]:
     saved = {}
     for label in SURVIVING_MODELS:
         model = apps.get_model(label)
         columns = [f.attname for f in model._meta.concrete_fields]
-        saved[label] = list(model._base_manager.order_by("pk").values(*columns))
+        rows = list(model._base_manager.order_by("pk").values(*columns))
+        for column in _content_type_columns(model):
+            for row in rows:
+                row[column] = list(ContentType.objects.get_for_id(row[column]).natural_key())
+        saved[label] = rows
     return saved
 
 
@@ -235,14 +255,28 @@ def _sequences_reset(model_list) -> None:
             cursor.execute(sql)
 
 
+def _content_types_resolved(row: dict, columns: list[str]) -> dict:
+    """The journal's natural keys of content types as this database's ids."""
+    resolved = {}
+    for column in columns:
+        app_label, model = row[column]
+        content_type, _ = ContentType.objects.get_or_create(app_label=app_label, model=model)
+        resolved[column] = content_type.pk
+    return resolved
+
+
 def _survivors_insert(saved: dict[str, list[dict]]) -> dict[str, list]:
     """Insert the saved rows the restored database lacks (by primary key); their keys by
     model. One transaction: all of them, or none."""
     inserted = {}
     with transaction.atomic():
+        ContentType.objects.clear_cache()  # the restore replaced the table
         for label, rows in saved.items():
             model = apps.get_model(label)
             key = model._meta.pk.attname
+            columns = _content_type_columns(model)
+            if columns:
+                rows = [{**row, **_content_types_resolved(row, columns)} for row in rows]
             present = set(model._base_manager.values_list("pk", flat=True))
             missing = [row for row in rows if row[key] not in present]
             model._base_manager.bulk_create([model(**row) for row in missing], batch_size=500)
@@ -485,6 +519,8 @@ class TableRecovery:
     history_rows: int = 0
     erasures_replayed: int = 0
     kept: bool = True
+    #: Rows about people erased since the backup, deleted from the kept recovery table.
+    erased_rows_dropped: int = 0
 
     @property
     def recovery_table(self) -> str:
@@ -530,7 +566,7 @@ def _copy_into_recovery(path: Path, table: str) -> int:
     quote = connection.ops.quote_name
     target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
     with scratch_database(settings_dict, "recovery") as scratch:
-        pg_restore_into(path, settings_dict, scratch, table)
+        pg_restore_into(path, settings_dict, scratch, table, schema=SCHEMA)
         with (
             pg_connect(settings_dict, dbname=scratch) as source,
             source.cursor() as source_cursor,
@@ -567,6 +603,64 @@ def _subjects_of(model, keys) -> set | None:
     return subjects
 
 
+def _erased_rows_dropped(model, table: str) -> int:
+    """Delete from recovery.<table> the rows about people the erasure log names, and return
+    how many: a table kept for inspection must not bring an erased person's data back.
+
+    A row's subject is found through the registry's subject paths: its own key and emails
+    for the subject's table (or its history), a foreign key to the subject, or a longer path
+    followed through the live rows it starts at. A row whose subject cannot be told (a
+    longer path whose live row is gone) is kept."""
+    from compliance.registry import registry
+    from compliance.selectors import erasure_log_names, subject_email_fields
+
+    tracked = getattr(model, "instance_type", model)  # a history table: its model's entry
+    entry = registry.get(tracked)
+    if entry is None:
+        return 0
+    quote = connection.ops.quote_name
+    target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
+    doomed: dict[str, set] = {}  # column -> values whose rows go
+    with connection.cursor() as cursor:
+        for subject_path in entry.subject_paths:
+            if subject_path == "pk":
+                columns = [tracked._meta.pk.column] + [
+                    tracked._meta.get_field(name).column for name in subject_email_fields(tracked)
+                ]
+                cursor.execute(f"SELECT {', '.join(map(quote, columns))} FROM {target}")
+                rows = cursor.fetchall()
+                keys, _ = erasure_log_names(keys={row[0] for row in rows})
+                doomed.setdefault(columns[0], set()).update(keys)
+                for index, column in enumerate(columns[1:], start=1):
+                    _, emails = erasure_log_names(emails={row[index] for row in rows})
+                    doomed.setdefault(column, set()).update(emails)
+                continue
+            first, _, rest = subject_path.partition("__")
+            field = tracked._meta.get_field(first)
+            cursor.execute(
+                f"SELECT DISTINCT {quote(field.column)} FROM {target} "
+                f"WHERE {quote(field.column)} IS NOT NULL"
+            )
+            values = [row[0] for row in cursor.fetchall()]
+            subjects = {value: value for value in values}
+            if rest:  # through the live rows: a value whose row is gone is not in the map
+                subjects = dict(
+                    field.related_model._base_manager.filter(pk__in=values).values_list("pk", rest)
+                )
+            erased, _ = erasure_log_names(keys=set(subjects.values()))
+            doomed.setdefault(field.column, set()).update(
+                value for value, subject in subjects.items() if subject in erased
+            )
+        dropped = 0
+        for column, values in doomed.items():
+            if values:
+                cursor.execute(
+                    f"DELETE FROM {target} WHERE {quote(column)} = ANY(%s)", [list(values)]
+                )
+                dropped += cursor.rowcount
+    return dropped
+
+
 def table_recover(
     *, path, table: str, merge: bool, actor, reason: str, keep: bool = False
 ) -> TableRecovery:
@@ -599,7 +693,15 @@ def table_recover(
             cursor.execute(missing_sql)
             missing = cursor.fetchone()[0]
         if not merge:
-            return TableRecovery(path.name, table, recovered, missing, key=model._meta.pk.column)
+            erased = _erased_rows_dropped(model, table)
+            return TableRecovery(
+                path.name,
+                table,
+                recovered,
+                missing,
+                key=model._meta.pk.column,
+                erased_rows_dropped=erased,
+            )
         with transaction.atomic():
             with connection.cursor() as cursor:
                 names = ", ".join(quote(column) for column in _columns(cursor, table))
@@ -634,7 +736,10 @@ def table_recover(
                 },
                 details={"file": path.name, "table": table},
             )
-            if not keep:
+            erased = 0
+            if keep:
+                erased = _erased_rows_dropped(model, table)
+            else:
                 with connection.cursor() as cursor:
                     cursor.execute(f"DROP TABLE {target}")
     return TableRecovery(
@@ -649,4 +754,5 @@ def table_recover(
         history_rows=history_rows,
         erasures_replayed=replayed,
         kept=keep,
+        erased_rows_dropped=erased,
     )

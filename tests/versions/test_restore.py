@@ -15,10 +15,13 @@ from django.utils import timezone
 
 from compliance.models import ErasureCertificate, ErasureLogEntry
 from compliance.services import subject_erase
-from shop.models import Customer
+from retention.models import LegalHold
+from retention.selectors import held_q
+from retention.services import hold_place, hold_release
+from shop.models import Customer, Session
 from versions.backups import BackupError, manifest_path
 from versions.models import LedgerAction, LedgerEntry
-from versions.restore import backup_restore, table_recover
+from versions.restore import _erased_rows_dropped, backup_restore, table_recover
 from versions.services import ledger_append, ledger_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,6 +33,8 @@ SURVIVING_TABLES = {
     "compliance_erasurelogentry",
     "versions_backup",
     "versions_backupcheck",
+    "retention_legalhold",
+    "retention_historicallegalhold",
 }
 
 
@@ -73,6 +78,33 @@ def test_backup_catalogue_outlives_a_restore(make_backup):
     assert set(Backup.objects.values_list("file", flat=True)) == {first.name, second.name}
     assert Backup.objects.get(file=first.name).deleted_by == "x"
     assert BackupCheck.objects.filter(backup__file=second.name, ok=True).exists()
+
+
+def test_legal_holds_placed_or_released_since_the_backup_keep_their_state(make_backup):
+    """A hold is an obligation, not data: one placed since the backup still holds after the
+    restore (so no purge or erasure takes what it keeps), one released since stays
+    released, and each keeps its history."""
+    ada, bob = _customers("ada", "bob")
+    released = hold_place(
+        record=bob, reason="Audit", ground=LegalHold.Ground.LEGAL_OBLIGATION, actor=None
+    )
+    path = make_backup()
+    placed = hold_place(
+        record=ada, reason="Litigation", ground=LegalHold.Ground.LEGAL_CLAIMS, actor=None
+    )
+    hold_release(hold=released, reason="Audit closed", actor=None)
+
+    backup_restore(path=path, actor=None, reason=REASON)
+
+    placed = LegalHold.objects.get(pk=placed.pk)
+    assert placed.released_at is None and placed.reason == "Litigation"
+    assert placed.content_type.model_class() is Customer and placed.object_id == str(ada.pk)
+    assert LegalHold.objects.get(pk=released.pk).release_reason == "Audit closed"
+    assert list(Customer.all_objects.filter(held_q(Customer)).values_list("pk", flat=True)) == [
+        ada.pk
+    ]
+    assert placed.history.count() == 1  # placed: its creation row came back with it
+    assert LegalHold.history.filter(id=released.pk).count() == 2  # placed, then released
 
 
 def test_round_trip_restores_every_table_row_count(make_backup):
@@ -390,6 +422,69 @@ def test_recover_table_merge_erases_an_erased_customer_again(postgres, make_back
 
     assert result.inserted == 1 and result.erasures_replayed == 1
     assert Customer.all_objects.get(pk=ada.pk).email != "ada@example.org"
+
+
+def _recovered(table, column="id"):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM recovery.{table} ORDER BY 1")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_recovery_table_kept_for_inspection_holds_no_erased_person(postgres, make_backup, officer):
+    """A table read back from a backup for inspection leaves out the rows about people
+    erased since: their own row, matched by key or by email, and the rows that refer to
+    them (a session of theirs); the others are all there, and the command says so."""
+    ada, bob = _customers("ada", "bob")
+    for customer in (ada, bob):
+        Session.objects.create(customer=customer, expires_at=timezone.now())
+    path = make_backup()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    models.QuerySet.delete(Customer.all_objects.filter(pk=ada.pk))  # and then lost
+
+    out = StringIO()
+    call_command("recover_table", str(path), "shop_customer", stdout=out)
+    assert _recovered("shop_customer") == [bob.pk]
+    assert "1 row(s) about people erased since the backup were deleted" in out.getvalue()
+    assert "2 of them are missing" not in out.getvalue()
+
+    call_command("recover_table", str(path), "shop_session", stdout=StringIO())
+    assert _recovered("shop_session", "customer_id") == [bob.pk]
+
+    # A row with the erased person's email under another key is theirs too.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO recovery.shop_customer (id, email, full_name, phone, avatar_url, "
+            "created_at, updated_at) VALUES (9999, ' ADA@example.org', 'Ada', '', '', now(), "
+            "now())"
+        )
+    assert _erased_rows_dropped(Customer, "shop_customer") == 1
+    assert _recovered("shop_customer") == [bob.pk]
+
+
+def test_recovery_table_kept_after_a_merge_holds_no_erased_person(postgres, make_backup, officer):
+    """--merge --keep: the merged row is erased again, and the kept table loses its copy."""
+    ada, bob = _customers("ada", "bob")
+    path = make_backup()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    models.QuerySet.delete(Customer.all_objects.filter(pk__in=[ada.pk, bob.pk]))
+
+    result = table_recover(
+        path=path, table="shop_customer", merge=True, keep=True, actor=None, reason="r"
+    )
+
+    assert (result.inserted, result.erasures_replayed, result.erased_rows_dropped) == (2, 1, 1)
+    assert Customer.all_objects.get(pk=ada.pk).email != "ada@example.org"
+    assert _recovered("shop_customer") == [bob.pk]
+
+    # The kept table is scratch: a backup leaves it out, and recovering from that backup
+    # finds the application's table alone.
+    later = make_backup()
+    listing = subprocess.run(
+        ["pg_restore", "--list", str(later)], capture_output=True, text=True, check=True
+    ).stdout
+    assert " recovery " not in listing and "SCHEMA - recovery" not in listing
+    again = table_recover(path=later, table="shop_customer", merge=False, actor=None, reason="")
+    assert again.recovered == 2
 
 
 def test_replay_that_fails_says_the_database_was_restored_and_how_to_finish(

@@ -14,7 +14,8 @@ class Command(ComplianceCommand):
         "rows (ON CONFLICT DO NOTHING: a row present in the live table keeps its live "
         "values), record them in history, erase again what the erasure log names among "
         "their subjects, write a ledger entry, and drop recovery.TABLE unless --keep. "
-        "Drop a kept table with: DROP TABLE recovery.TABLE;"
+        "Drop a kept table with: DROP TABLE recovery.TABLE; "
+        "A recovery table that stays holds no row about a person erased since the backup."
     )
     FOUND = (
         "Recovered {recovered} row(s) of {table} from {file} into {recovery}; {missing} of "
@@ -30,6 +31,10 @@ class Command(ComplianceCommand):
         "(kept as they are); {history} history row(s); {replayed} erasure(s) run again."
     )
     KEPT = "{recovery} is kept: drop it with DROP TABLE {recovery};"
+    ERASED = (
+        "{dropped} row(s) about people erased since the backup were deleted from {recovery} "
+        "(the erasure log names them)."
+    )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -66,6 +71,7 @@ class Command(ComplianceCommand):
                     missing=result.missing,
                 )
             )
+            self._erased(result)
             self.stdout.write(
                 self.INSPECT.format(
                     recovery=result.recovery_table,
@@ -89,3 +95,12 @@ class Command(ComplianceCommand):
         )
         if result.kept:
             self.stdout.write(self.KEPT.format(recovery=result.recovery_table))
+            self._erased(result)
+
+    def _erased(self, result):
+        if result.erased_rows_dropped:
+            self.stdout.write(
+                self.ERASED.format(
+                    dropped=result.erased_rows_dropped, recovery=result.recovery_table
+                )
+            )
