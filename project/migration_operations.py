@@ -201,6 +201,12 @@ class SetNotNull(postgres.NotInTransactionMixin, migrations.AlterField):
         ):
             schema_editor.execute(sql, params=None)
 
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        # DROP NOT NULL: instant. (AlterField's own backwards would call the forwards above.)
+        migrations.AlterField.database_forwards(
+            self, app_label, schema_editor, from_state, to_state
+        )
+
 
 def _nullable(schema_editor, table: str, column: str) -> bool:
     """Whether the column exists and accepts NULL (a migration not yet run on it)."""

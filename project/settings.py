@@ -98,6 +98,9 @@ MIGRATION_LINTER_OPTIONS = {
         # shop 0005: the contract step of expand-contract; it drops `name` only after the code
         # stopped using it (0004) and refuses while a row lacks its full_name.
         "0005_customer_full_name_contract",
+        # shop 0006: SET NOT NULL only after a validated CHECK proved no row is NULL, so
+        # PostgreSQL skips the scan under the exclusive lock (project/migration_operations.py).
+        "0006_customer_full_name_required",
         # compliance 0002 creates its tables, then adds their foreign keys: on SQLite that
         # rebuilds tables created a moment before, which the linter reads as drops.
         "0002_requests_exports_consents_erasures",

@@ -1,4 +1,4 @@
-"""History indexes trimmed, as `shop/0006_history_index_trim` explains: the user index of
+"""History indexes trimmed, as `shop/0007_history_index_trim` explains: the user index of
 each history table leaves out rows no user made, and the copies of foreign keys recording
 which staff member acted lose their index. Not atomic; every operation can run again."""
 
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("compliance", "0002_requests_exports_consents_erasures"),
-        ("shop", "0006_history_index_trim"),
+        ("shop", "0007_history_index_trim"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

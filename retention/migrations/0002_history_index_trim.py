@@ -1,4 +1,4 @@
-"""History indexes trimmed, as `shop/0006_history_index_trim` explains: the user index of
+"""History indexes trimmed, as `shop/0007_history_index_trim` explains: the user index of
 each history table leaves out rows no user made, and the copies of foreign keys recording
 which staff member acted lose their index. Not atomic; every operation can run again."""
 

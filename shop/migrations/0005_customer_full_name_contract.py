@@ -2,8 +2,9 @@
 
 Refuses to run while a row still has a `name` and no `full_name` (the backfill has not
 finished): dropping `name` then would lose those names. Otherwise drops the trigger of 0002
-and the `name` columns, and makes `full_name` required, as `name` was. Reversed, it adds
-`name` back and fills it from `full_name`.
+and the `name` columns. Reversed, it adds `name` back and fills it from `full_name`.
+`full_name` becomes required, as `name` was, in 0006: without a long lock, which needs a
+migration of its own.
 """
 
 import importlib
@@ -83,15 +84,5 @@ class Migration(migrations.Migration):
                 'CREATE INDEX "shop_customer_name_live" ON "shop_customer" ("name") '
                 'WHERE "deleted_at" IS NULL',
             ],
-        ),
-        migrations.AlterField(
-            model_name="customer",
-            name="full_name",
-            field=models.CharField(max_length=200),
-        ),
-        migrations.AlterField(
-            model_name="historicalcustomer",
-            name="full_name",
-            field=models.CharField(max_length=200),
         ),
     ]

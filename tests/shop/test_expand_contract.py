@@ -1,4 +1,4 @@
-"""The worked expand-contract example: customer `name` becomes `full_name` (shop 0002-0005).
+"""The worked expand-contract example: customer `name` becomes `full_name` (shop 0002-0006).
 
 Each test walks the shop's migrations back and forth with Django's MigrationExecutor and
 leaves the database at the latest migration.
@@ -178,3 +178,43 @@ def test_full_name_index_is_built_concurrently_and_a_stopped_build_is_redone(pos
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_get_indexdef(to_regclass('shop_customer_full_name_live'))")
         assert "WHERE (deleted_at IS NULL)" in cursor.fetchone()[0]
+
+
+REQUIRED = ("shop", "0006_customer_full_name_required")
+
+
+def _nullable(table, column):
+    with connection.cursor() as cursor:
+        description = connection.introspection.get_table_description(cursor, table)
+    return next(c.null_ok for c in description if c.name == column)
+
+
+def test_full_name_becomes_required_through_a_validated_check(postgres, at_latest):
+    """Not atomic: a NULL left in full_name fails the validation and changes nothing; once
+    filled, the column is NOT NULL and the check that proved it is gone. Run again, it is
+    left as it is."""
+    executor = MigrationExecutor(connection)
+    assert executor.loader.get_migration(*REQUIRED).atomic is False
+    contracted = _migrate(CONTRACT)
+    assert _nullable("shop_customer", "full_name")
+    pk = contracted.get_model("shop", "Customer")._base_manager.create(email="n@example.org").pk
+
+    with pytest.raises(Exception, match="is violated by some row"):
+        _migrate(REQUIRED)
+    assert _nullable("shop_customer", "full_name")
+    assert not _applied(REQUIRED[1])
+
+    _sql("UPDATE shop_customer SET full_name = 'Named' WHERE id = %s", [pk])
+    _migrate(REQUIRED)
+    assert not _nullable("shop_customer", "full_name")
+    assert not _nullable("shop_historicalcustomer", "full_name")
+    assert (
+        _sql("SELECT conname FROM pg_constraint WHERE conname LIKE %s", ["%full_name_not_null"])
+        == []
+    )
+
+    operation = MigrationExecutor(connection).loader.get_migration(*REQUIRED).operations[0]
+    state = MigrationExecutor(connection).loader.project_state(REQUIRED)
+    with connection.schema_editor(atomic=False, collect_sql=True) as editor:
+        operation.database_forwards("shop", editor, state, state)
+    assert editor.collected_sql == []  # already NOT NULL: nothing to do

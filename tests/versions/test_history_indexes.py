@@ -1,4 +1,4 @@
-"""History tables are indexed for how history is read, and no more (shop 0006 and its kin).
+"""History tables are indexed for how history is read, and no more (shop 0007 and its kin).
 
 Each history row written maintains every index of its table: an index no lookup uses is a
 write for nothing, on every save, purge and erasure.
@@ -11,8 +11,8 @@ from django.db.migrations.executor import MigrationExecutor
 
 from shop.models import Customer, Document
 
-BEFORE = ("shop", "0005_customer_full_name_contract")
-TRIM = ("shop", "0006_history_index_trim")
+BEFORE = ("shop", "0006_customer_full_name_required")
+TRIM = ("shop", "0007_history_index_trim")
 WHO = "h_customer_f11efd_who"
 
 

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY refuses to run inside a transaction
 
     dependencies = [
-        ("shop", "0005_customer_full_name_contract"),
+        ("shop", "0006_customer_full_name_required"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
