@@ -669,15 +669,21 @@ def erasure_log_names(*, keys=(), emails=()) -> tuple[set, set]:
     """Which of these subject keys and emails the erasure log names: compared by their keyed
     hashes (the digests `erasure_log_matches` compares in SQL), since the log holds no
     identifier itself. For rows outside the live tables, such as a table read from a backup."""
-    return _named("key", keys, str), _named("email", emails, lambda e: e.strip(" ").lower())
+    # Emails as `subject_identifiers` wrote them into the log: stripped, lower-cased.
+    return _named("key", keys, str), _named("email", emails, lambda e: e.strip().lower())
 
 
-def _named(kind: str, values, as_text) -> set:
+def _named(kind: str, values, as_text, *, per_query: int = 10_000) -> set:
     from .models import ErasureLogEntry
 
     digests = {keyed_sha256_text(as_text(v), salt=ERASURE_LOG_SALT): v for v in values if v}
-    named = ErasureLogEntry.objects.filter(kind=kind, digest__in=list(digests))
-    return {digests[digest] for digest in named.values_list("digest", flat=True)}
+    wanted, found = list(digests), set()
+    for start in range(0, len(wanted), per_query):
+        named = ErasureLogEntry.objects.filter(
+            kind=kind, digest__in=wanted[start : start + per_query]
+        )
+        found.update(digests[digest] for digest in named.values_list("digest", flat=True))
+    return found
 
 
 def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:

@@ -19,7 +19,7 @@ them all. SQLite (the demo) gets the plain operations.
 from __future__ import annotations
 
 from django.contrib.postgres import operations as postgres
-from django.db import migrations, models
+from django.db import DatabaseError, migrations, models
 from django.db.migrations.operations.base import OperationCategory
 
 __all__ = ["AddIndexConcurrently", "RemoveFieldIndex", "RemoveIndexConcurrently", "SetNotNull"]
@@ -31,7 +31,9 @@ def _on_postgresql(schema_editor) -> bool:
 
 def _index_valid(schema_editor, name: str) -> bool | None:
     """True: the index exists and is usable; False: a stopped build left it invalid;
-    None: there is none."""
+    None: there is none (or SQL is being collected, not run: `sqlmigrate` shows it all)."""
+    if schema_editor.collect_sql:
+        return None
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(
             "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
@@ -41,16 +43,24 @@ def _index_valid(schema_editor, name: str) -> bool | None:
     return None if row is None else row[0]
 
 
+def _index_exists(schema_editor, model, name: str) -> bool:
+    """SQLite: whether the table has an index of that name (False while collecting SQL)."""
+    if schema_editor.collect_sql:
+        return False
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        return name in connection.introspection.get_constraints(cursor, model._meta.db_table)
+
+
 def _drop_concurrently(schema_editor, name: str) -> None:
     schema_editor.execute(
         f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}", params=None
     )
 
 
-def _build_concurrently(operation, schema_editor, model, index) -> None:
-    operation._ensure_not_in_transaction(schema_editor)
-    if not operation.allow_migrate_model(schema_editor.connection.alias, model):
-        return
+def _build_concurrently(schema_editor, model, index) -> None:
+    """CREATE INDEX CONCURRENTLY, unless a valid index of that name is there; an invalid one
+    (a build that stopped) is dropped first."""
     valid = _index_valid(schema_editor, index.name)
     if valid:
         return
@@ -59,50 +69,63 @@ def _build_concurrently(operation, schema_editor, model, index) -> None:
     schema_editor.add_index(model, index, concurrently=True)
 
 
+def _allowed(operation, schema_editor, model) -> bool:
+    """On PostgreSQL: refuse to run inside a transaction. Either database: the routers."""
+    if _on_postgresql(schema_editor):
+        operation._ensure_not_in_transaction(schema_editor)
+    return operation.allow_migrate_model(schema_editor.connection.alias, model)
+
+
 class AddIndexConcurrently(postgres.AddIndexConcurrently):
     """``AddIndex`` that leaves the table writable while the index builds (PostgreSQL)."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if not _on_postgresql(schema_editor):
-            return migrations.AddIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
         model = to_state.apps.get_model(app_label, self.model_name)
-        _build_concurrently(self, schema_editor, model, self.index)
+        if not _allowed(self, schema_editor, model):
+            return
+        if _on_postgresql(schema_editor):
+            _build_concurrently(schema_editor, model, self.index)
+        elif not _index_exists(schema_editor, model, self.index.name):
+            schema_editor.add_index(model, self.index)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if not _on_postgresql(schema_editor):
-            return migrations.AddIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        self._ensure_not_in_transaction(schema_editor)
-        _drop_concurrently(schema_editor, self.index.name)
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if not _allowed(self, schema_editor, model):
+            return
+        if _on_postgresql(schema_editor):
+            _drop_concurrently(schema_editor, self.index.name)
+        elif schema_editor.collect_sql or _index_exists(schema_editor, model, self.index.name):
+            schema_editor.remove_index(model, self.index)
 
 
 class RemoveIndexConcurrently(postgres.RemoveIndexConcurrently):
     """``RemoveIndex`` that leaves the table readable and writable meanwhile (PostgreSQL)."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if not _on_postgresql(schema_editor):
-            return migrations.RemoveIndex.database_forwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
-        self._ensure_not_in_transaction(schema_editor)
-        _drop_concurrently(schema_editor, self.name)
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if not _allowed(self, schema_editor, model):
+            return
+        if _on_postgresql(schema_editor):
+            _drop_concurrently(schema_editor, self.name)
+        elif schema_editor.collect_sql or _index_exists(schema_editor, model, self.name):
+            index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
+            schema_editor.remove_index(model, index)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if not _on_postgresql(schema_editor):
-            return migrations.RemoveIndex.database_backwards(
-                self, app_label, schema_editor, from_state, to_state
-            )
         model = to_state.apps.get_model(app_label, self.model_name)
+        if not _allowed(self, schema_editor, model):
+            return
         index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        _build_concurrently(self, schema_editor, model, index)
+        if _on_postgresql(schema_editor):
+            _build_concurrently(schema_editor, model, index)
+        elif not _index_exists(schema_editor, model, index.name):
+            schema_editor.add_index(model, index)
 
 
 class RemoveFieldIndex(postgres.NotInTransactionMixin, migrations.AlterField):
     """A field's ``db_index`` goes from True to False: its one-column index is dropped
-    (concurrently on PostgreSQL), and nothing else about the field or table changes."""
+    (concurrently on PostgreSQL), and nothing else about the field or table changes.
+    Reversed, the index is built again (concurrently on PostgreSQL)."""
 
     category = OperationCategory.REMOVAL
 
@@ -116,14 +139,15 @@ class RemoveFieldIndex(postgres.NotInTransactionMixin, migrations.AlterField):
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        if not _allowed(self, schema_editor, model):
             return
-        postgresql = _on_postgresql(schema_editor)
-        if postgresql:
-            self._ensure_not_in_transaction(schema_editor)
         column = model._meta.get_field(self.name).column
-        for name in _field_indexes(schema_editor, model, column):
-            if postgresql:
+        if schema_editor.collect_sql:  # the name Django gave it
+            names = [schema_editor._create_index_name(model._meta.db_table, [column])]
+        else:
+            names = _field_indexes(schema_editor, model, column)
+        for name in names:
+            if _on_postgresql(schema_editor):
                 _drop_concurrently(schema_editor, name)
             else:
                 schema_editor.execute(
@@ -132,11 +156,21 @@ class RemoveFieldIndex(postgres.NotInTransactionMixin, migrations.AlterField):
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        if not _allowed(self, schema_editor, model):
             return
         field = model._meta.get_field(self.name)
-        if not _field_indexes(schema_editor, model, field.column):
-            schema_editor.execute(schema_editor._create_index_sql(model, fields=[field]))
+        postgresql = _on_postgresql(schema_editor)
+        found = []
+        if not schema_editor.collect_sql:
+            found = _field_indexes(schema_editor, model, field.column)
+        valid = [name for name in found if not postgresql or _index_valid(schema_editor, name)]
+        for name in set(found) - set(valid):  # what a stopped concurrent build left
+            _drop_concurrently(schema_editor, name)
+        if not valid:
+            extra = {"concurrently": True} if postgresql else {}
+            schema_editor.execute(
+                schema_editor._create_index_sql(model, fields=[field], **extra), params=None
+            )
 
 
 def _field_indexes(schema_editor, model, column: str) -> list[str]:
@@ -163,9 +197,10 @@ class SetNotNull(postgres.NotInTransactionMixin, migrations.AlterField):
     ``CHECK (column IS NOT NULL) NOT VALID`` (instant), validates it (the scan, under a lock
     that lets reads and writes go on), then sets NOT NULL, which PostgreSQL 12 and later
     proves from the valid check without a scan, and drops the check. Each step commits on
-    its own (the migration sets ``atomic = False``); a column already NOT NULL is left as it
-    is, so an interrupted run can run again. A NULL left in the column fails the validation
-    and changes nothing. Elsewhere (SQLite): ``AlterField``.
+    its own (the migration sets ``atomic = False``); a column already NOT NULL only loses a
+    check a stopped run left, so an interrupted run can run again. A NULL left in the column
+    fails the validation, the check goes again, and nothing has changed. Elsewhere (SQLite):
+    ``AlterField``.
     """
 
     category = OperationCategory.ALTERATION
@@ -181,25 +216,30 @@ class SetNotNull(postgres.NotInTransactionMixin, migrations.AlterField):
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         if not _on_postgresql(schema_editor):
             return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        self._ensure_not_in_transaction(schema_editor)
         model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        if not _allowed(self, schema_editor, model):
             return
         table = model._meta.db_table
         column = model._meta.get_field(self.name).column
-        if not _nullable(schema_editor, table, column):
-            return
         quote = schema_editor.quote_name
+        alter = f"ALTER TABLE {quote(table)}"
         check = quote(f"{table}_{column}_not_null"[-63:])
-        for sql in (
-            f"ALTER TABLE {quote(table)} DROP CONSTRAINT IF EXISTS {check}",
-            f"ALTER TABLE {quote(table)} ADD CONSTRAINT {check} "
-            f"CHECK ({quote(column)} IS NOT NULL) NOT VALID",
-            f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {check}",
-            f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column)} SET NOT NULL",
-            f"ALTER TABLE {quote(table)} DROP CONSTRAINT {check}",
-        ):
-            schema_editor.execute(sql, params=None)
+        drop_check = f"{alter} DROP CONSTRAINT IF EXISTS {check}"
+        if not schema_editor.collect_sql and not _nullable(schema_editor, table, column):
+            schema_editor.execute(drop_check, params=None)  # a run stopped before its end
+            return
+        schema_editor.execute(drop_check, params=None)
+        schema_editor.execute(
+            f"{alter} ADD CONSTRAINT {check} CHECK ({quote(column)} IS NOT NULL) NOT VALID",
+            params=None,
+        )
+        try:
+            schema_editor.execute(f"{alter} VALIDATE CONSTRAINT {check}", params=None)
+        except DatabaseError:
+            schema_editor.execute(drop_check, params=None)  # a NULL is left: nothing changes
+            raise
+        schema_editor.execute(f"{alter} ALTER COLUMN {quote(column)} SET NOT NULL", params=None)
+        schema_editor.execute(drop_check, params=None)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         # DROP NOT NULL: instant. (AlterField's own backwards would call the forwards above.)

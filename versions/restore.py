@@ -236,13 +236,16 @@ def _content_type_columns(model) -> list[str]:
 
 def _survivors_read() -> dict[str, list[dict]]:
     saved = {}
+    names = {pk: [app, model] for pk, app, model in ContentType.objects.values_list(
+        "pk", "app_label", "model"
+    )}  # fmt: skip
     for label in SURVIVING_MODELS:
         model = apps.get_model(label)
         columns = [f.attname for f in model._meta.concrete_fields]
         rows = list(model._base_manager.order_by("pk").values(*columns))
         for column in _content_type_columns(model):
-            for row in rows:
-                row[column] = list(ContentType.objects.get_for_id(row[column]).natural_key())
+            for row in rows:  # one gone (a history row's, unchecked) stays a bare id
+                row[column] = names.get(row[column], row[column])
         saved[label] = rows
     return saved
 
@@ -259,6 +262,8 @@ def _content_types_resolved(row: dict, columns: list[str]) -> dict:
     """The journal's natural keys of content types as this database's ids."""
     resolved = {}
     for column in columns:
+        if not isinstance(row[column], list):
+            continue  # a bare id (its content type was gone already) or None
         app_label, model = row[column]
         content_type, _ = ContentType.objects.get_or_create(app_label=app_label, model=model)
         resolved[column] = content_type.pk
@@ -603,6 +608,13 @@ def _subjects_of(model, keys) -> set | None:
     return subjects
 
 
+def _replayed_after_merge(model) -> bool:
+    """Whether a merge of `model`'s rows erases their subjects again (a registered model)."""
+    from compliance.registry import registry
+
+    return registry.get(model) is not None
+
+
 def _erased_rows_dropped(model, table: str) -> int:
     """Delete from recovery.<table> the rows about people the erasure log names, and return
     how many: a table kept for inspection must not bring an erased person's data back.
@@ -610,13 +622,14 @@ def _erased_rows_dropped(model, table: str) -> int:
     A row's subject is found through the registry's subject paths: its own key and emails
     for the subject's table (or its history), a foreign key to the subject, or a longer path
     followed through the live rows it starts at. A row whose subject cannot be told (a
-    longer path whose live row is gone) is kept."""
-    from compliance.registry import registry
+    longer path whose live row is gone) is kept, and so are the rows of a model whose
+    erasure retains them for a legal reason: the live table keeps them too."""
+    from compliance.registry import Erasure, registry
     from compliance.selectors import erasure_log_names, subject_email_fields
 
     tracked = getattr(model, "instance_type", model)  # a history table: its model's entry
     entry = registry.get(tracked)
-    if entry is None:
+    if entry is None or entry.erasure == Erasure.RETAIN:
         return 0
     quote = connection.ops.quote_name
     target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
@@ -684,7 +697,15 @@ def table_recover(
     target, live = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}", quote(table)
     pk = quote(model._meta.pk.column)
     with change_context(user=actor, reason=reason):
-        recovered = _copy_into_recovery(path, table)
+        copied = _copy_into_recovery(path, table)
+        # Rows about people erased since go before anything reads the copy: all of them for
+        # an inspection; before a merge, those the erasure replay after it cannot reach (a
+        # history table's). A merge of a registered model's rows inserts them, then erases
+        # those people again, so that what their erasure kept (anonymised) comes back so.
+        erased = 0
+        if not merge or not _replayed_after_merge(model):
+            erased = _erased_rows_dropped(model, table)
+        recovered = copied - erased
         missing_sql = (
             f"SELECT count(*) FROM {target} r WHERE NOT EXISTS "
             f"(SELECT 1 FROM {live} l WHERE l.{pk} = r.{pk})"
@@ -693,7 +714,6 @@ def table_recover(
             cursor.execute(missing_sql)
             missing = cursor.fetchone()[0]
         if not merge:
-            erased = _erased_rows_dropped(model, table)
             return TableRecovery(
                 path.name,
                 table,
@@ -736,9 +756,8 @@ def table_recover(
                 },
                 details={"file": path.name, "table": table},
             )
-            erased = 0
             if keep:
-                erased = _erased_rows_dropped(model, table)
+                erased += _erased_rows_dropped(model, table)
             else:
                 with connection.cursor() as cursor:
                     cursor.execute(f"DROP TABLE {target}")
