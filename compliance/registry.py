@@ -101,6 +101,14 @@ class ModelPrivacy:
     def subject_paths(self) -> list[str]:
         return [self.subject] if isinstance(self.subject, str) else list(self.subject)
 
+    def subject_lookups(self, *, history: bool = False) -> list[str]:
+        """The subject paths as lookups on the model's rows, or on its history rows, which
+        copy the record's key under its own name (their primary key is the history id) and
+        keep each foreign key, so the other paths are the same."""
+        own = ("pk", self.model._meta.pk.name)
+        key = self.model._meta.pk.attname if history else "pk"
+        return [key if path in own else path for path in self.subject_paths]
+
     @property
     def label(self) -> str:
         return self.model._meta.label

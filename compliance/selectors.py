@@ -139,15 +139,9 @@ class SubjectRows:
 
 
 def subject_q(entry: ModelPrivacy, subject_pk, *, history: bool = False) -> Q:
-    """The rows of `entry`'s model (or of its history model) about the subject `subject_pk`.
-
-    History rows copy the record's key under its own name (their primary key is the history
-    id) and keep each foreign key as a lookup, so the same subject paths apply to them.
-    """
+    """The rows of `entry`'s model (or of its history model) about the subject `subject_pk`."""
     q = Q(pk__in=[])
-    for path in entry.subject_paths:
-        if path in ("pk", entry.model._meta.pk.name):
-            path = entry.model._meta.pk.attname if history else "pk"
+    for path in entry.subject_lookups(history=history):
         q |= Q(**{path: subject_pk})
     return q
 

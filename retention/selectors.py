@@ -157,9 +157,7 @@ def held_q(model, *, dependants: int = 2, holds: models.QuerySet | None = None) 
     entry = registry.get(tracked)
     if entry is not None:
         subject_keys = _held_keys(registry.subject_model(), holds)
-        for path in entry.subject_paths:
-            if path in ("pk", tracked._meta.pk.name):
-                path = key
+        for path in entry.subject_lookups(history=model is not tracked):
             q |= Q(**{f"{path}__in": subject_keys})
     if dependants and model is tracked:
         for dependant, field in _cascades(model):

@@ -635,8 +635,9 @@ def _erased_rows_dropped(model, table: str) -> int:
     target = f"{quote(RECOVERY_SCHEMA)}.{quote(table)}"
     doomed: dict[str, set] = {}  # column -> values whose rows go
     with connection.cursor() as cursor:
-        for subject_path in entry.subject_paths:
-            if subject_path == "pk":
+        own_key = tracked._meta.pk.attname
+        for subject_path in entry.subject_lookups(history=True):  # a copy's columns
+            if subject_path == own_key:
                 columns = [tracked._meta.pk.column] + [
                     tracked._meta.get_field(name).column for name in subject_email_fields(tracked)
                 ]
