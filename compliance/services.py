@@ -838,7 +838,7 @@ def subject_export(
     return export
 
 
-def subject_export_queue(*, subject, actor, reason: str, request=None) -> SubjectExport:
+def subject_export_queue(*, subject, actor, reason: str) -> SubjectExport:
     """Record a pending export of `subject` and run it in a Celery task once committed; an
     export of the subject already queued or running is returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
