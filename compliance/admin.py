@@ -108,12 +108,18 @@ def subject_tools(
     return tools
 
 
-def _request_reason(http_request) -> str:
-    """The default reason of a page opened from a request's page (``?request=<id>``)."""
-    request_id = http_request.GET.get("request", "")
-    if request_id.isdigit() and SubjectRequest.objects.filter(pk=request_id).exists():
-        return f"Request #{request_id}"
-    return ""
+def _answered_request(http_request) -> SubjectRequest | None:
+    """The request a page opened from a request's page answers (``?request=<id>``, then a
+    hidden field of its form), or None."""
+    request_id = http_request.POST.get("request") or http_request.GET.get("request", "")
+    if not str(request_id).isdigit():
+        return None
+    return SubjectRequest.objects.filter(pk=request_id).first()
+
+
+def _request_reason(answered: SubjectRequest | None) -> str:
+    """The default reason of a page that answers a request."""
+    return f"Request #{answered.pk}" if answered is not None else ""
 
 
 def _local(moment, pattern="j M Y, H:i") -> str:
@@ -318,8 +324,36 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             "Identity verification",
             {"fields": ["verified_at", "verified_by", "verification_method", "verification_note"]},
         ),
-        ("Progress", {"fields": ["started_at", "completed_at", "rejected_at", "rejection_reason"]}),
+        (
+            "Progress",
+            {
+                "fields": [
+                    "started_at",
+                    "completed_at",
+                    "rejected_at",
+                    "rejection_reason",
+                    "answered_by",
+                ]
+            },
+        ),
     ]
+
+    @admin.display(description="answered by")
+    def answered_by(self, obj):
+        """The exports and erasures run from this request's page, linked."""
+        links = [
+            (
+                reverse("admin:compliance_subjectexport_change", args=[export.pk]),
+                f"{export} ({export.get_status_display().lower()})",
+            )
+            for export in obj.exports.all()
+        ] + [
+            (reverse("admin:compliance_erasurecertificate_change", args=[cert.pk]), str(cert))
+            for cert in obj.erasure_certificates.all()
+        ]
+        if not links:
+            return "—"
+        return format_html_join("", '<a href="{}">{}</a><br>', links)
 
     @admin.display(description="due", ordering="due_at")
     def due(self, obj):
@@ -476,7 +510,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["requested_by"]
     search_fields = ["=subject__pk", "=id"]
-    readonly_fields = ["subject", "requested_by", "reason", "created_at", "started_at",
+    readonly_fields = ["subject", "requested_by", "reason", "request", "created_at", "started_at",
                        "finished_at", "status", "error", "filename", "size", "sha256", "counts",
                        "expires_at"]  # fmt: skip
     show_full_result_count = False
@@ -550,10 +584,18 @@ class SubjectExportAdmin(admin.ModelAdmin):
             subject = None
         if subject is None:
             raise Http404(f"No {subject_model._meta.verbose_name} with id {subject_pk}.")
+        answered = _answered_request(request)
         if request.method == "POST":
-            export = subject_export_queue(
-                subject=subject, actor=request.user, reason=request.POST.get("reason", "").strip()
-            )
+            try:
+                export = subject_export_queue(
+                    subject=subject,
+                    actor=request.user,
+                    reason=request.POST.get("reason", "").strip(),
+                    request=answered,
+                )
+            except ComplianceRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(request.path)
             self.message_user(
                 request,
                 f"Export #{export.pk} is queued: it appears here as done when its ZIP is ready "
@@ -573,7 +615,8 @@ class SubjectExportAdmin(admin.ModelAdmin):
                 if e.exported
             ],
             "expiry_days": config.export_expiry_days(),
-            "reason": _request_reason(request),
+            "reason": _request_reason(answered),
+            "answered": answered,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/compliance/subject_export.html", context)
@@ -929,6 +972,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "subject_ref",
         "actor_label",
         "reason",
+        "request",
         "plan_hash",
         "ledger_entry",
         "counts_table",
@@ -996,7 +1040,8 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             subject = model._base_manager.get(pk=subject_pk)
         except (model.DoesNotExist, ValueError, ValidationError):
             raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.") from None
-        error, reason = "", _request_reason(request)
+        answered = _answered_request(request)
+        error, reason = "", _request_reason(answered)
         if request.method == "POST":
             reason = request.POST.get("reason", "")
             try:
@@ -1005,6 +1050,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                     actor=request.user,
                     reason=reason,
                     plan_hash=request.POST.get("plan_hash") or "(none)",
+                    request=answered,
                 )
             except ComplianceRefused as exc:
                 error = str(exc)
@@ -1024,6 +1070,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "plan": plan,
             "error": error,
             "reason": reason,
+            "answered": answered,
             "nothing_left": NOTHING_LEFT,
             "certificates": ErasureCertificate.objects.filter(subject_ref=plan.subject_ref),
         }

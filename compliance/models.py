@@ -201,6 +201,14 @@ class SubjectExport(models.Model):
         related_name="+",
     )
     reason = models.TextField(blank=True)
+    request = models.ForeignKey(
+        SubjectRequest,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="exports",
+        help_text="The data-subject request this export answers.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -479,6 +487,16 @@ class ErasureCertificate(models.Model):
     )
     actor_label = models.CharField("run by", max_length=150)
     reason = models.TextField()
+    request = models.ForeignKey(
+        SubjectRequest,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        related_name="erasure_certificates",
+        # A certificate outlives a restore of an older backup, which may lack the request.
+        db_constraint=False,
+        help_text="The data-subject request this erasure answers.",
+    )
     ledger_entry = models.ForeignKey(
         "versions.LedgerEntry",
         on_delete=models.DO_NOTHING,

@@ -838,10 +838,25 @@ def subject_export(
     return export
 
 
-def subject_export_queue(*, subject, actor, reason: str) -> SubjectExport:
-    """Record a pending export of `subject` and run it in a Celery task once committed; an
-    export of the subject already queued or running is returned instead of a second one."""
+def _answered(request: SubjectRequest | None, subject) -> SubjectRequest | None:
+    """`request`, once it is known to be about `subject`: an export or erasure answers a
+    request of the person it is about, never another's."""
+    if request is not None and request.subject_id != subject.pk:
+        raise ComplianceRefused(
+            f"Request #{request.pk} is about another data subject: open the export or "
+            "erasure from that request's own page."
+        )
+    return request
+
+
+def subject_export_queue(
+    *, subject, actor, reason: str, request: SubjectRequest | None = None
+) -> SubjectExport:
+    """Record a pending export of `subject` (answering `request`, if given) and run it in a
+    Celery task once committed; an export of the subject already queued or running is
+    returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
+    _answered(request, subject)
     from .tasks import export_run  # the task module imports this one
 
     with change_context(user=actor, reason=reason), transaction.atomic():
@@ -855,7 +870,9 @@ def subject_export_queue(*, subject, actor, reason: str) -> SubjectExport:
         )
         if waiting is not None:
             return waiting  # a second click while one is queued or running queues nothing
-        export = SubjectExport.objects.create(subject=subject, requested_by=actor, reason=reason)
+        export = SubjectExport.objects.create(
+            subject=subject, requested_by=actor, reason=reason, request=request
+        )
         transaction.on_commit(lambda: export_run.delay(export.pk))
     return export
 
@@ -1139,7 +1156,14 @@ class ErasureResult:
         )
 
 
-def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) -> ErasureResult:
+def subject_erase(
+    *,
+    subject,
+    actor,
+    reason: str,
+    plan_hash: str | None = None,
+    request: SubjectRequest | None = None,
+) -> ErasureResult:
     """Erase everything the registry finds about `subject`, in one transaction.
 
     Per the registry each model's rows are anonymised or deleted (set-based, with their
@@ -1148,8 +1172,9 @@ def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) 
     and their history rows, are left; so are rows the registry retains for a legal ground.
     Writes a certificate, a keyed hash of the subject's identifiers (the erasure log) and a
     ledger entry, none holding personal data. With `plan_hash` (from the preview) the erasure
-    is refused if the plan has changed since. Running it again changes nothing and writes
-    nothing: the result says there is nothing left to erase.
+    is refused if the plan has changed since; with `request`, the certificate names the
+    request it answers. Running it again changes nothing and writes nothing: the result says
+    there is nothing left to erase.
     """
     _require_perm(actor, ERASE_PERMISSION, "erase data subjects")
     if not (reason or "").strip():
@@ -1160,6 +1185,7 @@ def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) 
     model = registry.subject_model()
     if not isinstance(subject, model):
         raise ComplianceRefused(f"Only a {model._meta.verbose_name} can be erased.")
+    _answered(request, subject)
     with change_context(user=actor, reason=reason), transaction.atomic():
         # Two erasures of one subject run one after the other.
         list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
@@ -1186,7 +1212,9 @@ def subject_erase(*, subject, actor, reason: str, plan_hash: str | None = None) 
                 subject=subject, status=SubjectExport.Status.DONE, filename=""
             ).values_list("pk", flat=True)
         )
-        certificate = _certify(subject, plan, counts, actor, reason, identifiers, exports)
+        certificate = _certify(
+            subject, plan, counts, actor, reason, identifiers, exports, request=request
+        )
     return ErasureResult(
         plan=plan, certificate=certificate, counts=counts, exports_elsewhere=elsewhere
     )
@@ -1237,7 +1265,9 @@ def _scrub_history(step) -> int:
     return history.order_by().update(**values) if values else 0
 
 
-def _certify(subject, plan, counts, actor, reason, identifiers, exports) -> ErasureCertificate:
+def _certify(
+    subject, plan, counts, actor, reason, identifiers, exports, *, request=None
+) -> ErasureCertificate:
     changed = {
         label: {k: c[k] for k in COUNTED}
         for label, c in counts.items()
@@ -1253,6 +1283,7 @@ def _certify(subject, plan, counts, actor, reason, identifiers, exports) -> Eras
             "plan_hash": plan.hash,
             "subject_ref": plan.subject_ref,
             "exports_removed": exports,
+            **({"request": request.pk} if request is not None else {}),
         },
     )
     certificate = ErasureCertificate.objects.create(
@@ -1264,6 +1295,7 @@ def _certify(subject, plan, counts, actor, reason, identifiers, exports) -> Eras
         actor=actor,
         actor_label=str(actor) if actor is not None else "system",
         reason=reason,
+        request=request,
         ledger_entry=entry,
     )
     ErasureLogEntry.objects.bulk_create(

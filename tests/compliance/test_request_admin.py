@@ -279,3 +279,73 @@ def test_request_page_links_to_what_its_kind_needs(
     auditor_client.force_login(auditor)
     seen = auditor_client.get(_change_url(request)).content.decode()
     assert overview in seen and action not in seen
+
+
+def test_export_and_erasure_run_from_a_request_are_linked_to_it(officer_client, customer, officer):
+    """Opened from a request's page, the export and erasure pages say which request they
+    answer and record it; the request's page then links to both, and the erasure's ledger
+    entry names the request."""
+    from compliance.models import ErasureCertificate, SubjectExport
+    from compliance.selectors import erasure_plan
+
+    access = _create(customer, officer, kind="access")
+    export_url = reverse("admin:compliance_subject_export", args=[customer.pk])
+    page = officer_client.get(export_url, {"request": access.pk})
+    assert f'name="request" value="{access.pk}"' in page.content.decode()
+    assert "This export answers" in page.content.decode()
+    response = officer_client.post(
+        export_url, {"reason": f"Request #{access.pk}", "request": access.pk}
+    )
+    assert response.status_code == 302
+    export = SubjectExport.objects.get()
+    assert export.request == access
+
+    erasure = _create(customer, officer, kind="erasure")
+    erasure_url = reverse("admin:compliance_subject_erasure", args=[customer.pk])
+    assert (
+        "This erasure answers"
+        in officer_client.get(erasure_url, {"request": erasure.pk}).content.decode()
+    )
+    response = officer_client.post(
+        erasure_url,
+        {
+            "reason": f"Request #{erasure.pk}",
+            "plan_hash": erasure_plan(customer).hash,
+            "request": erasure.pk,
+        },
+    )
+    assert response.status_code == 302
+    certificate = ErasureCertificate.objects.get()
+    assert certificate.request == erasure
+    assert certificate.ledger_entry.details["request"] == erasure.pk
+
+    assert f"Export #{export.pk}" in officer_client.get(_change_url(access)).content.decode()
+    assert (
+        f"Erasure certificate #{certificate.pk}"
+        in officer_client.get(_change_url(erasure)).content.decode()
+    )
+
+
+def test_a_request_about_someone_else_is_refused_and_nothing_runs(
+    officer_client, customer, officer
+):
+    """An export or erasure of one person cannot answer another person's request."""
+    from compliance.models import ErasureCertificate, SubjectExport
+    from compliance.services import ComplianceRefused, subject_erase, subject_export_queue
+
+    bob = Customer.objects.create(email="bob@example.net", full_name="Bob")
+    bobs = _create(bob, officer, kind="erasure")
+    with pytest.raises(ComplianceRefused, match=f"Request #{bobs.pk} is about another"):
+        subject_export_queue(subject=customer, actor=officer, reason="r", request=bobs)
+    with pytest.raises(ComplianceRefused, match=f"Request #{bobs.pk} is about another"):
+        subject_erase(subject=customer, actor=officer, reason="r", request=bobs)
+    assert not SubjectExport.objects.exists() and not ErasureCertificate.objects.exists()
+    assert Customer.objects.get(pk=customer.pk).email == "ada@example.org"
+
+    response = officer_client.post(
+        reverse("admin:compliance_subject_export", args=[customer.pk]),
+        {"reason": "r", "request": bobs.pk},
+        follow=True,
+    )
+    assert "is about another data subject" in response.content.decode()
+    assert not SubjectExport.objects.exists()
