@@ -171,6 +171,12 @@ def subject_email_fields(model) -> list[str]:
     ]
 
 
+def request_find(identifier: str) -> SubjectRequest | None:
+    """The data-subject request with this id (``12`` or ``#12``), else None."""
+    key = str(identifier).lstrip("#")
+    return SubjectRequest.objects.filter(pk=key).first() if key.isdigit() else None
+
+
 def subject_find(identifier: str):
     """The subject with this primary key or email (any row, soft-deleted ones included), else
     None. An email matches case-insensitively; one that matches several subjects is refused."""

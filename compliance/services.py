@@ -749,7 +749,7 @@ def subject_export(
     reason: str,
     export: SubjectExport | None = None,
     output: Path | str | None = None,
-    request=None,
+    request: SubjectRequest | None = None,
     chunk_size: int = EXPORT_CHUNK_SIZE,
     progress: Callable[[str, int], None] | None = None,
 ) -> SubjectExport:
@@ -760,8 +760,7 @@ def subject_export(
     It is written to a temporary file beside its destination and renamed into place only
     when complete, so a failure leaves no partial file; the record then says "failed" with
     the error, and the error is raised again. `progress(model label, rows)` is called after
-    each model. `request` (a data-subject request) is accepted for the request workflow and
-    not used yet.
+    each model. A new record names `request`, the data-subject request it answers.
     """
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     if subject is None:
@@ -774,7 +773,10 @@ def subject_export(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if export is None:
-        export = SubjectExport.objects.create(subject=subject, requested_by=actor, reason=reason)
+        _answered(request, subject)
+        export = SubjectExport.objects.create(
+            subject=subject, requested_by=actor, reason=reason, request=request
+        )
     elif export.status not in (SubjectExport.Status.PENDING, SubjectExport.Status.FAILED):
         raise ComplianceRefused(
             f"Export #{export.pk} has the status {export.get_status_display().lower()!r}: "

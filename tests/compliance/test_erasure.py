@@ -457,6 +457,23 @@ def test_command_yes_erases_with_the_reason(db):
     assert NOTHING_LEFT in _command(str(ada.pk), "--yes", "--reason", REASON)
 
 
+def test_command_request_names_the_request_the_erasure_answers(db, officer):
+    """--request N records the request on the certificate; an unknown id erases nothing."""
+    from django.core.management import CommandError
+
+    from compliance.services import request_create
+
+    ada, _ = _subject_with_everything()
+    answered = request_create(subject=ada, kind="erasure", jurisdiction="gdpr", actor=officer)
+    with pytest.raises(CommandError, match="No data-subject request #999"):
+        _command(str(ada.pk), "--yes", "--reason", REASON, "--request", "999")
+    assert not ErasureCertificate.objects.exists()
+
+    _command(str(ada.pk), "--yes", "--reason", REASON, "--request", str(answered.pk))
+
+    assert ErasureCertificate.objects.get().request == answered
+
+
 def test_command_asks_for_confirmation_and_stops_without_it(db, monkeypatch):
     """Without --yes the command asks for the subject's key; anything else stops it."""
     ada, _ = _subject_with_everything()

@@ -494,6 +494,26 @@ def test_command_exports_by_primary_key(customer, subject_data, tmp_path):
     assert entry.channel == "command:export_subject"
 
 
+def test_command_request_names_the_request_the_export_answers(customer, officer, tmp_path):
+    """--request N (or #N) records the request on the export; an unknown id is refused
+    before anything is written."""
+    from compliance.services import request_create
+
+    answered = request_create(subject=customer, kind="access", jurisdiction="gdpr", actor=officer)
+    with pytest.raises(CommandError, match="No data-subject request #999"):
+        call_command(
+            "export_subject", str(customer.pk), "--output", str(tmp_path / "x.zip"),
+            "--request", "999", stdout=StringIO(),
+        )  # fmt: skip
+    assert not SubjectExport.objects.exists() and not (tmp_path / "x.zip").exists()
+    target = tmp_path / "ada.zip"
+    call_command(
+        "export_subject", str(customer.pk), "--output", str(target),
+        "--request", f"#{answered.pk}", stdout=StringIO(),
+    )  # fmt: skip
+    assert SubjectExport.objects.get().request == answered
+
+
 def test_command_exports_by_email_with_a_reason(customer, tmp_path):
     """The subject may be given by email (any case); --reason goes to the ledger."""
     target = tmp_path / "ada.zip"

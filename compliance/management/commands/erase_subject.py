@@ -1,6 +1,7 @@
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 
+from compliance.management.answering import add_request_argument, answered_request
 from compliance.registry import registry
 from compliance.selectors import SubjectAmbiguous, erasure_plan, subject_find
 from compliance.services import ComplianceRefused, subject_erase
@@ -37,8 +38,10 @@ class Command(ComplianceCommand):
         parser.add_argument(
             "--yes", action="store_true", help="Erase without asking for confirmation."
         )
+        add_request_argument(parser, what="erasure")
 
-    def handle(self, *args, subject, dry_run, yes, **options):
+    def handle(self, *args, subject, dry_run, yes, request, **options):
+        answered = answered_request(request)
         found = self._find(subject)
         plan = erasure_plan(found)
         self._print_plan(found, plan)
@@ -53,7 +56,11 @@ class Command(ComplianceCommand):
             raise CommandError(self.NOT_CONFIRMED)
         try:
             result = subject_erase(
-                subject=found, actor=self.actor, reason=self.reason, plan_hash=plan.hash
+                subject=found,
+                actor=self.actor,
+                reason=self.reason,
+                plan_hash=plan.hash,
+                request=answered,
             )
         except (ComplianceRefused, PermissionDenied) as exc:
             raise CommandError(str(exc)) from exc

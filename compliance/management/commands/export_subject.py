@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
+from compliance.management.answering import add_request_argument, answered_request
 from compliance.registry import registry
 from compliance.selectors import SubjectAmbiguous, subject_find, subject_walk
 from compliance.services import ComplianceRefused, subject_export
@@ -40,8 +41,10 @@ class Command(ComplianceCommand):
         parser.add_argument(
             "--overwrite", action="store_true", help="Replace the file at --output if it exists."
         )
+        add_request_argument(parser, what="export")
 
-    def handle(self, *args, subject, output, dry_run, overwrite, **options):
+    def handle(self, *args, subject, output, dry_run, overwrite, request, **options):
+        answered = answered_request(request)
         try:
             found = subject_find(subject)
         except SubjectAmbiguous as exc:
@@ -79,6 +82,7 @@ class Command(ComplianceCommand):
                 actor=self.actor,
                 reason=self.reason,
                 output=path,
+                request=answered,
                 progress=lambda label, rows: (bar.set_postfix_str(label), bar.update()),
             )
         except (ComplianceRefused, PermissionDenied) as exc:
