@@ -9,13 +9,19 @@ Three variants, measured interleaved in the same rounds:
 - floor:     the same two statements (UPDATE of every column, INSERT of the history row
              with the same columns) in raw SQL with their parameters ready: the database's
              own cost, which no Python-side change can go below;
+- django alone: the untracked save, then the same history row built as simple-history builds
+             it and written by Django's own ``Model.save()``, with nothing of simple-history
+             around it: what the ORM itself costs, the lowest any path through
+             simple-history's ``create_historical_record`` (which ends in that ``save()``)
+             can reach;
 - untracked: ``customer.save_without_historical_record()``: the UPDATE alone, through the ORM;
 - floor update: the floor's UPDATE alone.
 
 What history costs a save through simple-history (``tracked / untracked``) is compared with
 what the same history row costs the database itself (``floor / floor update``): the target
-is that the first stays within 1.2x of the second. ``tracked / floor`` is printed too. Three
-scenarios:
+is that the first stays within 1.2x of the second. ``tracked / floor`` is printed too, and
+the same ratio for Django alone, with ``tracked / django alone``: simple-history's own share
+(its signal, context, empty-version check) above the ORM's. Three scenarios:
 
 - ``history_save`` (target: the ratio of ratios <= 1.2x): each save in its own committed
   transaction, as an admin change runs: the save and its history row share one COMMIT;
@@ -40,6 +46,7 @@ from django.utils import timezone
 
 from shop.models import Customer
 from versions.context import change_context, new_request_id
+from versions.history import history_options
 
 from .harness import Config, Result, VariantStats, measure_interleaved, ratios
 
@@ -143,6 +150,18 @@ class _RawSave:
         return update, insert
 
 
+def _history_row(customer: Customer, user):
+    """The history row simple-history's ``create_historical_record`` builds for a change."""
+    fields = history_options(Customer).fields_included(customer)
+    return Customer.history.model(
+        history_date=timezone.now(),
+        history_type="~",
+        history_user=user,
+        history_change_reason=None,
+        **{field.attname: getattr(customer, field.attname) for field in fields},
+    )
+
+
 def _scenario(name, title, wrap_each, wrap_batch, batch, config, user, customers, note):
     """Time tracked, floor and untracked saves; `wrap_each` wraps one, `wrap_batch` a batch."""
     customers = customers[:batch]
@@ -156,6 +175,12 @@ def _scenario(name, title, wrap_each, wrap_batch, batch, config, user, customers
 
         return op
 
+    def django_op(customer, name):
+        customer.full_name = name
+        with wrap_each():
+            customer.save_without_historical_record()
+            _history_row(customer, user).save()
+
     def floor_op(with_history):
         def op(customer, name):
             update, insert = prepared[customer.pk, name]
@@ -168,6 +193,7 @@ def _scenario(name, title, wrap_each, wrap_batch, batch, config, user, customers
 
     ops = {
         "tracked": orm_op("save"),
+        "django alone": django_op,
         "untracked": orm_op("save_without_historical_record"),
         "floor": floor_op(True),
         "floor update": floor_op(False),
@@ -195,6 +221,7 @@ def _scenario(name, title, wrap_each, wrap_batch, batch, config, user, customers
         statements[label] = len(captured.captured_queries)
     orm = ratios(per_op["tracked"], per_op["untracked"])
     floor = ratios(per_op["floor"], per_op["floor update"])
+    django = ratios(per_op["django alone"], per_op["untracked"])
     return Result(
         name=name,
         title=title,
@@ -207,6 +234,9 @@ def _scenario(name, title, wrap_each, wrap_batch, batch, config, user, customers
             "history cost = tracked / untracked": orm,
             "floor cost = floor / floor update": floor,
             "tracked / floor": ratios(per_op["tracked"], per_op["floor"]),
+            "Django's cost = django alone / untracked": django,
+            "Django's cost / floor cost": ratios(django, floor),
+            "tracked / django alone": ratios(per_op["tracked"], per_op["django alone"]),
         },
     )
 
