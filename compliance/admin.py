@@ -42,6 +42,8 @@ from .selectors import (
     request_due_soon_q,
     request_overdue_q,
     request_search_q,
+    subject_get,
+    subject_gone,
 )
 from .services import (
     ERASE_PERMISSION,
@@ -74,11 +76,12 @@ __all__ = [
 
 
 def subject_tools(
-    request, admin_site, subject_id, *, kind=None, request_id=None
+    request, admin_site, subject_id, *, kind=None, request_id=None, gone=False
 ) -> list[tuple[str, str]]:
     """(label, url) of the pages about one data subject that `request.user` may open: the
     overview, consents, and the export, erasure and restriction pages. With a request's
-    `kind`, only the page that kind of request needs besides the overview."""
+    `kind`, only the page that kind of request needs besides the overview. A subject whose
+    row is `gone` (known from history only) has no consents."""
     user = request.user
     opts = registry.subject_model()._meta
     pages = [
@@ -99,6 +102,8 @@ def subject_tools(
         if kind is not None and page_kind not in (None, kind):
             continue
         if kind is not None and "consent" in name:
+            continue
+        if gone and "consent" in name:
             continue
         if user.has_perm(permission):
             url = reverse(f"admin:{name}", args=[subject_id], current_app=admin_site.name)
@@ -415,10 +420,18 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
     def get_request_tools(self, request, obj) -> list[tuple[str, str]]:
         """(label, url) of further buttons on a request's page: the subject's overview, and
         what the request's kind asks for (export, erasure preview, restriction)."""
-        if obj is None or obj.subject_id is None:
+        if obj is None:
+            return []
+        # The row went (SET_NULL): its history may still hold the subject.
+        if obj.subject_id is None and (not obj.subject_key or subject_get(obj.subject_key) is None):
             return []
         return subject_tools(
-            request, self.admin_site, obj.subject_id, kind=obj.kind, request_id=obj.pk
+            request,
+            self.admin_site,
+            obj.subject_id or obj.subject_key,
+            kind=obj.kind,
+            request_id=obj.pk,
+            gone=obj.subject_id is None,
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -509,10 +522,10 @@ class SubjectExportAdmin(admin.ModelAdmin):
     list_display = ["__str__", "status", "created", "rows", "expires", "download_link"]
     list_filter = ["status"]
     list_select_related = ["requested_by"]
-    search_fields = ["=subject__pk", "=id"]
-    readonly_fields = ["subject", "requested_by", "reason", "request", "created_at", "started_at",
-                       "finished_at", "status", "error", "filename", "size", "sha256", "counts",
-                       "expires_at"]  # fmt: skip
+    search_fields = ["=subject_key", "=id"]
+    readonly_fields = ["subject", "subject_key", "requested_by", "reason", "request",
+                       "created_at", "started_at", "finished_at", "status", "error", "filename",
+                       "size", "sha256", "counts", "expires_at"]  # fmt: skip
     show_full_result_count = False
 
     def get_urls(self):
@@ -578,10 +591,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
         if not self.has_run_permission(request):
             raise PermissionDenied
         subject_model = registry.subject_model()
-        try:
-            subject = subject_model._base_manager.filter(pk=subject_pk).first()
-        except (ValueError, TypeError, ValidationError):
-            subject = None
+        subject = subject_get(subject_pk)  # a subject whose row is gone: its history rows
         if subject is None:
             raise Http404(f"No {subject_model._meta.verbose_name} with id {subject_pk}.")
         answered = _answered_request(request)
@@ -607,6 +617,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "title": f"Export the data of {subject}",
             "subject": subject,
+            "gone": subject_gone(subject),
             "subject_opts": subject_model._meta,
             "opts": self.model._meta,
             "kinds": [
@@ -636,7 +647,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
         return FileResponse(
             handle,
             as_attachment=True,
-            filename=f"subject-{export.subject_id}-export-{export.pk}.zip",
+            filename=f"subject-{export.subject_key}-export-{export.pk}.zip",
             content_type="application/zip",
         )
 
@@ -1036,10 +1047,9 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if not self.has_erasure_permission(request):
             raise PermissionDenied
         model = registry.subject_model()
-        try:
-            subject = model._base_manager.get(pk=subject_pk)
-        except (model.DoesNotExist, ValueError, ValidationError):
-            raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.") from None
+        subject = subject_get(subject_pk)  # a subject whose row is gone: its history rows
+        if subject is None:
+            raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.")
         answered = _answered_request(request)
         error, reason = "", _request_reason(answered)
         if request.method == "POST":
@@ -1067,6 +1077,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "opts": self.model._meta,
             "subject": subject,
             "subject_opts": model._meta,
+            "gone": subject_gone(subject),
             "plan": plan,
             "error": error,
             "reason": reason,

@@ -193,6 +193,15 @@ class SubjectExport(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    subject_key = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # added to a live table: no rewrite, no NOT NULL failure
+        editable=False,
+        help_text="The subject's primary key, kept should the subject row go (or be gone "
+        "already: a subject known from history only).",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -232,7 +241,7 @@ class SubjectExport(models.Model):
         default_permissions = ("add", "change", "delete", "view", "download")
 
     def __str__(self):
-        return f"Export #{self.pk} of subject {self.subject_id or '(erased)'}"
+        return f"Export #{self.pk} of subject {self.subject_key or self.subject_id}"
 
     @property
     def rows(self) -> int:

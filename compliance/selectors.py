@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ __all__ = [
     "consent_timeline",
     "erasure_fields",
     "erasure_scope",
+    "erasure_log_gone",
     "erasure_log_matches",
     "erasure_plan",
     "erasure_targets",
@@ -47,6 +48,8 @@ __all__ = [
     "requests_due",
     "RequestsDue",
     "subject_find",
+    "subject_get",
+    "subject_gone",
     "subject_overview",
     "subject_identifiers",
     "subjects_erased",
@@ -177,32 +180,79 @@ def request_find(identifier: str) -> SubjectRequest | None:
     return SubjectRequest.objects.filter(pk=key).first() if key.isdigit() else None
 
 
-def subject_find(identifier: str):
-    """The subject with this primary key or email (any row, soft-deleted ones included), else
-    None. An email matches case-insensitively; one that matches several subjects is refused."""
+def _subject_key(model, value):
+    """`value` as the subject model's primary key, None when it cannot be one."""
+    try:
+        return model._meta.pk.to_python(str(value).strip())
+    except ValidationError:
+        return None
+
+
+def _gone_history(model) -> models.QuerySet | None:
+    """History rows of subjects whose row is no longer in the table (None: no history)."""
+    history = history_model_of(model)
+    if history is None:
+        return None
+    key = model._meta.pk.attname
+    alive = model._base_manager.filter(pk=OuterRef(key))
+    return history._base_manager.exclude(Exists(alive))
+
+
+def _from_history(model, key):
+    """The gone subject `key` as its last history row left it, None without history rows."""
+    from versions.selectors import snapshot_instance
+
+    gone = _gone_history(model)
+    if gone is None:
+        return None
+    last = gone.filter(**{model._meta.pk.attname: key}).order_by("-history_date", "-pk").first()
+    return None if last is None else snapshot_instance(model, last)
+
+
+def subject_get(key):
+    """The subject with this primary key: its row (soft-deleted or not), or, once the row is
+    gone (hard-deleted, purged), the subject as its last history row left it: history still
+    holds their data, so they can still be found and erased. None when neither holds the key.
+    """
     model = registry.subject_model()
-    manager = model._base_manager
+    key = _subject_key(model, key)
+    if key is None:
+        return None
+    found = model._base_manager.filter(pk=key).first()
+    return found if found is not None else _from_history(model, key)
+
+
+def subject_gone(subject) -> bool:
+    """Whether `subject` was rebuilt from history by `subject_get`: its row is gone."""
+    return subject._state.adding
+
+
+def subject_find(identifier: str):
+    """The subject with this primary key or email, else None: any row, soft-deleted ones
+    included, and subjects whose row is gone but whose history rows remain (`subject_get`).
+    An email matches case-insensitively; one that matches several subjects is refused."""
+    model = registry.subject_model()
     identifier = str(identifier).strip()
     if not identifier:
         return None
-    try:
-        key = model._meta.pk.to_python(identifier)
-    except ValidationError:
-        key = None
-    if key is not None:
-        found = manager.filter(pk=key).first()
+    if _subject_key(model, identifier) is not None:
+        found = subject_get(identifier)
         if found is not None:
             return found
     emails = Q(pk__in=[])
     for name in subject_email_fields(model):
         emails |= Q(**{f"{name}__iexact": identifier})
-    matches = list(manager.filter(emails)[:2])
-    if len(matches) > 1:
+    keys = list(model._base_manager.filter(emails).values_list("pk", flat=True)[:2])
+    gone = _gone_history(model)
+    if gone is not None and len(keys) < 2:
+        gone_keys = gone.filter(emails).values_list(model._meta.pk.attname, flat=True)
+        keys += list(gone_keys.order_by().distinct()[: 2 - len(keys)])
+    if len(keys) > 1:
         raise SubjectAmbiguous(
-            f"{len(matches)} or more {model._meta.verbose_name_plural} have the email "
+            f"{len(keys)} or more {model._meta.verbose_name_plural} have or had the email "
             f"{identifier!r}: give the primary key instead."
         )
-    return matches[0] if matches else None
+    return subject_get(keys[0]) if keys else None
 
 
 class SubjectAmbiguous(LookupError):
@@ -686,18 +736,37 @@ def _named(kind: str, values, as_text, *, per_query: int = 10_000) -> set:
     return found
 
 
+def _log_named(rows: models.QuerySet, key: str, entries) -> models.QuerySet:
+    """`rows` (of the subject model or its history) whose key or email an erasure log entry
+    (of `entries`, default the whole log) names, compared by keyed hash in SQL."""
+    from .models import ErasureLogEntry
+
+    log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
+    rows = rows.annotate(_key_digest=keyed_sha256(key, salt=ERASURE_LOG_SALT))
+    q = Q(_key_digest__in=log.filter(kind="key"))
+    for index, name in enumerate(subject_email_fields(registry.subject_model())):
+        alias = f"_email_digest_{index}"
+        rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
+        q |= Q(**{f"{alias}__in": log.filter(kind="email")})
+    return rows.filter(q)
+
+
 def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:
     """Subjects in the database now that match an erasure log entry (of `entries`, default
     the whole log) by key or email: after a backup is restored, the subjects whose erasure
     must run again. One query."""
-    from .models import ErasureLogEntry
-
     model = registry.subject_model()
-    log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
-    rows = model._base_manager.annotate(_key_digest=keyed_sha256("pk", salt=ERASURE_LOG_SALT))
-    q = Q(_key_digest__in=log.filter(kind="key"))
-    for index, name in enumerate(subject_email_fields(model)):
-        alias = f"_email_digest_{index}"
-        rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
-        q |= Q(**{f"{alias}__in": log.filter(kind="email")})
-    return rows.filter(q).order_by("pk")
+    return _log_named(model._base_manager.all(), "pk", entries).order_by("pk")
+
+
+def erasure_log_gone(entries: models.QuerySet | None = None) -> list:
+    """Keys of subjects whose row is gone but whose history rows an erasure log entry names
+    (by key or email): after a restore, people erased after the backup whose row the backup
+    already lacked, their history rows back unscrubbed. One query."""
+    model = registry.subject_model()
+    gone = _gone_history(model)
+    if gone is None:
+        return []
+    key = model._meta.pk.attname
+    named = _log_named(gone, key, entries)
+    return sorted(named.order_by().values_list(key, flat=True).distinct())

@@ -64,6 +64,7 @@ from .selectors import (
     erasure_scope,
     erasure_targets,
     erasure_values,
+    subject_gone,
     subject_identifiers,
     subject_walk,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "exports_expire",
     "subject_export",
     "subject_export_queue",
+    "export_subject_of",
     "subject_exports_remove",
     "request_complete",
     "request_create",
@@ -194,7 +196,7 @@ def request_create(
     with change_context(user=actor, reason=reason), transaction.atomic():
         request = SubjectRequest.objects.create(
             kind=kind,
-            subject=subject,
+            subject=None if subject_gone(subject) else subject,  # the row may be gone
             subject_key=str(subject.pk),
             jurisdiction=jurisdiction,
             received_at=received_at,
@@ -775,7 +777,7 @@ def subject_export(
     if export is None:
         _answered(request, subject)
         export = SubjectExport.objects.create(
-            subject=subject, requested_by=actor, reason=reason, request=request
+            **_export_subject(subject), requested_by=actor, reason=reason, request=request
         )
     elif export.status not in (SubjectExport.Status.PENDING, SubjectExport.Status.FAILED):
         raise ComplianceRefused(
@@ -843,12 +845,28 @@ def subject_export(
 def _answered(request: SubjectRequest | None, subject) -> SubjectRequest | None:
     """`request`, once it is known to be about `subject`: an export or erasure answers a
     request of the person it is about, never another's."""
-    if request is not None and request.subject_id != subject.pk:
+    # A request keeps the subject's key should the subject row go.
+    if request is not None and request.subject_key != str(subject.pk):
         raise ComplianceRefused(
             f"Request #{request.pk} is about another data subject: open the export or "
             "erasure from that request's own page."
         )
     return request
+
+
+def _export_subject(subject) -> dict:
+    """How an export names its subject: the row, and its key, which outlives the row (a
+    subject known from history only has the key alone)."""
+    return {"subject": None if subject_gone(subject) else subject, "subject_key": str(subject.pk)}
+
+
+def export_subject_of(export: SubjectExport):
+    """The subject an export is about: its row, else what history holds of them; None."""
+    from .selectors import subject_get
+
+    if export.subject_id is not None:
+        return export.subject
+    return subject_get(export.subject_key) if export.subject_key else None
 
 
 def subject_export_queue(
@@ -865,7 +883,7 @@ def subject_export_queue(
         waiting = (
             SubjectExport.objects.select_for_update()
             .filter(
-                subject=subject,
+                subject_key=str(subject.pk),
                 status__in=[SubjectExport.Status.PENDING, SubjectExport.Status.RUNNING],
             )
             .first()
@@ -873,7 +891,7 @@ def subject_export_queue(
         if waiting is not None:
             return waiting  # a second click while one is queued or running queues nothing
         export = SubjectExport.objects.create(
-            subject=subject, requested_by=actor, reason=reason, request=request
+            **_export_subject(subject), requested_by=actor, reason=reason, request=request
         )
         transaction.on_commit(lambda: export_run.delay(export.pk))
     return export
@@ -909,7 +927,7 @@ def subject_exports_remove(*, subject) -> int:
     """Delete the stored ZIPs of `subject`'s exports once the caller's transaction commits,
     and mark those exports expired; return how many. For erasure: the files hold the data."""
     exports = list(
-        SubjectExport.objects.filter(subject=subject, status=SubjectExport.Status.DONE)
+        SubjectExport.objects.filter(subject_key=str(subject.pk), status=SubjectExport.Status.DONE)
         .exclude(filename="")
         .select_for_update()
     )
@@ -960,7 +978,7 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
                 action=LedgerAction.EXPORT_DOWNLOAD,
                 actor=actor,
                 reason=reason,
-                target=f"{registry.subject_model()._meta.label}:{export.subject_id}",
+                target=f"{registry.subject_model()._meta.label}:{export.subject_key}",
                 details={"export": export.pk, "sha256": export.sha256, "bytes": export.size},
             )
     except BaseException:
@@ -1191,6 +1209,9 @@ def subject_erase(
     with change_context(user=actor, reason=reason), transaction.atomic():
         # Two erasures of one subject run one after the other.
         list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
+        if subject_gone(subject):  # no row to lock: its history rows are what is erased
+            rows = history_model_of(model)._base_manager.select_for_update()
+            list(rows.filter(**{model._meta.pk.attname: subject.pk}).values("pk"))
         plan = erasure_plan(subject)
         if plan_hash and plan_hash != plan.hash:
             raise ComplianceRefused(
@@ -1211,7 +1232,7 @@ def subject_erase(
         # Exports written by export_subject to a path of its own are out of reach: say so.
         elsewhere = list(
             SubjectExport.objects.filter(
-                subject=subject, status=SubjectExport.Status.DONE, filename=""
+                subject_key=str(subject.pk), status=SubjectExport.Status.DONE, filename=""
             ).values_list("pk", flat=True)
         )
         certificate = _certify(

@@ -16,7 +16,14 @@ from retention.services import RetentionRefused, hold_place, hold_release
 from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
 from .registry import registry
 from .registry_admin import with_registry_rules
-from .selectors import SubjectAmbiguous, inventory, subject_find, subject_overview
+from .selectors import (
+    SubjectAmbiguous,
+    inventory,
+    subject_find,
+    subject_get,
+    subject_gone,
+    subject_overview,
+)
 
 __all__ = ["ComplianceAdminSite"]
 
@@ -89,11 +96,11 @@ class ComplianceAdminSite(admin.AdminSite):
     def _subject(self, request, subject_id):
         if not self.can_view_subjects(request):
             raise PermissionDenied
-        model = registry.subject_model()
-        try:
-            return get_object_or_404(model._base_manager, pk=subject_id)
-        except (ValueError, TypeError) as exc:
-            raise Http404(f"No {model._meta.verbose_name} with id {subject_id!r}.") from exc
+        subject = subject_get(subject_id)  # a subject whose row is gone: its history rows
+        if subject is None:
+            name = registry.subject_model()._meta.verbose_name
+            raise Http404(f"No {name} with id {subject_id!r}.")
+        return subject
 
     def subject_search_view(self, request):
         """Find a data subject by email or id, then open their overview."""
@@ -139,6 +146,7 @@ class ComplianceAdminSite(admin.AdminSite):
                 for model in overview.models
             ],
             "tools": self._subject_tools(request, subject),
+            "gone": subject_gone(subject),
             "can_lift": request.user.has_perm("retention.change_legalhold"),
         }
         return TemplateResponse(request, "admin/compliance/subject_overview.html", context)
@@ -147,7 +155,8 @@ class ComplianceAdminSite(admin.AdminSite):
         from .admin import subject_tools  # the admin module registers on this site
 
         overview = self._overview_url(subject.pk)
-        return [tool for tool in subject_tools(request, self, subject.pk) if tool[1] != overview]
+        tools = subject_tools(request, self, subject.pk, gone=subject_gone(subject))
+        return [tool for tool in tools if tool[1] != overview]
 
     def _change_url(self, row) -> str | None:
         """The row's admin page, None when it has no admin."""

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from .models import SubjectExport
 from .selectors import DUE_SOON_DAYS, requests_due
-from .services import exports_expire, subject_export
+from .services import export_subject_of, exports_expire, subject_export
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ def export_run(export_id: int) -> dict:
     export = SubjectExport.objects.select_related("subject", "requested_by").get(pk=export_id)
     try:
         export = subject_export(
-            subject=export.subject, actor=export.requested_by, reason=export.reason, export=export
+            subject=export_subject_of(export),
+            actor=export.requested_by,
+            reason=export.reason,
+            export=export,
         )
     except Exception as exc:
         # The service recorded the failure on the export; a retry would fail the same way.

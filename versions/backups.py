@@ -467,12 +467,13 @@ def backup_verify(*, path: Path, drill: bool = False, actor, reason: str = ""):
     and compares the rows of every table with the manifest. A file that is not in the
     catalogue is checked all the same, from its manifest.
     """
-    from django.db import connection
+    from django.db import connection, transaction
     from django.utils import timezone
 
     from . import config
     from .context import current
-    from .models import Backup, BackupCheck
+    from .models import Backup, BackupCheck, LedgerAction
+    from .services import ledger_append
 
     _require_run(actor)
     path = Path(path)
@@ -494,18 +495,30 @@ def backup_verify(*, path: Path, drill: bool = False, actor, reason: str = ""):
             detail += f"; drill restored {facts['tables']} tables, every count matches"
     else:
         detail = "; ".join(problems)
-    return BackupCheck.objects.create(
-        backup=backup,
-        file=str(path),
-        kind=BackupCheck.Kind.DRILL if drill else BackupCheck.Kind.VERIFY,
-        ok=ok,
-        detail=detail,
-        facts=facts,
-        checked_at=timezone.now(),
-        actor_label=_actor_label(actor),
-        channel=current().channel,
-        reason=reason,
-    )
+    kind = BackupCheck.Kind.DRILL if drill else BackupCheck.Kind.VERIFY
+    with transaction.atomic():
+        check = BackupCheck.objects.create(
+            backup=backup,
+            file=str(path),
+            kind=kind,
+            ok=ok,
+            detail=detail,
+            facts=facts,
+            checked_at=timezone.now(),
+            actor_label=_actor_label(actor),
+            channel=current().channel,
+            reason=reason,
+        )
+        # Auditors read in the ledger that backups are checked, and what a failure said.
+        ledger_append(
+            action=LedgerAction.BACKUP_CHECK,
+            actor=actor,
+            reason=reason,
+            target=f"versions.backupcheck:{check.pk}",
+            counts={k: facts[k] for k in ("tables", "rows") if isinstance(facts.get(k), int)},
+            details={"file": path.name, "kind": str(kind), "ok": ok, "detail": detail[:1000]},
+        )
+    return check
 
 
 def _verify(path: Path, manifest: dict, backup, facts: dict) -> list[str]:

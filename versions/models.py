@@ -27,6 +27,7 @@ class LedgerAction(models.TextChoices):
     BACKUP_RESTORE = "backup_restore", "Restore of a backup"
     TABLE_RECOVER = "table_recover", "Table recovered from a backup"
     BACKUP_CLEANUP = "backup_cleanup", "Backup deleted by cleanup"
+    BACKUP_CHECK = "backup_check", "Backup verified or drilled"
     POLICY_CHANGE = "policy_change", "Policy change"
     HOLD_PLACE = "hold_place", "Legal hold placed"
     HOLD_RELEASE = "hold_release", "Legal hold released"

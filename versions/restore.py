@@ -476,14 +476,15 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
 
 
 def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None) -> int:
-    """Erase again every subject in the database the erasure log names; return how many
-    still held personal data. `certificates` limits the log to those erasures (the ones a
-    restored backup lacks), `subject_keys` the subjects (the ones merged rows refer to);
-    None means all: run alone, after a restore that stopped before its replay finished, it
-    cannot tell which erasures the backup lacked. Each subject is one `subject_erase`, with
-    its certificate and ledger entry; a subject with nothing left to erase changes nothing."""
+    """Erase again every subject in the database the erasure log names, those whose row is
+    gone but whose history rows remain included; return how many still held personal data.
+    `certificates` limits the log to those erasures (the ones a restored backup lacks),
+    `subject_keys` the subjects (the ones merged rows refer to); None means all: run alone,
+    after a restore that stopped before its replay finished, it cannot tell which erasures
+    the backup lacked. Each subject is one `subject_erase`, with its certificate and ledger
+    entry; a subject with nothing left to erase changes nothing."""
     from compliance.models import ErasureLogEntry
-    from compliance.selectors import erasure_log_matches
+    from compliance.selectors import erasure_log_gone, erasure_log_matches, subject_get
     from compliance.services import subject_erase
 
     _require_superuser(actor, "replay erasures after a restore")
@@ -498,8 +499,16 @@ def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None)
     subjects = erasure_log_matches(entries)
     if subject_keys is not None:
         subjects = subjects.filter(pk__in=list(subject_keys))
+    subjects = list(subjects)
+    # People whose row is gone (hard-deleted before the backup): their history rows are back.
+    wanted = None if subject_keys is None else {str(key) for key in subject_keys}
+    subjects += [
+        subject_get(key)
+        for key in erasure_log_gone(entries)
+        if wanted is None or str(key) in wanted
+    ]
     replayed = 0
-    for subject in list(subjects):
+    for subject in subjects:
         result = subject_erase(subject=subject, actor=actor, reason=reason)
         replayed += result.certificate is not None
     return replayed

@@ -151,12 +151,20 @@ def test_backup_refuses_an_unknown_tier_and_an_auditor(backup_dir, db, auditor):
 
 def test_verify_passes_on_a_good_backup(backup_dir, rows):
     """A fresh backup verifies: checksum and listing, recorded as a passed check with its
-    reason."""
+    reason, and in the ledger."""
     backup = backup_create(tier="daily", actor=None, reason="")
     check = backup_verify(path=backup_dir / backup.file, actor=None, reason="monthly check")
     assert check.ok, check.detail
     assert check.backup == backup and check.kind == BackupCheck.Kind.VERIFY
     assert check.reason == "monthly check"
+    entry = LedgerEntry.objects.get(action=LedgerAction.BACKUP_CHECK)
+    assert entry.target == f"versions.backupcheck:{check.pk}" and entry.reason == "monthly check"
+    assert entry.details == {
+        "file": backup.file,
+        "kind": "verify",
+        "ok": True,
+        "detail": check.detail,
+    }
     if connection.vendor == "postgresql":
         assert check.facts["entries"] == len(backup.manifest["tables"])
 
@@ -170,6 +178,8 @@ def test_flipped_byte_makes_verify_refuse(backup_dir, rows):
     check = backup_verify(path=path, actor=None)
     assert not check.ok and check.detail == CHECKSUM_MISMATCH
     assert BackupCheck.objects.get(backup=backup).ok is False
+    entry = LedgerEntry.objects.get(action=LedgerAction.BACKUP_CHECK)
+    assert entry.details["ok"] is False and entry.details["detail"] == CHECKSUM_MISMATCH
     with pytest.raises(CommandError, match="checksum mismatch: the file changed"):
         call_command("verify_backup", str(path), stdout=StringIO(), stderr=StringIO())
     with pytest.raises(CommandError, match="do not restore it"):
@@ -187,6 +197,11 @@ def test_drill_restores_and_matches_counts(backup_dir, rows):
     assert check.ok and check.kind == BackupCheck.Kind.DRILL
     assert check.facts["tables"] == len(backup.manifest["tables"])
     assert check.facts["rows"] == sum(backup.manifest["tables"].values())
+    entry = LedgerEntry.objects.get(action=LedgerAction.BACKUP_CHECK)
+    assert entry.details["kind"] == "drill" and entry.counts == {
+        "tables": check.facts["tables"],
+        "rows": check.facts["rows"],
+    }
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%%_drill_%%'")

@@ -323,6 +323,28 @@ def test_erasure_after_the_backup_is_replayed(make_backup, officer, admin_user):
     assert str(ada.pk) not in digests
 
 
+def test_erasure_of_a_subject_whose_row_the_backup_lacked_is_replayed(
+    make_backup, officer, admin_user
+):
+    """A customer deleted for good before the backup (her history rows in it) and erased
+    after it: the restore brings those history rows back, and the replay scrubs them."""
+    from compliance.selectors import subject_find
+    from retention.services import rows_hard_delete
+
+    (ada,) = _customers("ada")
+    rows_hard_delete(queryset=Customer.all_objects.filter(pk=ada.pk), actor=officer, reason="x")
+    path = make_backup()
+    subject_erase(subject=subject_find("ada@example.org"), actor=officer, reason="Request 1")
+    assert not Customer.history.filter(email="ada@example.org").exists()
+
+    report = backup_restore(path=path, actor=admin_user, reason=REASON)
+
+    assert report.erasures_replayed == 1
+    assert not Customer.history.filter(email="ada@example.org").exists()
+    assert not Customer.history.filter(full_name="Ada").exists()
+    assert Customer.history.filter(id=ada.pk).count() == 2  # created, deleted: scrubbed
+
+
 def test_ledger_written_after_the_backup_outlives_the_restore(make_backup):
     """Ledger entries written after the backup are still there, the chain verifies, and a
     restore entry without personal data is appended."""
