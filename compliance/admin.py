@@ -431,7 +431,8 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             obj.subject_id or obj.subject_key,
             kind=obj.kind,
             request_id=obj.pk,
-            gone=obj.subject_id is None,
+            # A row recovered since under its key is no longer gone.
+            gone=obj.subject_id is None and subject_gone(subject_get(obj.subject_key)),
         )
 
     def change_view(self, request, object_id, form_url="", extra_context=None):

@@ -198,6 +198,7 @@ class SubjectExport(models.Model):
         blank=True,
         default="",
         db_default="",  # added to a live table: no rewrite, no NOT NULL failure
+        db_index=True,  # an erasure finds the subject's exports by it
         editable=False,
         help_text="The subject's primary key, kept should the subject row go (or be gone "
         "already: a subject known from history only).",

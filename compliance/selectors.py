@@ -227,10 +227,23 @@ def subject_gone(subject) -> bool:
     return subject._state.adding
 
 
+def _emails_q(model, identifier: str) -> Q:
+    """`identifier` as any of the subject's registered email fields that `model` (the subject
+    model or its history) has, case-insensitively."""
+    names = {field.name for field in model._meta.fields}
+    q = Q(pk__in=[])
+    for name in subject_email_fields(registry.subject_model()):
+        if name in names:
+            q |= Q(**{f"{name}__iexact": identifier})
+    return q
+
+
 def subject_find(identifier: str):
-    """The subject with this primary key or email, else None: any row, soft-deleted ones
-    included, and subjects whose row is gone but whose history rows remain (`subject_get`).
-    An email matches case-insensitively; one that matches several subjects is refused."""
+    """The subject with this primary key or email, else None. A key finds any row,
+    soft-deleted ones included, and a subject whose row is gone but whose history rows
+    remain (`subject_get`). An email finds the subject who has it now; failing that, the one
+    whose history rows hold it (an email they had, or a subject whose row is gone). An email
+    that matches several subjects, either way, is refused."""
     model = registry.subject_model()
     identifier = str(identifier).strip()
     if not identifier:
@@ -239,20 +252,18 @@ def subject_find(identifier: str):
         found = subject_get(identifier)
         if found is not None:
             return found
-    emails = Q(pk__in=[])
-    for name in subject_email_fields(model):
-        emails |= Q(**{f"{name}__iexact": identifier})
-    keys = list(model._base_manager.filter(emails).values_list("pk", flat=True)[:2])
-    gone = _gone_history(model)
-    if gone is not None and len(keys) < 2:
-        gone_keys = gone.filter(emails).values_list(model._meta.pk.attname, flat=True)
-        keys += list(gone_keys.order_by().distinct()[: 2 - len(keys)])
+    keys = list(model._base_manager.filter(_emails_q(model, identifier)).values_list("pk")[:2])
+    history = history_model_of(model)
+    if not keys and history is not None:
+        # Only when nobody has it now: history has no index on emails, and this reads it all.
+        had = history._base_manager.filter(_emails_q(history, identifier))
+        keys = list(had.order_by().values_list(model._meta.pk.attname).distinct()[:2])
     if len(keys) > 1:
         raise SubjectAmbiguous(
             f"{len(keys)} or more {model._meta.verbose_name_plural} have or had the email "
             f"{identifier!r}: give the primary key instead."
         )
-    return subject_get(keys[0]) if keys else None
+    return subject_get(keys[0][0]) if keys else None
 
 
 class SubjectAmbiguous(LookupError):
@@ -576,6 +587,11 @@ class ErasurePlan:
         return sum(step.kept_total for step in self.steps)
 
     @property
+    def history_kept(self) -> int:
+        """History rows a hold, a restriction or a legal ground keeps as they are."""
+        return sum(step.history_kept for step in self.steps)
+
+    @property
     def kept(self) -> dict[str, int]:
         """Rows kept, by ground, over every model."""
         totals: dict[str, int] = {}
@@ -736,37 +752,37 @@ def _named(kind: str, values, as_text, *, per_query: int = 10_000) -> set:
     return found
 
 
-def _log_named(rows: models.QuerySet, key: str, entries) -> models.QuerySet:
-    """`rows` (of the subject model or its history) whose key or email an erasure log entry
-    (of `entries`, default the whole log) names, compared by keyed hash in SQL."""
-    from .models import ErasureLogEntry
-
-    log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
-    rows = rows.annotate(_key_digest=keyed_sha256(key, salt=ERASURE_LOG_SALT))
-    q = Q(_key_digest__in=log.filter(kind="key"))
-    for index, name in enumerate(subject_email_fields(registry.subject_model())):
-        alias = f"_email_digest_{index}"
-        rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
-        q |= Q(**{f"{alias}__in": log.filter(kind="email")})
-    return rows.filter(q)
-
-
 def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QuerySet:
     """Subjects in the database now that match an erasure log entry (of `entries`, default
     the whole log) by key or email: after a backup is restored, the subjects whose erasure
     must run again. One query."""
+    from .models import ErasureLogEntry
+
     model = registry.subject_model()
-    return _log_named(model._base_manager.all(), "pk", entries).order_by("pk")
+    log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
+    rows = model._base_manager.annotate(_key_digest=keyed_sha256("pk", salt=ERASURE_LOG_SALT))
+    q = Q(_key_digest__in=log.filter(kind="key"))
+    for index, name in enumerate(subject_email_fields(model)):
+        alias = f"_email_digest_{index}"
+        rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
+        q |= Q(**{f"{alias}__in": log.filter(kind="email")})
+    return rows.filter(q).order_by("pk")
 
 
 def erasure_log_gone(entries: models.QuerySet | None = None) -> list:
     """Keys of subjects whose row is gone but whose history rows an erasure log entry names
-    (by key or email): after a restore, people erased after the backup whose row the backup
-    already lacked, their history rows back unscrubbed. One query."""
+    by key: after a restore, people erased after the backup whose row the backup already
+    lacked, their history rows back unscrubbed. By key only: an email a gone subject once had
+    may since have been someone else's, whose erasure is not theirs. One query."""
+    from .models import ErasureLogEntry
+
     model = registry.subject_model()
     gone = _gone_history(model)
     if gone is None:
         return []
     key = model._meta.pk.attname
-    named = _log_named(gone, key, entries)
+    log = (ErasureLogEntry.objects.all() if entries is None else entries).filter(kind="key")
+    named = gone.annotate(_key_digest=keyed_sha256(key, salt=ERASURE_LOG_SALT)).filter(
+        _key_digest__in=log.values("digest")
+    )
     return sorted(named.order_by().values_list(key, flat=True).distinct())

@@ -1159,6 +1159,13 @@ class ErasureResult:
                 f"Nothing erased: {restricted} row(s) of this subject are restricted (Art. 18) "
                 "and were skipped; lift the restriction to erase them."
             )
+        if self.nothing_left and self.plan.history_kept and not kept:
+            # A subject whose row is gone, their history held: say it is kept, not gone.
+            return (
+                f"{NOTHING_LEFT}: {self.plan.history_kept} history row(s) still hold this "
+                "subject's data, kept by a legal hold, a restriction (Art. 18) or a legal "
+                "ground; release it to erase them."
+            )
         if self.nothing_left:
             return f"{NOTHING_LEFT}: no row or history row still holds this subject's data{stays}."
         totals = self.certificate.totals
@@ -1209,8 +1216,9 @@ def subject_erase(
     with change_context(user=actor, reason=reason), transaction.atomic():
         # Two erasures of one subject run one after the other.
         list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
-        if subject_gone(subject):  # no row to lock: its history rows are what is erased
-            rows = history_model_of(model)._base_manager.select_for_update()
+        history = history_model_of(model)
+        if subject_gone(subject) and history is not None:  # no row: lock its history rows
+            rows = history._base_manager.select_for_update()
             list(rows.filter(**{model._meta.pk.attname: subject.pk}).values("pk"))
         plan = erasure_plan(subject)
         if plan_hash and plan_hash != plan.hash:

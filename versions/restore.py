@@ -1,7 +1,8 @@
 """Restoring a backup, and recovering one table from it.
 
 A restore replaces the whole database with the backup's content, except what must outlive
-it: the ledger, the erasure log, the backup catalogue and legal holds (`SURVIVING_MODELS`).
+it: the ledger, the erasure log, the backup catalogue, legal holds and retention policies
+(`SURVIVING_MODELS`).
 Their rows are read before the restore and the ones the restored database lacks are
 inserted again, so the ledger's chain and recorded heads still verify, every erasure done
 since the backup is still known, and every hold placed since still holds. Those erasures
@@ -66,8 +67,10 @@ __all__ = [
 
 # Rows that outlive a restore, in foreign-key order: the append-only ledger (rolling it back
 # would look like tampering), the erasure log (erasures since the backup must run again),
-# the backup catalogue, and legal holds and restrictions with their history (obligations,
-# not data: a hold placed since the backup must keep protecting what it holds).
+# the backup catalogue, legal holds and restrictions with their history (obligations, not
+# data: a hold placed since the backup must keep protecting what it holds), and retention
+# policies with their history (decisions, not data: a policy disabled or shortened since the
+# backup must not purge by the old rule).
 SURVIVING_MODELS = [
     "versions.LedgerEntry",
     "versions.LedgerCheckpoint",
@@ -77,6 +80,8 @@ SURVIVING_MODELS = [
     "versions.BackupCheck",
     "retention.LegalHold",
     "retention.HistoricalLegalHold",
+    "retention.RetentionPolicy",
+    "retention.HistoricalRetentionPolicy",
 ]
 
 

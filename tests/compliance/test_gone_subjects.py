@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import ErasureCertificate, SubjectExport
+from compliance.models import ErasureCertificate, ErasureLogEntry, SubjectExport
 from compliance.selectors import (
     SubjectAmbiguous,
     erasure_log_gone,
@@ -28,7 +28,7 @@ from compliance.services import (
     subject_erase,
     subject_export_queue,
 )
-from retention.services import rows_hard_delete
+from retention.services import hold_place, rows_hard_delete
 from shop.models import Customer, Document, Session
 from versions.context import change_context
 from versions.restore import erasures_replay
@@ -82,12 +82,33 @@ def test_a_gone_subject_is_found_by_key_and_by_any_email_they_had(db, officer):
     assert subject_get(999999) is None and subject_find("nobody@example.org") is None
 
 
-def test_an_email_shared_by_a_gone_and_a_live_subject_is_ambiguous(db, officer):
+def test_an_email_someone_has_now_finds_them_not_the_gone_subject_who_had_it(db, officer):
+    """Signing up again with the email of a purged account: the search finds the new one."""
     _gone_customer(officer)
-    Customer.objects.create(email=EMAIL, full_name="Another Grace")
+    again = Customer.objects.create(email=EMAIL.upper(), full_name="Grace, again")
 
-    with pytest.raises(SubjectAmbiguous, match="have or had the email"):
-        subject_find(EMAIL)
+    assert subject_find(EMAIL) == again
+
+
+def test_an_email_nobody_has_now_finds_whoever_had_it_or_is_ambiguous(db, officer):
+    """Failing a current match, history decides: one subject who had the email (live or
+    gone) is found; two are refused, with the way out."""
+    with change_context(reason="setup"):
+        ada = Customer.objects.create(email="ada@example.org", full_name="Ada")
+        ada.email = "ada.new@example.org"
+        ada.save()
+    assert subject_find("ada@example.org") == ada  # her old email
+
+    key = _gone_customer(officer)
+    assert subject_find(OLD_EMAIL).pk == key
+    with change_context(reason="setup"):
+        ada.email = OLD_EMAIL  # she had the gone customer's old email for a while
+        ada.save()
+        ada.email = "ada.new@example.org"
+        ada.save()
+
+    with pytest.raises(SubjectAmbiguous, match="have or had the email .*give the primary key"):
+        subject_find(OLD_EMAIL)
 
 
 def test_erasing_a_gone_subject_scrubs_every_history_row_about_them(db, officer):
@@ -114,6 +135,8 @@ def test_replay_after_a_restore_scrubs_a_gone_subjects_history_again(db, officer
     assert erasure_log_gone() == []
     subject_erase(subject=subject_get(key), actor=officer, reason=REASON)
     assert erasure_log_gone() == [key]  # by key: her scrubbed history rows keep it
+    by_email = ErasureLogEntry.objects.filter(kind="email")
+    assert by_email.exists() and erasure_log_gone(by_email) == []  # never by email
     assert erasures_replay(actor=admin_user, reason="replay") == 0  # nothing left to erase
 
     for row in backup:  # the restore
@@ -178,6 +201,17 @@ def test_the_export_command_takes_a_gone_subject_by_email(db, officer, tmp_path)
     assert SubjectExport.objects.get().subject_key == str(key)
 
 
+def test_the_erasure_command_says_the_row_is_gone_and_erases_the_history(db, officer):
+    key = _gone_customer(officer)
+
+    out = StringIO()
+    call_command("erase_subject", OLD_EMAIL, "--yes", "--reason", REASON, stdout=out)
+
+    assert f"shop.Customer {key}" in out.getvalue()
+    assert "Its row is gone (deleted or purged)" in out.getvalue()
+    assert not _holding(Customer, key, EMAIL, OLD_EMAIL, NAME)
+
+
 def test_a_request_about_a_gone_subject_keeps_their_key_and_is_answered(db, officer):
     key = _gone_customer(officer)
     request = request_create(
@@ -235,6 +269,11 @@ def test_a_request_whose_subject_row_went_still_leads_to_their_erasure(db, offic
 
 
 def test_auditor_finds_a_gone_subjects_changes_in_the_history_browser(db, officer, auditor_client):
+    with change_context(reason="setup"):
+        other = Customer.objects.create(email="other@example.org", full_name="Other Person")
+        Session.objects.create(
+            customer=other, ip_address="198.51.100.200", expires_at=timezone.now()
+        )
     key = _gone_customer(officer)
 
     page = auditor_client.get("/admin/versions/changes/", {"subject": EMAIL}).content.decode()
@@ -242,4 +281,61 @@ def test_auditor_finds_a_gone_subjects_changes_in_the_history_browser(db, office
     assert "No data subject has this email or id." not in page
     assert page.count("<td>shop.Customer</td>") == 3  # created, changed, deleted
     assert "<td>shop.Session</td>" in page and "<td>shop.Document</td>" in page
-    assert str(key) in page
+    assert f"/admin/shop/customer/{key}/history/" in page
+    assert "Other Person" not in page and "198.51.100.200" not in page
+
+
+def test_the_migration_names_existing_exports_by_their_subjects_key(transactional_db):
+    """Exports made before `subject_key` existed get it: from their subject, or, the subject
+    row being gone, from the export's ledger entry."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from versions.models import LedgerAction
+    from versions.services import ledger_append
+
+    before = ("compliance", "0004_export_erasure_request")
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    Export = executor.loader.project_state(before, at_end=True).apps.get_model(
+        "compliance", "SubjectExport"
+    )
+    live = Customer.objects.create(email="ada@example.org", full_name="Ada")
+    of_live = Export.objects.create(subject_id=live.pk, status="done")
+    of_gone = Export.objects.create(subject_id=None, status="done")
+    unknown = Export.objects.create(subject_id=None, status="failed")
+    ledger_append(
+        action=LedgerAction.EXPORT,
+        actor=None,
+        reason="",
+        target="shop.Customer:77",
+        details={"export": of_gone.pk},
+    )
+
+    MigrationExecutor(connection).migrate([("compliance", "0005_export_subject_key")])
+    call_command("migrate", verbosity=0)
+
+    keys = dict(SubjectExport.objects.values_list("pk", "subject_key"))
+    assert keys == {of_live.pk: str(live.pk), of_gone.pk: "77", unknown.pk: ""}
+
+
+def test_a_restricted_gone_subject_keeps_their_history_from_erasure(db, officer, officer_client):
+    """Restricting processing (Art. 18) works for a gone subject too: the hold names their
+    key, and an erasure then leaves their history rows as they are."""
+    key = _gone_customer(officer)
+    restrict = reverse("admin:compliance_subject_restrict", args=[key])
+    page = officer_client.get(restrict)
+    assert page.status_code == 200
+
+    hold_place(
+        record=subject_get(key),
+        reason="Accuracy contested",
+        ground="art18_1_a",
+        requested_by="the data subject",
+        actor=officer,
+    )
+
+    result = subject_erase(subject=subject_get(key), actor=officer, reason=REASON)
+    assert result.certificate is None
+    assert "7 history row(s) still hold this subject's data, kept by" in result.message  # 3+2+2
+    assert _holding(Customer, key, EMAIL, NAME)

@@ -35,6 +35,8 @@ SURVIVING_TABLES = {
     "versions_backupcheck",
     "retention_legalhold",
     "retention_historicallegalhold",
+    "retention_retentionpolicy",
+    "retention_historicalretentionpolicy",
 }
 
 
@@ -105,6 +107,39 @@ def test_legal_holds_placed_or_released_since_the_backup_keep_their_state(make_b
     ]
     assert placed.history.count() == 1  # placed: its creation row came back with it
     assert LegalHold.history.filter(id=released.pk).count() == 2  # placed, then released
+
+
+def test_retention_policies_changed_since_the_backup_keep_their_state(make_backup, officer):
+    """A policy is a decision, not data: one disabled and shortened since the backup stays
+    so after the restore (no purge by the old rule), one created since is still there, and
+    each keeps its history."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from retention.models import RetentionPolicy
+    from retention.services import policy_save
+
+    target = ContentType.objects.get_for_model(Session)
+    sessions = policy_save(
+        policy=RetentionPolicy(name="Sessions", target=target, period_days=90),
+        actor=officer,
+        reason="seed",
+    )
+    path = make_backup()
+    sessions.enabled, sessions.period_days = False, 30
+    policy_save(policy=sessions, actor=officer, reason="paused while we check")
+    tokens = policy_save(
+        policy=RetentionPolicy(name="Old sessions", target=target, period_days=400),
+        actor=officer,
+        reason="new",
+    )
+
+    report = backup_restore(path=path, actor=None, reason=REASON)
+
+    sessions = RetentionPolicy.objects.get(pk=sessions.pk)
+    assert (sessions.enabled, sessions.period_days) == (False, 30)
+    assert sessions.history.count() == 2
+    assert RetentionPolicy.objects.get(pk=tokens.pk).target == target
+    assert report.survivors_inserted["retention.RetentionPolicy"] == 1
 
 
 def test_round_trip_restores_every_table_row_count(make_backup):
@@ -230,6 +265,8 @@ def test_backup_older_than_a_migration_that_made_tables_restores_and_migrates(
     """A backup made before a migration that created tables (the backup catalogue's):
     those tables are dropped in the restore's transaction, `migrate` creates them again and
     the catalogue's rows written since are put back."""
+    from django.db.migrations.recorder import MigrationRecorder
+
     from versions.models import Backup
 
     _customers("ada")
@@ -241,7 +278,14 @@ def test_backup_older_than_a_migration_that_made_tables_restores_and_migrates(
     assert "versions_backup" not in json.loads(manifest_path(path).read_text())["tables"]
     later = make_backup()
     report = backup_restore(path=path, actor=None, reason=REASON)
-    assert report.migrated == ["versions.0006_backups"]
+    backed_up = json.loads(manifest_path(path).read_text())["migrations"]
+    lacked = {
+        f"{app}.{name}"
+        for app, name in MigrationRecorder(connection).applied_migrations()
+        if name not in backed_up.get(app, [])
+    }
+    assert "versions.0006_backups" in lacked  # and what depends on it
+    assert sorted(report.migrated) == sorted(lacked)
     assert Backup.objects.filter(file=later.name).exists()
     assert Customer.objects.filter(full_name="Ada").exists()
     assert ledger_verify(actor=None, reason="check").ok

@@ -3,7 +3,7 @@ from django.core.management.base import CommandError
 
 from compliance.management.answering import add_request_argument, answered_request
 from compliance.registry import registry
-from compliance.selectors import SubjectAmbiguous, erasure_plan, subject_find
+from compliance.selectors import SubjectAmbiguous, erasure_plan, subject_find, subject_gone
 from compliance.services import ComplianceRefused, subject_erase
 from versions.management.base import ComplianceCommand
 
@@ -16,6 +16,7 @@ class Command(ComplianceCommand):
         "or an email. Shows the plan and asks for the subject's key unless --yes."
     )
     HEADER = "Erasure plan for {model} {pk} (plan {hash}):"
+    GONE = "Its row is gone (deleted or purged): what history and other tables hold is erased."
     STEP = (
         "  {label}: {total} row(s), {action}: {to_change} to change, {kept} kept; "
         "history: {history_to_scrub} to scrub, {history_kept} kept"
@@ -79,6 +80,8 @@ class Command(ComplianceCommand):
     def _print_plan(self, subject, plan):
         write = self.stdout.write
         write(self.HEADER.format(model=plan.subject_model, pk=subject.pk, hash=plan.hash))
+        if subject_gone(subject):
+            write(self.GONE)
         for step in plan.steps:
             write(
                 self.STEP.format(
