@@ -36,12 +36,14 @@ from .models import (
 from .registry import registry
 from .selectors import (
     DUE_SOON_DAYS,
+    SubjectAmbiguous,
     consent_receipt,
     consent_timeline,
     erasure_plan,
     request_due_soon_q,
     request_overdue_q,
     request_search_q,
+    subject_find,
     subject_get,
     subject_gone,
 )
@@ -155,6 +157,19 @@ class DeadlineFilter(admin.SimpleListFilter):
         return queryset
 
 
+def subject_field(admin_site) -> forms.Field:
+    """The subject of a new request: an id (the magnifier looks one up) or an email, of a
+    subject with a row or of one whose row is gone (`subject_find`)."""
+    relation = SubjectRequest._meta.get_field("subject").remote_field
+    return forms.CharField(
+        label=capfirst(registry.subject_model()._meta.verbose_name),
+        # Wide enough for an email (the lookup's own class fits an id only).
+        widget=widgets.ForeignKeyRawIdWidget(relation, admin_site, attrs={"class": "vTextField"}),
+        help_text="Their id or email. Someone whose record was deleted is found through the "
+        "history rows that still hold their data.",
+    )
+
+
 class SubjectRequestAddForm(forms.ModelForm):
     """Record a request: who it is about, what is asked, under which law, when it arrived."""
 
@@ -168,11 +183,19 @@ class SubjectRequestAddForm(forms.ModelForm):
 
     class Meta:
         model = SubjectRequest
-        fields = ["kind", "subject", "jurisdiction"]
+        # `subject` is a field of the admin's (`subject_field`): it takes someone whose row is
+        # gone too, whom the model's foreign key cannot name.
+        fields = ["kind", "jurisdiction"]
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["subject"].required = True
+    def clean_subject(self):
+        try:
+            subject = subject_find(self.cleaned_data["subject"])
+        except SubjectAmbiguous as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if subject is None:
+            name = registry.subject_model()._meta.verbose_name
+            raise forms.ValidationError(f"No {name} has or had this id or email.")
+        return subject
 
     def clean_received(self):
         received = self.cleaned_data["received"]
@@ -300,7 +323,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
     """
 
     # The due date first: it is what the list is opened for.
-    list_display = ["__str__", "due", "state", "kind", "jurisdiction", "subject", "received_at"]
+    list_display = ["__str__", "due", "state", "kind", "jurisdiction", "about", "received_at"]
     list_filter = [DeadlineFilter, "state", "kind", "jurisdiction"]
     list_select_related = ["subject"]
     search_fields = ["subject_key"]
@@ -360,6 +383,13 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             return "—"
         return format_html_join("", '<a href="{}">{}</a><br>', links)
 
+    @admin.display(description="subject")
+    def about(self, obj):
+        """The subject, or their key once their row has gone."""
+        if obj.subject_id is None:
+            return f"{obj.subject_key} (row gone)" if obj.subject_key else "-"
+        return str(obj.subject)
+
     @admin.display(description="due", ordering="due_at")
     def due(self, obj):
         shown = _when(obj.due_at)
@@ -390,6 +420,9 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         if obj is None:
             kwargs["form"] = SubjectRequestAddForm
             kwargs["fields"] = SubjectRequestAddForm.Meta.fields
+            form = super().get_form(request, obj, change, **kwargs)
+            form.base_fields = {"subject": subject_field(self.admin_site), **form.base_fields}
+            return form
         return super().get_form(request, obj, change, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):

@@ -497,6 +497,22 @@ def still_personal_q(entry: ModelPrivacy, model) -> Q:
     return q
 
 
+# Where a change came from, on a history row (`versions.history.HistoryContextFields`). On a
+# change no staff member made (no user: a public site, the subject themselves) they are the
+# subject's own IP address and browser, and an erasure clears them; a staff member's stay.
+CONTEXT_VALUES = {"history_ip": None, "history_user_agent": ""}
+
+
+def unattended_context_q(history_model) -> Q:
+    """History rows that no user made and that still name where the change came from."""
+    present = {f.name for f in history_model._meta.concrete_fields}
+    if not set(CONTEXT_VALUES) <= present:
+        return Q(pk__in=[])
+    return Q(history_user_id__isnull=True) & (
+        Q(history_ip__isnull=False) | ~Q(history_user_agent="")
+    )
+
+
 def _settles(entry, name) -> bool:
     return entry.fields[name].anonymiser != "hash"
 
@@ -622,7 +638,9 @@ def erasure_targets(walked: SubjectRows) -> tuple[models.QuerySet, models.QueryS
         if entry.erasure == Erasure.RETAIN or not erasure_fields(entry, history.model):
             history = history.none()
         else:
-            history = history.filter(still_personal_q(entry, history.model))
+            personal = still_personal_q(entry, history.model)
+            if personal:  # an empty Q (nothing settles: every row counts) stays as it is
+                history = history.filter(personal | unattended_context_q(history.model))
             if holds:
                 history = history.exclude(_held(history.model))
     return rows, history

@@ -57,6 +57,7 @@ from .models import (
 )
 from .registry import Category, Erasure, ModelPrivacy, registry
 from .selectors import (
+    CONTEXT_VALUES,
     ERASURE_LOG_SALT,
     ErasurePlan,
     SubjectRows,
@@ -64,9 +65,11 @@ from .selectors import (
     erasure_scope,
     erasure_targets,
     erasure_values,
+    still_personal_q,
     subject_gone,
     subject_identifiers,
     subject_walk,
+    unattended_context_q,
 )
 
 __all__ = [
@@ -1289,11 +1292,18 @@ def _scrub_admin_log(step) -> int:
 
 
 def _scrub_history(step) -> int:
+    """Scrub the personal fields of the subject's history rows, and where a change came from
+    on the rows no staff member made (the subject's own IP and browser)."""
     _, history = erasure_targets(step.walked)
     if history is None:
         return 0
+    scrubbed = history.count()
     values = erasure_values(step.entry, history.model)
-    return history.order_by().update(**values) if values else 0
+    if values:
+        history.filter(still_personal_q(step.entry, history.model)).order_by().update(**values)
+    unattended = history.filter(unattended_context_q(history.model))
+    unattended.order_by().update(**CONTEXT_VALUES)
+    return scrubbed
 
 
 def _certify(

@@ -231,6 +231,36 @@ def test_failure_in_the_middle_leaves_the_database_unchanged(db, officer):
 # --- idempotence, holds, restriction ----------------------------------------------------
 
 
+def test_the_subjects_own_ip_and_browser_leave_history_and_staff_ones_stay(db, officer):
+    """A change no staff member made (the subject on a public site) records the subject's IP
+    and browser: the erasure clears them. A staff member's stay: who acted, from where."""
+    with change_context(ip="192.0.2.44", user_agent="Grace's phone"):  # she signs up
+        grace = Customer.objects.create(email="grace@example.org", full_name="Grace")
+    with change_context(user=officer, ip=OFFICE_IP, user_agent="office browser"):
+        grace.full_name = "Grace H."
+        grace.save()
+    with change_context(ip="192.0.2.44", user_agent="Grace's phone"):  # she edits herself
+        grace.phone = PHONE
+        grace.save()
+    with change_context(channel="nightly_import"):  # a job: no IP, no browser
+        grace.avatar_url = "https://img.example.org/g.png"
+        grace.save()
+
+    result = subject_erase(subject=grace, actor=officer, reason=REASON)
+
+    rows = Customer.history.filter(id=grace.pk).order_by("history_id")
+    context = [(r.history_user_id, r.history_ip, r.history_user_agent) for r in rows]
+    assert context[:4] == [
+        (None, None, ""),
+        (officer.pk, OFFICE_IP, "office browser"),
+        (None, None, ""),
+        (None, None, ""),
+    ]
+    assert result.certificate.counts["shop.Customer"]["history_scrubbed"] >= 4
+    again = subject_erase(subject=grace, actor=officer, reason=REASON)
+    assert again.certificate is None and NOTHING_LEFT in again.message
+
+
 def test_second_erasure_changes_nothing_and_says_so(db, officer):
     """Running it again writes no certificate, no ledger entry, no history row."""
     ada, _ = _subject_with_everything()

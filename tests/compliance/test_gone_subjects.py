@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.models import ErasureCertificate, ErasureLogEntry, SubjectExport
+from compliance.models import ErasureCertificate, ErasureLogEntry, SubjectExport, SubjectRequest
 from compliance.selectors import (
     SubjectAmbiguous,
     erasure_log_gone,
@@ -339,3 +339,30 @@ def test_a_restricted_gone_subject_keeps_their_history_from_erasure(db, officer,
     assert result.certificate is None
     assert "7 history row(s) still hold this subject's data, kept by" in result.message  # 3+2+2
     assert _holding(Customer, key, EMAIL, NAME)
+
+
+def test_officer_records_a_request_about_a_gone_subject_by_email(db, officer, officer_client):
+    """The add form takes an email as well as an id, and finds someone whose row is gone;
+    an email nobody has or had is a form error, and nothing is recorded."""
+    key = _gone_customer(officer)
+    received = timezone.localtime() - timedelta(days=1)
+    data = {
+        "kind": "erasure",
+        "jurisdiction": "gdpr",
+        "received_0": received.strftime("%Y-%m-%d"),
+        "received_1": received.strftime("%H:%M:%S"),
+    }
+    add = reverse("admin:compliance_subjectrequest_add")
+
+    unknown = officer_client.post(add, {**data, "subject": "nobody@example.org"})
+    assert unknown.status_code == 200
+    assert "No customer has or had this id or email." in unknown.content.decode()
+    assert not SubjectRequest.objects.exists()
+
+    assert officer_client.post(add, {**data, "subject": EMAIL}).status_code == 302
+    request = SubjectRequest.objects.get()
+    assert request.subject_id is None and request.subject_key == str(key)
+    page = officer_client.get(reverse("admin:compliance_subjectrequest_change", args=[request.pk]))
+    assert reverse("admin:compliance_subject_erasure", args=[key]) in page.content.decode()
+    listed = officer_client.get(reverse("admin:compliance_subjectrequest_changelist"))
+    assert f"{key} (row gone)" in listed.content.decode()
