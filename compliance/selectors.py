@@ -503,11 +503,12 @@ def still_personal_q(entry: ModelPrivacy, model) -> Q:
 CONTEXT_VALUES = {"history_ip": None, "history_user_agent": ""}
 
 
-def unattended_context_q(history_model) -> Q:
-    """History rows that no user made and that still name where the change came from."""
+def unattended_context_q(history_model) -> Q | None:
+    """History rows that no user made and that still name where the change came from; None
+    for a history model without those columns."""
     present = {f.name for f in history_model._meta.concrete_fields}
     if not set(CONTEXT_VALUES) <= present:
-        return Q(pk__in=[])
+        return None
     return Q(history_user_id__isnull=True) & (
         Q(history_ip__isnull=False) | ~Q(history_user_agent="")
     )
@@ -639,8 +640,9 @@ def erasure_targets(walked: SubjectRows) -> tuple[models.QuerySet, models.QueryS
             history = history.none()
         else:
             personal = still_personal_q(entry, history.model)
+            unattended = unattended_context_q(history.model)
             if personal:  # an empty Q (nothing settles: every row counts) stays as it is
-                history = history.filter(personal | unattended_context_q(history.model))
+                history = history.filter(personal if unattended is None else personal | unattended)
             if holds:
                 history = history.exclude(_held(history.model))
     return rows, history

@@ -1292,18 +1292,33 @@ def _scrub_admin_log(step) -> int:
 
 
 def _scrub_history(step) -> int:
-    """Scrub the personal fields of the subject's history rows, and where a change came from
-    on the rows no staff member made (the subject's own IP and browser)."""
+    """One UPDATE of the subject's history rows: their personal fields where they still hold
+    personal data (a hash is not hashed again), and where a change came from on the rows no
+    staff member made (the subject's own IP and browser). Returns the rows it changed."""
     _, history = erasure_targets(step.walked)
     if history is None:
         return 0
-    scrubbed = history.count()
+    opts = history.model._meta
     values = erasure_values(step.entry, history.model)
-    if values:
-        history.filter(still_personal_q(step.entry, history.model)).order_by().update(**values)
-    unattended = history.filter(unattended_context_q(history.model))
-    unattended.order_by().update(**CONTEXT_VALUES)
-    return scrubbed
+    personal = still_personal_q(step.entry, history.model)
+    if personal:  # empty: nothing settles, every row is rewritten
+        values = {
+            name: _where(personal, value, opts.get_field(name)) for name, value in values.items()
+        }
+    unattended = unattended_context_q(history.model)
+    if unattended is not None:
+        values |= {
+            name: _where(unattended, value, opts.get_field(name))
+            for name, value in CONTEXT_VALUES.items()
+        }
+    return history.order_by().update(**values) if values else 0
+
+
+def _where(condition: Q, value, field) -> Case:
+    """`value` on the rows `condition` matches; the others keep the field as it is."""
+    if not hasattr(value, "resolve_expression"):
+        value = Value(value)  # a plain value: When would read a string as a field name
+    return Case(When(condition, then=value), default=F(field.attname), output_field=field)
 
 
 def _certify(
