@@ -636,15 +636,19 @@ def erasure_targets(walked: SubjectRows) -> tuple[models.QuerySet, models.QueryS
             rows = rows.exclude(_kept_q(entry, model))
     history = walked.history
     if history is not None:
-        if entry.erasure == Erasure.RETAIN or not erasure_fields(entry, history.model):
-            history = history.none()
+        unattended = unattended_context_q(history.model)
+        if entry.erasure == Erasure.RETAIN or (
+            unattended is None and not erasure_fields(entry, history.model)
+        ):
+            history = history.none()  # a legal ground keeps them as made; or nothing to scrub
+        elif not erasure_fields(entry, history.model):
+            history = history.filter(unattended)  # a history that leaves the fields out (a token)
         else:
             personal = still_personal_q(entry, history.model)
-            unattended = unattended_context_q(history.model)
             if personal:  # an empty Q (nothing settles: every row counts) stays as it is
                 history = history.filter(personal if unattended is None else personal | unattended)
-            if holds:
-                history = history.exclude(_held(history.model))
+        if holds:
+            history = history.exclude(_held(history.model))
     return rows, history
 
 

@@ -289,14 +289,22 @@ def _survivors_insert(saved: dict[str, list[dict]]) -> dict[str, list]:
                 rows = [{**row, **_content_types_resolved(row, columns)} for row in rows]
             present = set(model._base_manager.values_list("pk", flat=True))
             missing = [row for row in rows if row[key] not in present]
-            model._base_manager.bulk_create([model(**row) for row in missing], batch_size=500)
-            inserted[label] = [row[key] for row in missing]
             if not issubclass(model, AppendOnlyModel):
-                # A catalogue row changed since the backup (a backup cleanup deleted): the
-                # live state is the true one.
+                # The live state is the true one: a row deleted since the backup (a policy)
+                # goes again, and one changed since (a backup cleanup marked, a policy
+                # disabled or renamed) takes its live values, before any insert can clash
+                # with the restored values of a unique column.
+                gone = sorted(present - {row[key] for row in rows})
+                if gone:
+                    model._base_manager.filter(pk__in=gone).delete()
                 for row in rows:
                     if row[key] in present:
                         model._base_manager.filter(pk=row[key]).update(**row)
+            model._base_manager.bulk_create([model(**row) for row in missing], batch_size=500)
+            if not issubclass(model, AppendOnlyModel):
+                for row in missing:  # bulk_create set auto_now dates to now: the live ones
+                    model._base_manager.filter(pk=row[key]).update(**row)
+            inserted[label] = [row[key] for row in missing]
         _sequences_reset([apps.get_model(label) for label in saved])
     return inserted
 

@@ -242,23 +242,44 @@ def test_the_subjects_own_ip_and_browser_leave_history_and_staff_ones_stay(db, o
     with change_context(ip="192.0.2.44", user_agent="Grace's phone"):  # she edits herself
         grace.phone = PHONE
         grace.save()
-    with change_context(channel="nightly_import"):  # a job: no IP, no browser
-        grace.avatar_url = "https://img.example.org/g.png"
-        grace.save()
+    with change_context(ip="192.0.2.44", user_agent="Grace's phone"):  # a reset request
+        token = PasswordResetToken.objects.create(customer=grace, expires_at=_soon())
 
     result = subject_erase(subject=grace, actor=officer, reason=REASON)
 
     rows = Customer.history.filter(id=grace.pk).order_by("history_id")
     context = [(r.history_user_id, r.history_ip, r.history_user_agent) for r in rows]
-    assert context[:4] == [
+    assert context == [
         (None, None, ""),
         (officer.pk, OFFICE_IP, "office browser"),
         (None, None, ""),
-        (None, None, ""),
+        (officer.pk, None, ""),  # the anonymised state the erasure itself wrote
     ]
-    assert result.certificate.counts["shop.Customer"]["history_scrubbed"] >= 4
+    counts = result.certificate.counts
+    assert counts["shop.Customer"]["history_scrubbed"] == 3  # each still held her data
+    # A token's history keeps no personal field, but the request's IP and browser were hers.
+    tokens = PasswordResetToken.history.filter(id=token.pk)
+    assert set(tokens.values_list("history_ip", "history_user_agent")) == {(None, "")}
     again = subject_erase(subject=grace, actor=officer, reason=REASON)
     assert again.certificate is None and NOTHING_LEFT in again.message
+
+
+def test_an_erasure_clears_an_ip_left_on_rows_already_anonymised(db, officer):
+    """History rows whose personal fields are anonymised already (an erasure before IPs
+    were cleared, or a restore) lose only their IP and browser: nothing is anonymised twice."""
+    with change_context(ip="192.0.2.44", user_agent="Grace's phone"):
+        grace = Customer.objects.create(email="grace@example.org", full_name="Grace")
+    subject_erase(subject=grace, actor=officer, reason=REASON)
+    signup = Customer.history.filter(id=grace.pk).earliest("history_id")
+    anonymised = {f: getattr(signup, f) for f in ("email", "full_name", "phone")}
+    Customer.history.filter(pk=signup.pk).update(history_ip="192.0.2.44", history_user_agent="x")
+
+    result = subject_erase(subject=grace, actor=officer, reason=REASON)
+
+    assert result.certificate.counts["shop.Customer"]["history_scrubbed"] == 1
+    signup.refresh_from_db()
+    assert (signup.history_ip, signup.history_user_agent) == (None, "")
+    assert {f: getattr(signup, f) for f in anonymised} == anonymised
 
 
 def test_second_erasure_changes_nothing_and_says_so(db, officer):

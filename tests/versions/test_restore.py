@@ -124,21 +124,35 @@ def test_retention_policies_changed_since_the_backup_keep_their_state(make_backu
         actor=officer,
         reason="seed",
     )
+    dropped = policy_save(
+        policy=RetentionPolicy(name="Trial", target=target, period_days=1),
+        actor=officer,
+        reason="trial",
+    )
     path = make_backup()
-    sessions.enabled, sessions.period_days = False, 30
+    sessions.enabled, sessions.period_days, sessions.name = False, 30, "Sessions (paused)"
     policy_save(policy=sessions, actor=officer, reason="paused while we check")
-    tokens = policy_save(
-        policy=RetentionPolicy(name="Old sessions", target=target, period_days=400),
+    RetentionPolicy.objects.filter(pk=dropped.pk).delete()  # never ran: it can go
+    created = policy_save(  # under the name the first one had at the backup
+        policy=RetentionPolicy(name="Sessions", target=target, period_days=400),
         actor=officer,
         reason="new",
     )
+    created_at = RetentionPolicy.objects.get(pk=created.pk).created_at
 
     report = backup_restore(path=path, actor=None, reason=REASON)
 
     sessions = RetentionPolicy.objects.get(pk=sessions.pk)
-    assert (sessions.enabled, sessions.period_days) == (False, 30)
+    assert (sessions.enabled, sessions.period_days, sessions.name) == (
+        False,
+        30,
+        "Sessions (paused)",
+    )
     assert sessions.history.count() == 2
-    assert RetentionPolicy.objects.get(pk=tokens.pk).target == target
+    assert not RetentionPolicy.objects.filter(pk=dropped.pk).exists()  # deleted, stays so
+    created = RetentionPolicy.objects.get(pk=created.pk)
+    assert (created.name, created.target, created.created_at) == ("Sessions", target, created_at)
+    assert created.history.count() == 1
     assert report.survivors_inserted["retention.RetentionPolicy"] == 1
 
 
