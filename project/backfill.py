@@ -129,7 +129,7 @@ def column_backfill(
     return batches_run(
         job=backfill_job(model, target),
         queryset=pending,
-        apply=lambda batch: {"rows": batch.update(**{target: F(source)})},
+        apply=lambda batch, span: {"rows": batch.update(**{target: F(source)})},
         batch_size=batch_size,
         max_seconds=max_seconds,
         max_rows=max_rows,

@@ -1,4 +1,5 @@
-"""The batch engine: purge, erasure of large subjects and backfills all run through it.
+"""The batch engine: purges and column backfills run through it. (An erasure does not: it
+changes one subject's rows in a single transaction, all or nothing, so it is never cut.)
 
 A job (named by the caller, e.g. ``purge:policy:3``) is cut into ranges of the primary key,
 each about ``batch_size`` rows of the table, from the lowest key to the highest key that
@@ -9,7 +10,9 @@ range done and commits, all in one transaction. So several workers (threads, pro
 machines) share one job without touching a row twice, a killed run leaves its unfinished
 ranges for the next one to resume, and each batch is a cheap index range scan, not a rescan.
 
-Nothing here knows what a batch does: `apply` gets the batch's queryset, returns its counts.
+Nothing here knows what a batch does: `apply` gets the batch's queryset and its range,
+returns its counts. The job's ranges are removed once none is pending, under the planning
+lock, so a worker finishing a job never removes the ranges another has just planned.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from django.db import connections, models, router, transaction
 from tqdm import tqdm
 
 from .models import BatchRange
+from .pausepoints import pause_point
 
 __all__ = ["BatchReport", "batches_planned", "batches_run", "job_plan"]
 
@@ -49,9 +53,7 @@ def job_plan(job: str, queryset, batch_size: int):
     model = queryset.model
     alias = router.db_for_write(model)
     with transaction.atomic(using=alias):
-        if connections[alias].vendor == "postgresql":
-            with connections[alias].cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PLAN_LOCK, job])
+        _plan_lock(alias, job)
         ranges = BatchRange.objects.using(alias).filter(job=job)
         if ranges.filter(done=False).exists():
             top = ranges.order_by("-id").values_list("hi", flat=True).first()
@@ -62,6 +64,24 @@ def job_plan(job: str, queryset, batch_size: int):
             [BatchRange(job=job, lo="" if lo is None else str(lo), hi=str(hi)) for lo, hi in bounds]
         )
         return bounds[-1][1] if bounds else None
+
+
+def _plan_lock(alias: str, job: str) -> None:
+    """Hold the planning lock of `job` until the transaction ends (PostgreSQL; SQLite
+    serialises writers anyway)."""
+    if connections[alias].vendor == "postgresql":
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_PLAN_LOCK, job])
+
+
+def _job_close(alias: str, job: str) -> None:
+    """Remove a finished job's ranges, unless another worker has planned it again since."""
+    with transaction.atomic(using=alias):
+        _plan_lock(alias, job)
+        ranges = BatchRange.objects.using(alias).filter(job=job)
+        if not ranges.filter(done=False).exists():
+            pause_point("job-finished")
+            ranges.delete()
 
 
 def batches_planned(queryset, batch_size: int) -> int:
@@ -97,7 +117,7 @@ def batches_run(
     *,
     job: str,
     queryset: models.QuerySet,
-    apply: Callable[[models.QuerySet], dict[str, int]],
+    apply: Callable[[models.QuerySet, BatchRange], dict[str, int]],
     batch_size: int = 1000,
     max_seconds: float | None = None,
     max_rows: int | None = None,
@@ -107,7 +127,8 @@ def batches_run(
     pause: float = 0.0,
 ) -> BatchReport:
     """Plan `job` if needed, then claim and apply its ranges until none is left or a budget
-    (`max_seconds`, `max_rows`) is spent. `apply` runs inside each batch's transaction;
+    (`max_seconds`, `max_rows`) is spent. `apply(batch, span)` runs inside each batch's
+    transaction, `span` being the claimed `BatchRange`;
     `on_batch` sees the report after each commit. `progress` draws a bar on a terminal
     (default: when stderr is one), sized by `total`. `pause` seconds pass between two
     batches, leaving the database to other work (a throttle)."""
@@ -151,7 +172,7 @@ def batches_run(
                 batch = queryset.filter(pk__lte=pk.to_python(claimed.hi))
                 if claimed.lo:
                     batch = batch.filter(pk__gt=pk.to_python(claimed.lo))
-                counts = apply(batch.order_by())
+                counts = apply(batch.order_by(), claimed)
                 rows = sum(counts.values())
                 BatchRange.objects.using(alias).filter(pk=claimed.pk).update(done=True, rows=rows)
             report.batches += 1
@@ -163,7 +184,6 @@ def batches_run(
                 on_batch(report)
     finally:
         bar.close()
-    ranges = BatchRange.objects.using(alias).filter(job=job)
-    if report.finished and not ranges.filter(done=False).exists():
-        ranges.delete()  # the job is done (a worker still in a batch holds one pending)
+    if report.finished:  # a worker still in a batch holds one range pending: it closes the job
+        _job_close(alias, job)
     return report

@@ -161,6 +161,7 @@ class PurgeRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         PARTIAL = "partial", "Stopped at its budget"
         FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted (its process stopped)"
         DRY_RUN = "dry_run", "Dry run"
 
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT, related_name="runs")
@@ -185,6 +186,9 @@ class PurgeRun(models.Model):
     archives = models.JSONField(default=list, blank=True, help_text="Archive files and sha256.")
     error = models.TextField(blank=True)
     channel = models.CharField(max_length=150, blank=True)
+    pid = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The operating-system process that ran it."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]

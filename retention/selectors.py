@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import models
+from django.db import connection, models
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -23,6 +23,7 @@ __all__ = [
     "PolicyScope",
     "held_q",
     "holds_active",
+    "holds_lock",
     "subject_holds",
     "protected_q",
     "policy_scope",
@@ -255,6 +256,16 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
         return PolicyScope(model, cutoff, expired, excluded, kept.none(), kept)
     held = held_q(model)
     return PolicyScope(model, cutoff, expired, excluded, kept.filter(held), kept.exclude(held))
+
+
+def holds_lock() -> None:
+    """Keep new holds out until the current transaction ends (PostgreSQL: a SHARE lock on
+    the holds table, which a placed or released hold waits for; readers and other deletes
+    go on). A check of the holds made after it stays true until the delete it guards
+    commits; a hold placed meanwhile waits and applies from then on."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {LegalHold._meta.db_table} IN SHARE MODE")
 
 
 def holds_active(*, restrictions: bool = False) -> bool:

@@ -8,13 +8,16 @@ privileged (hard delete, holds, policy changes, purges), its ledger entry.
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import statistics
-import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
@@ -28,22 +31,35 @@ from versions.setbased import rows_delete_with_history, rows_update_with_history
 from . import config
 from .archive import archive_write
 from .engine import batches_planned, batches_run
-from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, PurgeRun, RetentionPolicy
-from .selectors import held_q, holds_active, policy_scope, policy_validate
+from .models import (
+    RESTRICTION_GROUNDS,
+    BatchRange,
+    LegalHold,
+    PolicyAction,
+    PurgeRun,
+    RetentionPolicy,
+)
+from .pausepoints import pause_point
+from .selectors import held_q, holds_active, holds_lock, policy_scope, policy_validate
 from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
 
 __all__ = [
     "rows_delete",
+    "PurgeFailed",
     "RetentionRefused",
     "RowsResult",
     "hold_place",
     "hold_release",
     "policy_purge",
     "policy_save",
+    "runs_close_interrupted",
     "rows_hard_delete",
     "rows_restore",
     "rows_soft_delete",
 ]
+
+
+logger = logging.getLogger(__name__)
 
 
 class RetentionRefused(Exception):
@@ -113,7 +129,9 @@ def rows_hard_delete(*, queryset, actor, reason: str) -> RowsResult:
     manager = model.all_objects if is_soft_delete_model(model) else model._base_manager
     rows = manager.filter(pk__in=queryset.values("pk"))
     with change_context(user=actor, reason=reason), transaction.atomic():
-        # Checked in the delete's transaction; held_q covers rows the cascade would reach.
+        # Checked in the delete's transaction, the holds locked against new ones until it
+        # commits; held_q covers rows the cascade would reach.
+        holds_lock()
         held = rows.filter(held_q(model)).count()
         if held:
             raise RetentionRefused(
@@ -253,6 +271,10 @@ def hold_release(*, hold: LegalHold, reason: str, actor) -> LegalHold:
 # Purge ---------------------------------------------------------------------------------
 
 
+class PurgeFailed(Exception):
+    """A purge run failed; its run log says what failed and what to do (a task re-raises it)."""
+
+
 def policy_purge(
     *,
     policy: RetentionPolicy,
@@ -266,10 +288,13 @@ def policy_purge(
 ) -> PurgeRun:
     """Remove (or anonymise) what `policy` says has expired, minus exclusions and holds.
 
-    Batched through the batch engine, each batch archived first when the policy says so;
-    the run is logged (a `PurgeRun`, updated with every committed batch) and, unless a dry
-    run, recorded in the ledger. A failure stops the run and is logged with it: the
-    batches committed before stay done, and the next run goes on from where it stopped.
+    Batched through the batch engine. Each batch, in its own transaction: its archive
+    (when the policy says so) named by its key range and synced to disk, the delete, a
+    ledger entry with its counts and the run log's counts. Runs of the policy whose process
+    is gone are first closed as interrupted, and stray partial archives removed. A failure
+    stops the run and is logged with it (the traceback in the application log, the run log
+    saying what failed): the batches committed before stay done, and the next run goes on
+    from where it stopped. The failure is on the returned run (`run.failure`).
     """
     _require(actor, RetentionPolicy, "run_purge")
     try:
@@ -278,13 +303,18 @@ def policy_purge(
         problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
         raise RetentionRefused(f"Policy {policy.name!r} cannot run: {problems}") from exc
     batch_size = batch_size or config.batch_size()
+    if not dry_run:
+        runs_close_interrupted(policy=policy)
+        _archive_parts_remove(policy)
     scope = policy_scope(policy)
     run = PurgeRun(
         policy=policy,
         started_at=timezone.now(),
         channel=current().channel,
         status=PurgeRun.Status.DRY_RUN if dry_run else PurgeRun.Status.RUNNING,
+        pid=os.getpid(),
     )
+    run.failure = None
     if scope is not None:
         run.cutoff = scope.cutoff
         run.eligible = scope.eligible.count()
@@ -301,39 +331,51 @@ def policy_purge(
             if not dry_run:  # a policy that keeps rows forever: run, nothing to remove
                 _ledger_run(run, actor, reason, model=policy.target.model_class())
         return run
-    run.save()
-    apply, committed, batch_seconds = _purge_batch(policy, scope.model, run)
-
-    with change_context(user=actor, reason=reason or f"Retention policy: {policy.name}"):
-        try:
-            report = batches_run(
-                job=f"purge:policy:{policy.pk}",
-                queryset=scope.eligible,
-                apply=apply,
-                batch_size=batch_size,
-                max_seconds=max_seconds,
-                max_rows=max_rows,
-                on_batch=committed,
-                progress=progress,
-                total=run.eligible,
-            )
-            run.status = PurgeRun.Status.SUCCEEDED if report.finished else PurgeRun.Status.PARTIAL
-        except Exception as exc:  # logged with the run, then reported to the caller
-            run.status = PurgeRun.Status.FAILED
-            run.error = f"{type(exc).__name__}: {exc}"
-        left = policy_scope(policy).eligible
-        if run.status == PurgeRun.Status.SUCCEEDED and report.top is not None:
-            left = left.filter(pk__gt=report.top)  # all below was just handled
-        run.backlog = left.count()
-        run.batch_median_ms = statistics.median(batch_seconds) * 1000 if batch_seconds else None
-        run.finished_at = timezone.now()
-        with transaction.atomic():
-            run.save()
-            _ledger_run(run, actor, reason, model=scope.model)
+    with transaction.atomic():
+        run.save()
+        _run_lock(run)  # before the row is visible: never taken for a run whose process died
+    reason = reason or f"Retention policy: {policy.name}"
+    try:
+        apply, committed, batch_seconds, where = _purge_batch(
+            policy, scope.model, run, actor, reason
+        )
+        with change_context(user=actor, reason=reason):
+            try:
+                report = batches_run(
+                    job=f"purge:policy:{policy.pk}",
+                    queryset=scope.eligible,
+                    apply=apply,
+                    batch_size=batch_size,
+                    max_seconds=max_seconds,
+                    max_rows=max_rows,
+                    on_batch=committed,
+                    progress=progress,
+                    total=run.eligible,
+                )
+                run.status = (
+                    PurgeRun.Status.SUCCEEDED if report.finished else PurgeRun.Status.PARTIAL
+                )
+            except Exception as exc:  # logged with its traceback and the run, then returned
+                logger.exception("Purge of policy %r (run %s) failed", policy.name, run.pk)
+                run.status = PurgeRun.Status.FAILED
+                run.error = _failure_text(exc, run, where)
+                run.failure = exc
+            left = policy_scope(policy).eligible
+            if run.status == PurgeRun.Status.SUCCEEDED and report.top is not None:
+                left = left.filter(pk__gt=report.top)  # all below was just handled
+            run.backlog = left.count()
+            run.batch_median_ms = statistics.median(batch_seconds) * 1000 if batch_seconds else None
+            run.finished_at = timezone.now()
+            with transaction.atomic():
+                run.save()
+                _ledger_run(run, actor, reason, model=scope.model)
+    finally:
+        _run_unlock(run)
     return run
 
 
 def _ledger_run(run: PurgeRun, actor, reason: str, *, model) -> None:
+    """The run's closing entry: its totals (the sums of its batches' entries) and status."""
     policy = run.policy
     ledger_append(
         action=LedgerAction.PURGE,
@@ -347,58 +389,236 @@ def _ledger_run(run: PurgeRun, actor, reason: str, *, model) -> None:
             "excluded": run.excluded,
             "backlog": run.backlog,
         },
-        details={"run": run.pk, "status": run.status, "model": model._meta.label},
+        details={
+            "run": run.pk,
+            "status": run.status,
+            "model": model._meta.label,
+            "batches": run.batches,
+        },
     )
 
 
-def _purge_batch(policy, model, run):
-    """What one batch does, inside its transaction: archive, then delete or anonymise."""
+def _purge_batch(policy, model, run, actor, reason):
+    """What one batch does, inside its transaction: archive, delete or anonymise, the
+    batch's ledger entry and the run log's counts; and what a run does after each commit."""
 
-    def apply(batch):
+    def apply(batch, span):
+        where.update(step="locking", span=span)
+        pause_point("claimed")
+        holds_lock()  # a hold committed from here on waits for this batch's commit
         if not holds_at_start and holds_active():
             batch = batch.exclude(held_q(model))  # a hold placed since the run started
-        archives = []
+        if policy.action == PolicyAction.ANONYMISE:
+            batch = batch.filter(_still_personal_q(model))
+        archive = None
         if policy.archive:
+            where["step"] = "archiving"
             # One snapshot of the batch's rows, locked: what is archived is what goes.
             keys = list(batch.select_for_update().values_list("pk", flat=True))
+            name = _archive_name(policy, span)
+            if not keys:  # nothing expired here (or all of it held): no archive, nothing to do
+                _archive_remove(config.archive_dir() / name)  # an earlier attempt's file
+                pending[:] = [0, None]
+                return {"purged": 0}
             batch = model._base_manager.filter(pk__in=keys)
-            name = f"{policy.pk}-{slugify(policy.name)}/run-{run.pk}-batch-{run.batches + 1:06d}"
-            written = archive_write(batch, config.archive_dir() / f"{name}.jsonl.gz")
-            archives.append({**written, "file": f"{name}.jsonl.gz"})
+            archive = {
+                **archive_write(batch, config.archive_dir() / name),
+                "file": name,
+                "range": [span.lo, span.hi],
+            }
+            pause_point("archived")
+        where["step"] = "deleting" if policy.action != PolicyAction.ANONYMISE else "anonymising"
         if policy.action == PolicyAction.SOFT_DELETE:
             done, _ = model.all_objects.filter(pk__in=batch.values("pk")).delete()
         elif policy.action == PolicyAction.ANONYMISE:
             done = _anonymise(model, batch)
         else:
             done = rows_delete(model, batch)
-        pending[:] = [done, archives]
-        # The run log follows the work, in the batch's transaction: with every archived
-        # batch (its file is listed with the delete it backs), else every few seconds.
-        if policy.archive or time.monotonic() - saved[0] >= _PROGRESS_SECONDS:
-            PurgeRun.objects.filter(pk=run.pk).update(
-                purged=run.purged + done,
-                archived=run.archived + sum(a["rows"] for a in archives),
-                archives=run.archives + archives,
-                batches=run.batches + 1,
+        archived = archive["rows"] if archive else 0
+        if done or archived:
+            where["step"] = "recording"
+            ledger_append(
+                action=LedgerAction.PURGE_BATCH,
+                actor=actor,
+                reason=reason,
+                target=f"policy:{policy.name}",
+                counts={"purged": done, "archived": archived},
+                details={
+                    "run": run.pk,
+                    "range": [span.lo, span.hi],
+                    **(
+                        {"archive": archive["file"], "sha256": archive["sha256"]} if archive else {}
+                    ),
+                },
             )
-            saved[0] = time.monotonic()
+        # The run log follows the work in the batch's transaction, so a killed run's log
+        # counts exactly what it committed (its archives listed with the deletes they back).
+        archives = [archive] if archive else []
+        PurgeRun.objects.filter(pk=run.pk).update(
+            purged=run.purged + done,
+            archived=run.archived + archived,
+            archives=run.archives + archives,
+            batches=run.batches + 1,
+        )
+        pending[:] = [done, archive]
+        pause_point("deleted")
         return {"purged": done}
 
     def committed(report):
         """After a batch commits: only then does the run in memory count it."""
-        done, archives = pending
+        done, archive = pending
         run.purged += done
-        run.archives += archives
-        run.archived += sum(a["rows"] for a in archives)
+        if archive:
+            run.archives += [archive]
+            run.archived += archive["rows"]
         run.batches += 1
         batch_seconds[:] = report.batch_seconds
+        pause_point("committed")
 
-    saved, pending, batch_seconds = [time.monotonic()], [0, []], []
+    pending, batch_seconds, where = [0, None], [], {}
     holds_at_start = holds_active()  # then the scope itself leaves held rows out
-    return apply, committed, batch_seconds
+    return apply, committed, batch_seconds, where
 
 
-_PROGRESS_SECONDS = 2.0
+def _still_personal_q(model):
+    """Rows an anonymise policy still has to change (the erasure's own test)."""
+    from compliance.selectors import still_personal_q
+
+    return still_personal_q(registry.get(getattr(model, "instance_type", model)), model)
+
+
+def _failure_text(exc: Exception, run: PurgeRun, where: dict) -> str:
+    """What failed, where, and what to do: for the run log, the command and the doctor."""
+    span = where.get("span")
+    keys = f" of keys {span.lo or 'start'} to {span.hi}" if span is not None else ""
+    step = where.get("step", "planning")
+    detail = str(exc).strip() or "no message"
+    text = (
+        f"Stopped while {step} the batch{keys} of {run.policy.target.model_class()._meta.label}"
+        f" ({type(exc).__name__}: {detail}). The {run.batches} batch(es) committed before stand"
+        f" ({run.purged} rows). "
+    )
+    if isinstance(exc, OSError) and step == "archiving":
+        text += (
+            f"Check that the archive directory ({config.archive_dir()}) exists, is writable "
+            "and has space, "
+        )
+    elif isinstance(exc, DatabaseError):
+        text += "Check the database (its log names the statement and the cause), "
+    else:
+        text += "Remove the cause (the application log has the traceback), "
+    return text + "then run the policy again: it resumes at this batch."
+
+
+# Interrupted runs, archives ----------------------------------------------------------------
+
+_RUN_LOCK = 0x8A7C5  # advisory lock namespace: a run's process holds its run's key
+
+
+def _run_lock(run: PurgeRun) -> None:
+    """Hold a session lock on the run while its process lives (PostgreSQL drops it with
+    the connection when the process dies, so another process can tell it is gone)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", [_RUN_LOCK, run.pk])
+
+
+def _run_unlock(run: PurgeRun) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_RUN_LOCK, run.pk])
+
+
+def _run_gone(run: PurgeRun) -> bool:
+    """Whether the process of a run still marked running has stopped."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND granted AND database = (SELECT oid FROM pg_database "
+                "WHERE datname = current_database()) AND classid = %s::oid AND objid = %s::oid "
+                "AND objsubid = 2)",
+                [_RUN_LOCK, run.pk],
+            )
+            return cursor.fetchone()[0]
+    if run.pid is None:
+        return False
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of another user has the number: alive
+        return False
+    return False
+
+
+def runs_close_interrupted(*, policy: RetentionPolicy | None = None) -> list[PurgeRun]:
+    """Close each run still marked running whose process is gone as interrupted, with the
+    counts of the batches it committed, and a ledger entry. Returns the runs closed."""
+    running = PurgeRun.objects.filter(status=PurgeRun.Status.RUNNING).select_related("policy")
+    if policy is not None:
+        running = running.filter(policy=policy)
+    closed = []
+    for run in running:
+        if not _run_gone(run):
+            continue
+        with transaction.atomic():
+            run = PurgeRun.objects.select_for_update().get(pk=run.pk)
+            if run.status != PurgeRun.Status.RUNNING:
+                continue  # closed by another process meanwhile
+            scope = policy_scope(run.policy)
+            run.status = PurgeRun.Status.INTERRUPTED
+            run.finished_at = timezone.now()
+            run.backlog = scope.eligible.count() if scope is not None else 0
+            run.error = (
+                f"Its process (pid {run.pid}) stopped — killed or crashed — after "
+                f"{run.batches} committed batch(es) ({run.purged} rows, each batch in the "
+                "ledger). Nothing was lost: the next run resumes at the first batch not "
+                "committed. If it keeps happening, look for what stops the process (the "
+                "system's out-of-memory killer, a deploy restarting workers, a time limit)."
+            )
+            run.save()
+            _ledger_run(
+                run,
+                None,
+                "Run interrupted: its process stopped",
+                model=run.policy.target.model_class(),
+            )
+        closed.append(run)
+    return closed
+
+
+def _archive_name(policy: RetentionPolicy, span) -> str:
+    """A batch's archive, named by its key range (and the range's id, unique per plan): a
+    retried range rewrites its own file."""
+    lo, hi = slugify(span.lo) or "start", slugify(span.hi)
+    return f"{policy.pk}-{slugify(policy.name)}/range-{span.pk}-{lo}-{hi}.jsonl.gz"
+
+
+def _archive_remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+
+
+def _archive_parts_remove(policy: RetentionPolicy) -> list[Path]:
+    """Remove the partial archives (``.part``) a killed run left, but those of ranges still
+    pending: their retry writes them again (and a worker may be writing one now)."""
+    directory = config.archive_dir() / f"{policy.pk}-{slugify(policy.name)}"
+    if not directory.is_dir():
+        return []
+    pending = set(
+        BatchRange.objects.filter(job=f"purge:policy:{policy.pk}", done=False).values_list(
+            "pk", flat=True
+        )
+    )
+    removed = []
+    for part in directory.glob("*.part"):
+        match = re.match(r"range-(\d+)-", part.name)
+        if match and int(match.group(1)) in pending:
+            continue
+        part.unlink(missing_ok=True)
+        removed.append(part)
+    return removed
 
 
 def rows_delete(model, batch) -> int:
@@ -417,15 +637,14 @@ def rows_delete(model, batch) -> int:
 
 def _anonymise(model, batch) -> int:
     """Anonymise the registry's personal fields of a batch, set-based, with history: the
-    erasure's own UPDATE, on the rows that still hold personal data (a later run leaves
-    rows an earlier one anonymised)."""
-    from compliance.selectors import erasure_values, still_personal_q
+    erasure's own UPDATE. The batch holds only rows that still hold personal data
+    (`_still_personal_q`): a later run leaves rows an earlier one anonymised."""
+    from compliance.selectors import erasure_values
 
-    entry = registry.get(getattr(model, "instance_type", model))
-    values = erasure_values(entry, model)
+    values = erasure_values(registry.get(getattr(model, "instance_type", model)), model)
     if not values:
         return 0
-    return rows_update_with_history(batch.filter(still_personal_q(entry, model)), values)
+    return rows_update_with_history(batch, values)
 
 
 # Policies ------------------------------------------------------------------------------

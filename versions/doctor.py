@@ -1,4 +1,6 @@
 """The doctor: read-only checks of the live database, each saying what to do about it.
+(One write: purge runs still marked running whose process is gone are closed as interrupted,
+as the next run of their policy would close them.)
 
 Each check is a function of the `Thresholds` returning `Finding`s: "ok", "action" (something
 needs doing; `advice` says what) or "skipped" (with the reason in `summary`). `doctor_run`
@@ -467,17 +469,40 @@ def lock_waits_check(thresholds: Thresholds) -> list[Finding]:
 
 
 def purge_backlog_check(thresholds: Thresholds) -> list[Finding]:
-    """Enabled policies that fail, stall, stopped running, or leave a growing backlog."""
-    from retention.models import RetentionPolicy
+    """Enabled policies that fail, stall, stopped running, or leave a growing backlog; and
+    every run interrupted within PURGE_STALE_DAYS (closing first, as the next run would,
+    the runs still marked running whose process is gone)."""
+    from retention.models import PurgeRun, RetentionPolicy
+    from retention.services import runs_close_interrupted
 
     now = timezone.now()
+    runs_close_interrupted()
+    interrupted = PurgeRun.objects.filter(
+        status=PurgeRun.Status.INTERRUPTED,
+        started_at__gte=now - timedelta(days=thresholds.purge_stale_days),
+    ).select_related("policy")
+    findings = [_interrupted_finding(run, now) for run in interrupted.order_by("started_at")]
     policies = list(RetentionPolicy.objects.filter(enabled=True).select_related("target"))
-    findings = [f for policy in policies if (f := _policy_finding(policy, thresholds, now))]
+    findings += [f for policy in policies if (f := _policy_finding(policy, thresholds, now))]
     return findings or _all_ok(
         "purge-backlog",
         f"{len(policies)} enabled polic{'y' if len(policies) == 1 else 'ies'}: none "
         f"failed, stalled, went {thresholds.purge_stale_days:g} d without a run, or fell "
         "behind.",
+    )
+
+
+def _interrupted_finding(run, now: datetime) -> Finding:
+    return Finding(
+        "purge-backlog",
+        ACTION,
+        f'Purge run #{run.pk} of policy "{run.policy.name}" (started '
+        f"{_ago(run.started_at, now)}) was interrupted after {run.batches:,} batch(es), "
+        f"{run.purged:,} rows purged and {run.archived:,} archived: {run.error}",
+        "Its committed batches are in the ledger and the next run resumes after them. Find "
+        "what stopped the process (out-of-memory killer, a restart during a deploy, a task "
+        "time limit) in the system's log at that time.",
+        {"policy": run.policy.name, "run": run.pk, "status": run.status},
     )
 
 
@@ -832,9 +857,11 @@ CHECKS = [
     Check(
         "purge-backlog",
         purge_backlog_check,
-        "Enabled retention policies whose last run failed or never finished (RUNNING after "
-        "PURGE_RUNNING_HOURS), that have not run for PURGE_STALE_DAYS, or whose eligible rows "
-        "now outnumber those at their last run, which left a backlog.",
+        "Every purge run interrupted (its process gone: closed here if still marked running) "
+        "in PURGE_STALE_DAYS; enabled retention policies whose last run failed or never "
+        "finished (RUNNING after PURGE_RUNNING_HOURS), that have not run for "
+        "PURGE_STALE_DAYS, or whose eligible rows now outnumber those at their last run, "
+        "which left a backlog.",
     ),
     Check(
         "backups",

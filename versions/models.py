@@ -22,6 +22,7 @@ class LedgerAction(models.TextChoices):
     RESTORE = "restore", "Restore"
     RECOVER = "recover", "Recover"
     PURGE = "purge", "Purge"
+    PURGE_BATCH = "purge_batch", "Purge batch committed"
     HARD_DELETE = "hard_delete", "Hard delete"
     BACKUP = "backup", "Backup"
     BACKUP_RESTORE = "backup_restore", "Restore of a backup"

@@ -10,6 +10,7 @@ are. On PostgreSQL the change and its history rows are one statement (a data-mod
 
 from __future__ import annotations
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, models
 from django.db.models.sql import DeleteQuery, UpdateQuery
 from django.utils import timezone
@@ -111,7 +112,11 @@ def rows_update_with_history(queryset: models.QuerySet, values: dict) -> int:
     query.add_update_values(values)
     compiler = query.get_compiler(queryset.db)
     compiler.pre_sql_setup()
-    return _with_history(connection, model, history_model, CHANGED, *compiler.as_sql())
+    try:
+        sql = compiler.as_sql()
+    except EmptyResultSet:  # a filter no row can match (`pk__in=[]`): nothing to change
+        return 0
+    return _with_history(connection, model, history_model, CHANGED, *sql)
 
 
 def rows_delete_with_history(queryset: models.QuerySet) -> int:
@@ -124,9 +129,11 @@ def rows_delete_with_history(queryset: models.QuerySet) -> int:
         return queryset._raw_delete(queryset.db)
     query = queryset.query.clone()
     query.__class__ = DeleteQuery
-    return _with_history(
-        connection, model, history_model, DELETED, *query.get_compiler(queryset.db).as_sql()
-    )
+    try:
+        sql = query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:  # a filter no row can match (`pk__in=[]`): nothing to delete
+        return 0
+    return _with_history(connection, model, history_model, DELETED, *sql)
 
 
 def _with_history(connection, model, history_model, history_type, change_sql, change_params):

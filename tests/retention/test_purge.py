@@ -2,7 +2,9 @@
 
 import gzip
 import json
+import os
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -15,7 +17,7 @@ from django.utils import timezone
 
 from retention import services
 from retention.archive import archive_verify
-from retention.models import LegalHold, PolicyAction, PurgeRun, RetentionPolicy
+from retention.models import BatchRange, LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from retention.selectors import policy_validate
 from retention.services import hold_place, hold_release, policy_purge
 from shop.models import AnalyticsEvent, Customer, Document, Session
@@ -146,24 +148,62 @@ def test_exclusions_keep_matching_rows(customer):
     assert list(AnalyticsEvent.objects.values_list("name", flat=True)) == ["purchase"]
 
 
-def test_archive_is_written_with_its_checksum_before_rows_go(customer, archive_dir):
-    """Each batch's rows are in a JSONL.gz whose sha256 is beside it and in the run log."""
-    old = _sessions(customer, OLD, 3)
-    run = policy_purge(policy=_policy(Session, archive=True), actor=None, batch_size=2)
-    assert run.archived == 3 and len(run.archives) == 2
+def test_archive_is_written_with_its_checksum_before_rows_go(
+    postgres, transactional_db, archive_dir, tmp_path, monkeypatch
+):
+    """Stopped after a batch's delete ran, before it commits: its archive is on disk with a
+    matching sha256 while its rows are still there for everyone else. Ranges with no expired
+    row get no archive; each file's sha256 is beside it and in the run log."""
+    owner = Customer.objects.create(email="order@example.org", full_name="Order")
+    old = _sessions(owner, OLD, 2)
+    _sessions(owner, NEW, 2)  # a range with no expired row
+    old += _sessions(owner, OLD, 1)
+    policy = _policy(Session, archive=True)
+    paused = tmp_path / "paused"
+    monkeypatch.setenv("RETENTION_PAUSE_AT", "deleted:1")
+    monkeypatch.setenv("RETENTION_PAUSE_FILE", str(paused))
+    runs, errors = [], []
+
+    def purger():
+        try:
+            runs.append(policy_purge(policy=policy, actor=None, batch_size=2))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=purger)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not paused.exists() and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        assert paused.exists(), errors
+        [first] = archive_dir.rglob("*.jsonl.gz")
+        assert archive_verify(first)
+        assert sorted(r["fields"]["id"] for r in _archived(archive_dir)) == [s.pk for s in old[:2]]
+        assert Session.objects.filter(pk__in=[s.pk for s in old[:2]]).count() == 2  # not yet
+    finally:
+        paused.unlink(missing_ok=True)
+        thread.join(timeout=30)
+    assert errors == []
+    [run] = runs
+    assert (run.status, run.archived, len(run.archives)) == ("succeeded", 3, 2)
     files = sorted(archive_dir.rglob("*.jsonl.gz"))
-    assert all(archive_verify(path) for path in files)
+    assert len(files) == 2 and all(archive_verify(path) for path in files)
     assert sorted(r["fields"]["id"] for r in _archived(archive_dir)) == sorted(s.pk for s in old)
     assert {a["sha256"] for a in run.archives} == {
         (path.parent / (path.name + ".sha256")).read_text().split()[0] for path in files
     }
+    assert not Session.objects.filter(pk__in=[s.pk for s in old]).exists()
 
 
-def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continues(
+def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_retry_rewrites_its_range(
     customer, archive_dir, monkeypatch
 ):
-    """An injected failure in the third batch: two batches done and archived, run FAILED;
-    the next run purges the rest."""
+    """An injected failure in the third batch, after its archive was written: two batches
+    done and archived, run FAILED; the next run purges the rest, rewriting the failed
+    range's archive, so every deleted row is archived exactly once."""
     _sessions(customer, OLD, 6)
     real_delete = services.rows_delete
     calls = []
@@ -188,6 +228,13 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_next_run_continu
     again = policy_purge(policy=policy, actor=None, batch_size=2)
     assert (again.status, again.purged) == ("succeeded", 2)
     assert not Session.objects.exists()
+    ids = [row["fields"]["id"] for row in _archived(archive_dir)]
+    deleted = Session.history.filter(history_type="-").values_list("id", flat=True)
+    assert len(ids) == len(set(ids)) == 6 and set(ids) == set(deleted)
+    logged = [a["file"] for r in PurgeRun.objects.all() for a in r.archives]
+    assert sorted(logged) == sorted(
+        str(p.relative_to(archive_dir)) for p in archive_dir.rglob("*.jsonl.gz")
+    )
 
 
 def test_soft_deleted_customers_are_purged_after_the_grace_period(db):
@@ -429,3 +476,99 @@ def test_an_anonymise_policy_leaves_rows_an_earlier_run_anonymised(customer):
     assert (first.purged, second.purged) == (2, 0)
     assert Session.history.count() == versions
     assert set(Session.objects.values_list("user_agent", flat=True)) == {"[redacted]"}
+
+
+@pytest.mark.parametrize("action", [PolicyAction.HARD_DELETE, PolicyAction.ANONYMISE])
+def test_an_archived_policy_passes_over_a_range_with_no_expired_row(customer, archive_dir, action):
+    """A key range holding only recent rows is done without an archive: the run succeeds and
+    nothing stays pending, and no empty archive file is left."""
+    old = _sessions(customer, OLD, 2)
+    _sessions(customer, NEW, 2)  # the second range of two keys: nothing expired
+    old += _sessions(customer, OLD, 1)
+    policy = _policy(Session, archive=True, action=action)
+    run = policy_purge(policy=policy, actor=None, batch_size=2)
+    assert (run.status, run.purged, run.batches, run.error) == ("succeeded", 3, 3, "")
+    files = sorted(archive_dir.rglob("*.jsonl.gz"))
+    assert len(files) == len(run.archives) == 2
+    assert sorted(r["fields"]["id"] for r in _archived(archive_dir)) == [s.pk for s in old]
+    assert not BatchRange.objects.exists()
+    again = policy_purge(policy=policy, actor=None, batch_size=2)
+    assert (again.status, again.purged, again.archives) == ("succeeded", 0, [])
+    assert len(sorted(archive_dir.rglob("*.jsonl.gz"))) == 2
+
+
+def _dead_pid():
+    """The number of a process that has exited."""
+    import subprocess
+
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_each_committed_batch_is_a_ledger_entry_of_its_own(customer, archive_dir):
+    """A purge_batch entry per batch that changed rows, with its counts, range and archive;
+    the run's closing entry sums them."""
+    _sessions(customer, OLD, 3)
+    _sessions(customer, NEW, 2)
+    _sessions(customer, OLD, 1)
+    run = policy_purge(policy=_policy(Session, archive=True), actor=None, batch_size=2)
+    batches = LedgerEntry.objects.filter(action="purge_batch").order_by("id")
+    assert [e.counts for e in batches] == [
+        {"purged": 2, "archived": 2},
+        {"purged": 1, "archived": 1},
+        {"purged": 1, "archived": 1},
+    ]
+    assert {e.details["run"] for e in batches} == {run.pk}
+    assert [e.details["sha256"] for e in batches] == [a["sha256"] for a in run.archives]
+    closing = LedgerEntry.objects.get(action="purge")
+    assert closing.pk > batches.last().pk and closing.counts["purged"] == 4 == run.purged
+
+
+def test_the_next_run_closes_a_run_whose_process_is_gone_as_interrupted(customer):
+    """A run left running by a dead process is closed with its counts and a ledger entry."""
+    _sessions(customer, OLD, 2)
+    policy = _policy(Session)
+    dead = PurgeRun.objects.create(
+        policy=policy,
+        started_at=timezone.now() - timedelta(minutes=5),
+        status="running",
+        purged=7,
+        batches=2,
+        pid=_dead_pid(),
+    )
+    run = policy_purge(policy=policy, actor=None)
+    dead.refresh_from_db()
+    assert (dead.status, dead.purged, dead.batches) == ("interrupted", 7, 2)
+    assert dead.finished_at is not None and "stopped" in dead.error
+    entry = LedgerEntry.objects.get(action="purge", details__run=dead.pk)
+    assert entry.details["status"] == "interrupted" and entry.counts["purged"] == 7
+    assert run.status == "succeeded"
+
+
+def test_a_running_run_whose_process_lives_is_left_running(customer):
+    """Only runs whose process is gone are closed: a live one (this process) stays running."""
+    from retention.services import _run_lock, _run_unlock
+
+    policy = _policy(Session)
+    live = PurgeRun.objects.create(
+        policy=policy, started_at=timezone.now(), status="running", pid=os.getpid()
+    )
+    _run_lock(live)
+    try:
+        policy_purge(policy=policy, actor=None)
+    finally:
+        _run_unlock(live)
+    live.refresh_from_db()
+    assert live.status == "running"
+
+
+def test_the_next_run_removes_stray_partial_archives(customer, archive_dir):
+    """A `.part` left by a killed run (its range no longer pending) is removed."""
+    _sessions(customer, OLD, 1)
+    policy = _policy(Session, archive=True)
+    stray = archive_dir / f"{policy.pk}-sessions" / "range-999-0-10.jsonl.gz.part"
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"half")
+    run = policy_purge(policy=policy, actor=None)
+    assert not stray.exists() and run.archived == 1

@@ -1,6 +1,8 @@
 """The doctor: each check asks for action in a provoked situation and is ok otherwise."""
 
 import json
+import os
+import subprocess
 import threading
 import time
 from datetime import timedelta
@@ -14,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from retention.models import PolicyAction, PurgeRun, RetentionPolicy
-from retention.services import policy_purge
+from retention.services import _run_lock, _run_unlock, policy_purge
 from shop.models import AnalyticsEvent, Session
 from versions.doctor import (
     ACTION,
@@ -264,14 +266,50 @@ def test_purge_failed_run_is_action(db):
 
 
 def test_purge_run_still_running_is_action_only_when_old(db):
-    """A run marked running is fine while young, and a dead one after the threshold."""
+    """A run whose process lives is fine while young, and asks for action after the
+    threshold."""
     policy = _policy()
-    run = PurgeRun.objects.create(policy=policy, started_at=timezone.now(), status="running")
-    assert _statuses(_run("purge-backlog")) == {OK}
-    PurgeRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(hours=13))
-    [finding] = _run("purge-backlog", purge_running_hours=12)
+    run = PurgeRun.objects.create(
+        policy=policy, started_at=timezone.now(), status="running", pid=os.getpid()
+    )
+    _run_lock(run)  # held as its process holds it
+    try:
+        assert _statuses(_run("purge-backlog")) == {OK}
+        PurgeRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(hours=13))
+        [finding] = _run("purge-backlog", purge_running_hours=12)
+    finally:
+        _run_unlock(run)
     assert finding.status == ACTION
     assert "never finished" in finding.summary
+
+
+def test_every_interrupted_run_is_reported_not_only_the_latest(customer):
+    """Two runs whose process died (one closed already, one still marked running) and a
+    later successful run: the doctor closes the second and reports both."""
+    policy = _policy()
+    earlier = timezone.now() - timedelta(hours=3)
+    PurgeRun.objects.create(
+        policy=policy, started_at=earlier, status="interrupted", purged=5, batches=1
+    )
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    running = PurgeRun.objects.create(
+        policy=policy,
+        started_at=earlier + timedelta(hours=1),
+        status="running",
+        purged=9,
+        batches=3,
+        pid=dead.pid,
+    )
+    policy_purge(policy=policy, actor=None)  # the latest run: succeeded
+    PurgeRun.objects.filter(pk=running.pk).update(status="running", finished_at=None)
+    findings = _run("purge-backlog")
+    assert [f.data.get("run") for f in findings] == [
+        running.pk - 1,
+        running.pk,
+    ] and _statuses(findings) == {ACTION}
+    assert "interrupted after 3 batch(es), 9 rows purged" in findings[1].summary
+    assert PurgeRun.objects.get(pk=running.pk).status == "interrupted"
 
 
 def test_purge_never_run_is_action(db):
