@@ -109,3 +109,48 @@ def test_restoring_two_customers_with_one_email_is_refused_clearly(db):
     with pytest.raises(RetentionRefused, match="would share a value that must be unique"):
         rows_restore(queryset=both, actor=None, reason="")
     assert Customer.deleted_objects.count() == 2
+
+
+def test_a_hold_committed_while_a_hard_delete_checks_is_not_missed(postgres, transactional_db):
+    """Race on two connections: a hold is placed (not yet committed) as a hard delete of the
+    same customer starts. The delete waits for the hold's commit, sees it and is refused;
+    it never deletes held rows."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from retention.models import LegalHold
+    from retention.services import hold_place
+
+    held = Customer.objects.create(email="race@example.org", full_name="Race")
+    placed, deleted, outcome = threading.Event(), threading.Event(), []
+
+    def holder():
+        try:
+            with transaction.atomic():
+                hold_place(record=held, reason="claim filed", ground="art17_3_e", actor=None)
+                placed.set()
+                deleted.wait(timeout=1.5)  # the delete's check runs now (or waits for us)
+        finally:
+            placed.set()
+            connection.close()
+
+    def deleter():
+        try:
+            placed.wait(timeout=10)
+            rows_hard_delete(queryset=_all(Customer, held.pk), actor=None, reason="tidy")
+            outcome.append("deleted")
+        except RetentionRefused as exc:
+            outcome.append(str(exc))
+        finally:
+            deleted.set()
+            connection.close()
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=deleter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert LegalHold.objects.filter(object_id=str(held.pk)).exists()
+    assert outcome and "legal hold" in outcome[0]
+    assert Customer.all_objects.filter(pk=held.pk).exists()
