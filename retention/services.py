@@ -490,7 +490,9 @@ def _still_personal_q(model):
 def _failure_text(exc: Exception, run: PurgeRun, where: dict) -> str:
     """What failed, where, and what to do: for the run log, the command and the doctor."""
     span = where.get("span")
-    keys = f" of keys {span.lo or 'start'} to {span.hi}" if span is not None else ""
+    keys = ""
+    if span is not None:
+        keys = f" of keys above {span.lo} up to {span.hi}" if span.lo else f" up to {span.hi}"
     step = where.get("step", "planning")
     detail = str(exc).strip() or "no message"
     text = (
