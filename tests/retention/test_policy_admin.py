@@ -129,13 +129,26 @@ def test_releasing_a_hold_needs_a_reason(admin_client, customer):
 
 
 def test_run_log_and_holds_cannot_be_edited(admin_client, customer, session_type):
-    """Runs are read-only; a hold's page offers no save and no delete."""
+    """Posting a changed run or hold, or the confirmation of their deletion, is refused and
+    changes nothing (even for a superuser)."""
     from retention.services import hold_place, policy_purge
 
     policy = RetentionPolicy.objects.create(name="s", target=session_type, period_days=90)
     run = policy_purge(policy=policy, actor=None)
     hold = hold_place(record=customer, reason="claim", ground="art17_3_e", actor=None)
-    run_page = admin_client.get(f"/admin/retention/purgerun/{run.pk}/change/").content.decode()
-    hold_page = admin_client.get(f"/admin/retention/legalhold/{hold.pk}/change/").content.decode()
-    assert 'name="_save"' not in run_page and 'name="_save"' not in hold_page
-    assert admin_client.get(f"/admin/retention/legalhold/{hold.pk}/delete/").status_code == 403
+    run_url = f"/admin/retention/purgerun/{run.pk}/"
+    hold_url = f"/admin/retention/legalhold/{hold.pk}/"
+    edits = [
+        (run_url, {"status": "failed", "purged": "999", "error": "forged", "_save": "Save"}),
+        (hold_url, {"reason": "forged", "object_id": "0", "ground": "art17_3_a", "_save": "Save"}),
+    ]
+    for url, data in edits:
+        assert admin_client.post(f"{url}change/", data).status_code == 403
+        assert admin_client.post(f"{url}delete/", {"post": "yes"}).status_code == 403
+    run_after, hold_after = PurgeRun.objects.get(pk=run.pk), LegalHold.objects.get(pk=hold.pk)
+    assert (run_after.status, run_after.purged, run_after.error) == (run.status, 0, "")
+    assert (hold_after.reason, hold_after.ground, hold_after.is_active) == (
+        "claim",
+        "art17_3_e",
+        True,
+    )

@@ -347,27 +347,34 @@ def test_two_workers_share_a_purge_without_touching_a_row_twice(postgres, transa
 
 def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactional_db):
     """While a purge runs, another connection inserts and updates sessions of the same table:
-    neither side sees an error or a deadlock, and no new row is purged."""
+    neither side sees an error or a deadlock, exactly the expired rows go, and every recent
+    row — those there before and each one inserted meanwhile — stays, with its updates."""
     owner = Customer.objects.create(email="busy@example.org", full_name="Busy")
-    _sessions(owner, OLD, 300)
+    expired = {s.pk for s in _sessions(owner, OLD, 300)}
     live = _sessions(owner, NEW, 20)
     policy = _policy(Session)
-    stop, errors, runs = threading.Event(), [], []
+    stop, errors, runs, inserted = threading.Event(), [], [], []
+    purging = threading.Event()
 
     def writer():
         try:
-            while not stop.is_set():
+            while not stop.is_set() or len(inserted) < 3:
                 fresh = _sessions(owner, NEW, 1)[0]
                 Session.objects.filter(pk__in=[s.pk for s in live]).update(user_agent="UA2")
                 fresh.user_agent = "UA3"
                 fresh.save()
+                inserted.append(fresh.pk)
+                if len(inserted) == 3:
+                    purging.set()  # the purge starts once writes are under way
         except Exception as exc:  # reported below
             errors.append(exc)
+            purging.set()
         finally:
             connection.close()
 
     def purger():
         try:
+            purging.wait(timeout=30)
             runs.append(policy_purge(policy=policy, actor=None, batch_size=10))
         except Exception as exc:  # reported below
             errors.append(exc)
@@ -383,7 +390,16 @@ def test_inserts_and_updates_during_a_purge_get_no_errors(postgres, transactiona
     background.join()
     assert errors == []
     assert (runs[0].status, runs[0].purged) == ("succeeded", 300)
-    assert Session.objects.filter(created_at__gte=NEW - timedelta(minutes=1)).count() >= 20
+    remaining = set(Session.objects.values_list("pk", flat=True))
+    assert remaining == {s.pk for s in live} | set(inserted)
+    assert not remaining & expired
+    assert set(Session.history.filter(history_type="-").values_list("id", flat=True)) == expired
+    assert set(Session.objects.filter(pk__in=inserted).values_list("user_agent", flat=True)) == {
+        "UA3"
+    }
+    assert set(
+        Session.objects.filter(pk__in=[s.pk for s in live]).values_list("user_agent", flat=True)
+    ) == {"UA2"}
 
 
 def test_a_hold_on_a_dependant_keeps_its_parent_from_the_purge(db):
