@@ -568,10 +568,9 @@ def runs_close_interrupted(*, policy: RetentionPolicy | None = None) -> list[Pur
             run = PurgeRun.objects.select_for_update().get(pk=run.pk)
             if run.status != PurgeRun.Status.RUNNING:
                 continue  # closed by another process meanwhile
-            scope = policy_scope(run.policy)
             run.status = PurgeRun.Status.INTERRUPTED
             run.finished_at = timezone.now()
-            run.backlog = scope.eligible.count() if scope is not None else 0
+            run.backlog = _backlog(run.policy, default=run.backlog)
             run.error = (
                 f"Its process (pid {run.pid}) stopped — killed or crashed — after "
                 f"{run.batches} committed batch(es) ({run.purged} rows, each batch in the "
@@ -588,6 +587,17 @@ def runs_close_interrupted(*, policy: RetentionPolicy | None = None) -> list[Pur
             )
         closed.append(run)
     return closed
+
+
+def _backlog(policy: RetentionPolicy, *, default: int) -> int:
+    """The policy's eligible rows now; `default` when it keeps rows forever or cannot run
+    as written (the doctor says so on its own)."""
+    try:
+        policy_validate(policy)
+    except ValidationError:
+        return default
+    scope = policy_scope(policy)
+    return scope.eligible.count() if scope is not None else 0
 
 
 def _archive_name(policy: RetentionPolicy, span) -> str:
