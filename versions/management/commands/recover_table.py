@@ -30,6 +30,10 @@ class Command(ComplianceCommand):
         "Merged {table} from {file}: {inserted} row(s) inserted, {present} already present "
         "(kept as they are); {history} history row(s); {replayed} erasure(s) run again."
     )
+    MATCHES = (
+        "{listed} subject(s) matched an erased person by an email alone: not erased. An "
+        "officer confirms or dismisses each in the admin (Erasure replay matches)."
+    )
     KEPT = "{recovery} is kept: drop it with DROP TABLE {recovery};"
     ERASED = (
         "{dropped} row(s) about people erased since the backup were deleted from {recovery} "
@@ -93,6 +97,8 @@ class Command(ComplianceCommand):
                 )
             )
         )
+        if result.replay_matches_listed:
+            self.stdout.write(self.MATCHES.format(listed=result.replay_matches_listed))
         if result.kept:
             self.stdout.write(self.KEPT.format(recovery=result.recovery_table))
             self._erased(result)
