@@ -45,6 +45,7 @@ from .backups import (
     pg_environ,
     pg_restore_into,
     scratch_database,
+    tool_summary,
 )
 from .context import change_context
 from .files import copy_blocks, file_sha256, write_atomically
@@ -361,9 +362,9 @@ def _restore_postgresql(path: Path, manifest: dict) -> None:
         for returncode, errors in [(dump and dump.returncode, dump_errors),
                                    (psql.returncode, psql_errors)]:  # fmt: skip
             errors.seek(0)
-            text = errors.read().decode(errors="replace").strip()
-            if returncode:
-                problems.append(text or f"exit status {returncode}")
+            if returncode:  # the tool's error class: its output can quote rows
+                text = tool_summary(errors.read().decode(errors="replace"))
+                problems.append(f"exit status {returncode}: {text}")
         if problems:
             raise BackupError(
                 "The restore failed; the database is as it was (one transaction): "
