@@ -59,6 +59,7 @@ __all__ = [
     "RestoreCheck",
     "ReplayResult",
     "RestoreReport",
+    "MergeClash",
     "TableRecovery",
     "restore_check",
     "backup_restore",
@@ -677,6 +678,20 @@ def replay_match_dismiss(*, match, actor, reason: str) -> None:
 
 
 @dataclass(frozen=True)
+class MergeClash:
+    """A recovered row the live table lacks by primary key that a merge leaves out: its
+    values of a unique index's columns are a live row's (a reused email). Named by the
+    row's key and the index, never by the value."""
+
+    key: object
+    index: str
+    columns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.columns)} (unique index {self.index})"
+
+
+@dataclass(frozen=True)
 class TableRecovery:
     """What `table_recover` found, and with `merge` did."""
 
@@ -696,6 +711,8 @@ class TableRecovery:
     kept: bool = True
     #: Rows about people erased since the backup, deleted from the kept recovery table.
     erased_rows_dropped: int = 0
+    #: Rows left out of the merge because they clash with a live row on a unique index.
+    clashes: tuple[MergeClash, ...] = ()
 
     @property
     def recovery_table(self) -> str:
@@ -845,6 +862,36 @@ def _erased_rows_dropped(model, table: str) -> int:
     return dropped
 
 
+def _merge_clashes(cursor, table: str, target: str, pk: str) -> list[MergeClash]:
+    """The rows of `target` that the live `table` lacks by primary key but whose values of a
+    unique index (other than the primary key; its predicate and expressions included) are
+    a live row's: inserting them would fail, so a merge leaves them out. One query per
+    unique index, the index read from the catalogue; NULLs never clash, as in the index."""
+    cursor.execute(
+        "SELECT c.relname, pg_get_expr(i.indpred, i.indrelid), ARRAY(SELECT "
+        "pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = "
+        "to_regclass(%s) AND i.indisunique AND NOT i.indisprimary AND i.indisvalid "
+        "ORDER BY c.relname",
+        [connection.ops.quote_name(table)],
+    )
+    live = connection.ops.quote_name(table)
+    clashes = []
+    for index, predicate, keys in cursor.fetchall():
+        where = f"({predicate})" if predicate else "TRUE"
+        # Unqualified, each key and the predicate name the columns of the innermost FROM:
+        # the recovery table's in the derived table, the live table's in EXISTS.
+        computed = ", ".join(f"({key}) AS _clash_{n}" for n, key in enumerate(keys))
+        same = " AND ".join(f"({key}) = r._clash_{n}" for n, key in enumerate(keys))
+        cursor.execute(
+            f"SELECT r.{pk} FROM (SELECT {pk}, {computed} FROM {target} WHERE {where}) r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE l.{pk} = r.{pk}) "
+            f"AND EXISTS (SELECT 1 FROM {live} WHERE {where} AND {same}) ORDER BY 1"
+        )
+        clashes += [MergeClash(row[0], index, tuple(keys)) for row in cursor.fetchall()]
+    return clashes
+
+
 def table_recover(
     *, path, table: str, merge: bool, actor, reason: str, keep: bool = False
 ) -> TableRecovery:
@@ -895,12 +942,18 @@ def table_recover(
             )
         with transaction.atomic():
             with connection.cursor() as cursor:
+                # A row the live table has (by primary key) keeps its live values; one that
+                # clashes on another unique index is left out and reported, never inserted
+                # over a live row or silently counted as present.
+                clashes = _merge_clashes(cursor, table, target, pk)
                 names = ", ".join(quote(column) for column in _columns(cursor, table))
                 cursor.execute(
                     f"INSERT INTO {live} ({names}) SELECT {names} FROM {target} "
-                    f"ON CONFLICT DO NOTHING RETURNING {pk}"
+                    f"WHERE NOT ({pk} = ANY(%s)) ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}",
+                    [sorted({clash.key for clash in clashes})],
                 )
                 keys = [row[0] for row in cursor.fetchall()]
+            clashed = len({clash.key for clash in clashes})
             _sequences_reset([model])
             history_rows = 0
             if keys and history_model_of(model) is not None:
@@ -921,13 +974,15 @@ def table_recover(
                 counts={
                     "recovered": recovered,
                     "inserted": len(keys),
-                    "already_present": recovered - len(keys),
+                    "already_present": recovered - len(keys) - clashed,
+                    "clashed": clashed,
                     "history_rows": history_rows,
                     "erasures_replayed": replayed.erased,
                     "replay_matches_listed": replayed.listed,
                 },
                 details={"file": path.name, "table": table},
             )
+            keep = keep or bool(clashes)  # the clashing rows stay there to be looked at
             if keep:
                 erased += _erased_rows_dropped(model, table)
             else:
@@ -941,10 +996,11 @@ def table_recover(
         key=model._meta.pk.column,
         merged=True,
         inserted=len(keys),
-        already_present=recovered - len(keys),
+        already_present=recovered - len(keys) - clashed,
         history_rows=history_rows,
         erasures_replayed=replayed.erased,
         replay_matches_listed=replayed.listed,
         kept=keep,
         erased_rows_dropped=erased,
+        clashes=tuple(clashes),
     )

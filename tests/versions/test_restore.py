@@ -643,6 +643,34 @@ def test_recover_table_merge_adds_only_the_missing_rows(postgres, make_backup):
     assert Customer.objects.create(email="new@example.org", full_name="New").pk > max(gone)
 
 
+def test_recover_table_merge_reports_a_row_whose_email_was_reused(postgres, make_backup):
+    """A deleted customer whose email a new customer has taken since is left out of the
+    merge and reported by its key and the unique index, not counted as already present;
+    the other missing row comes back; the recovery table keeps the clashing row."""
+    ada, bob, cy = _customers("ada", "bob", "cy")
+    path = make_backup()
+    models.QuerySet.delete(Customer.all_objects.filter(pk__in=[ada.pk, cy.pk]))
+    ann = Customer.objects.create(email="ada@example.org", full_name="Ann")
+
+    out = StringIO()
+    call_command("recover_table", str(path), "shop_customer", merge=True, reason="r", stdout=out)
+
+    assert Customer.objects.get(email="ada@example.org").pk == ann.pk
+    assert set(Customer.all_objects.values_list("pk", flat=True)) == {bob.pk, cy.pk, ann.pk}
+    text = out.getvalue()
+    assert "1 row(s) inserted, 1 already present (kept as they are), 1 left out" in text
+    assert (
+        f"Left out: id={ada.pk} clashes with a live row on email (unique index "
+        "shop_customer_email_live_unique)"
+    ) in text
+    assert "ada@example.org" not in text
+    entry = LedgerEntry.objects.get(action=LedgerAction.TABLE_RECOVER)
+    assert (entry.counts["inserted"], entry.counts["already_present"]) == (1, 1)
+    assert entry.counts["clashed"] == 1
+    assert "recovery.shop_customer is kept" in text
+    assert _recovered("shop_customer") == sorted([ada.pk, bob.pk, cy.pk])
+
+
 def test_recover_table_merge_erases_an_erased_customer_again(postgres, make_backup, officer):
     """A merged customer row that the erasure log names is erased again."""
     ada, _ = _customers("ada", "bob")
