@@ -519,13 +519,35 @@ def test_drill_task_without_backups_logs_an_error(db, caplog):
 
 
 def test_beat_schedules_backups_cleanup_and_drill():
-    """Beat runs a daily backup, a daily cleanup and a weekly drill."""
-    tasks = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {
-        "versions.tasks.backup_create_task",
-        "versions.tasks.backups_cleanup_task",
-        "versions.tasks.backup_drill_latest_task",
-    } <= tasks
+    """Beat's backup entries name tasks the worker registers, with arguments they take, at
+    their documented times: a backup every night (weekly on Sundays, monthly on the 1st),
+    cleanup after the backups, a drill of the newest after the weekly one."""
+    import inspect
+
+    from project.celery import app
+
+    app.loader.import_default_modules()  # what a worker imports before it runs anything
+    schedule = django_settings.CELERY_BEAT_SCHEDULE
+    expected = {  # entry: (task, args, hour, minute, days of the week, days of the month)
+        "backup-daily": ("backup_create_task", ("daily",), 2, 30, range(7), range(1, 32)),
+        "backup-weekly": ("backup_create_task", ("weekly",), 3, 0, [0], range(1, 32)),
+        "backup-monthly": ("backup_create_task", ("monthly",), 3, 30, range(7), [1]),
+        "backups-cleanup-daily": ("backups_cleanup_task", (), 4, 0, range(7), range(1, 32)),
+        "backup-drill-weekly": ("backup_drill_latest_task", (), 4, 30, [0], range(1, 32)),
+    }
+    for name, (task, args, hour, minute, weekdays, monthdays) in expected.items():
+        entry = schedule[name]
+        assert entry["task"] == f"versions.tasks.{task}", name
+        registered = app.tasks[entry["task"]]  # KeyError: the worker would not know it
+        inspect.signature(registered.run).bind(*entry.get("args", ()))
+        assert tuple(entry.get("args", ())) == args, name
+        when = entry["schedule"]
+        assert (when.hour, when.minute) == ({hour}, {minute}), name
+        assert (when.day_of_week, when.day_of_month) == (set(weekdays), set(monthdays)), name
+    # On a Sunday the 1st: every backup, then cleanup, then the drill.
+    times = [(min(schedule[n]["schedule"].hour), min(schedule[n]["schedule"].minute))
+             for n in expected]  # fmt: skip
+    assert times == sorted(times)
 
 
 def test_officer_places_a_hold_on_a_backup_in_the_admin(catalogue, officer_client):
