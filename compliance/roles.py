@@ -51,6 +51,9 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     # Backups: officers start, verify and drill them; nobody edits the catalogue. Their
     # checks are shown on the backup's page (no permissions of their own).
     "versions.backup": {AUDITOR: VIEW, OFFICER: (*VIEW, "run_backup")},
+    # Subjects an erasure replay matched by an email alone: officers confirm or dismiss
+    # them with the erasure permission; nobody edits them.
+    "versions.erasurereplaymatch": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.retentionpolicy": {AUDITOR: VIEW, OFFICER: (*EDIT, "run_purge")},
     "retention.historicalretentionpolicy": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},

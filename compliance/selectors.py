@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 
@@ -36,6 +36,7 @@ __all__ = [
     "consent_timeline",
     "erasure_fields",
     "erasure_scope",
+    "erasure_log_email_matches",
     "erasure_log_gone",
     "erasure_log_matches",
     "erasure_plan",
@@ -791,6 +792,27 @@ def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QueryS
         rows = rows.annotate(**{alias: keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)})
         q |= Q(**{f"{alias}__in": log.filter(kind="email")})
     return rows.filter(q).order_by("pk")
+
+
+def erasure_log_email_matches(entries: models.QuerySet | None = None) -> list[tuple]:
+    """(subject key, email field, log entry id) for each subject in the database now whose
+    email matches an email entry of the erasure log (of `entries`, default the whole log),
+    the entry being the first with that digest. An email an erased person once had may be
+    someone else's now: such a match is for an officer to confirm, never erased unasked.
+    One query per email field."""
+    from .models import ErasureLogEntry
+
+    model = registry.subject_model()
+    log = (ErasureLogEntry.objects.all() if entries is None else entries).filter(kind="email")
+    found = []
+    for name in subject_email_fields(model):
+        rows = model._base_manager.annotate(
+            _email_digest=keyed_sha256(Lower(Trim(name)), salt=ERASURE_LOG_SALT)
+        ).filter(_email_digest__in=log.values("digest"))
+        first = log.filter(digest=OuterRef("_email_digest")).order_by("pk").values("pk")[:1]
+        rows = rows.annotate(_log_entry=Subquery(first)).order_by("pk")
+        found += [(pk, name, entry) for pk, entry in rows.values_list("pk", "_log_entry")]
+    return found
 
 
 def erasure_log_gone(entries: models.QuerySet | None = None) -> list:

@@ -25,7 +25,7 @@ from simple_history.template_utils import HistoricalRecordContextHelper
 from simple_history.utils import get_history_manager_for_model, get_history_model_for_model
 
 from .backups import BackupError
-from .models import Backup, BackupCheck, LedgerCheckpoint, LedgerEntry
+from .models import Backup, BackupCheck, ErasureReplayMatch, LedgerCheckpoint, LedgerEntry
 from .rendering import text
 from .selectors import (
     RestoreRefused,
@@ -41,7 +41,13 @@ DELETED_PER_PAGE = 50
 #: Versions per page of a record's history (the stock changelist shows 100 rows).
 HISTORY_PER_PAGE = 50
 
-__all__ = ["BackupAdmin", "LedgerEntryAdmin", "ReadOnlyAdminMixin", "TrackedHistoryAdmin"]
+__all__ = [
+    "BackupAdmin",
+    "ErasureReplayMatchAdmin",
+    "LedgerEntryAdmin",
+    "ReadOnlyAdminMixin",
+    "TrackedHistoryAdmin",
+]
 
 
 class TrackedHistoryAdmin(SimpleHistoryAdmin):
@@ -840,6 +846,116 @@ class BackupAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                 f"Queued {len(ids)} {what}: the outcome shows in the Checksum and Last drill "
                 "columns.",
             )
+
+
+@admin.register(ErasureReplayMatch)
+class ErasureReplayMatchAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Subjects an erasure replay matched by an email alone. An officer with the erasure
+    permission confirms one (the subject is erased) or dismisses it, on a confirmation page;
+    nobody edits a row."""
+
+    list_display = ["id", "created", "status", "subject", "field", "erased_person", "decided"]
+    list_filter = ["status"]
+    fields = [
+        "created_at", "replay", "status", "subject", "field", "erased_person", "decided",
+        "decision_reason", "erasure",
+    ]  # fmt: skip
+    readonly_fields = fields
+    show_full_result_count = False
+    list_per_page = 50
+
+    @admin.display(description="Listed", ordering="created_at")
+    def created(self, obj):
+        return date_format(timezone.localtime(obj.created_at), "j M Y, H:i")
+
+    @admin.display(description="Subject", ordering="subject_key")
+    def subject(self, obj):
+        if obj.status != ErasureReplayMatch.Status.PENDING:
+            return obj.subject_key
+        url = reverse("admin:versions_erasurereplaymatch_decide", args=[obj.pk])
+        return format_html('{} (<a href="{}">confirm or dismiss</a>)', obj.subject_key, url)
+
+    @admin.display(description="Erasure it matched")
+    def erased_person(self, obj):
+        return (
+            f"{obj.log_entry.get_kind_display()} entry #{obj.log_entry_id} of erasure "
+            f"certificate #{obj.log_entry.certificate_id}"
+        )
+
+    @admin.display(description="Decided")
+    def decided(self, obj):
+        if obj.decided_at is None:
+            return "not yet"
+        when = date_format(timezone.localtime(obj.decided_at), "j M Y, H:i")
+        return f"{when} by {obj.decided_by}"
+
+    def has_decide_permission(self, request) -> bool:
+        from compliance.services import ERASE_PERMISSION
+
+        return request.user.has_perm(ERASE_PERMISSION)
+
+    def get_urls(self):
+        return [
+            re_path(
+                r"^(?P<object_id>\d+)/decide/$",
+                self.admin_site.admin_view(self.decide_view),
+                name="versions_erasurereplaymatch_decide",
+            ),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request, object_id):
+        """The confirmation page: what matched, what erasing the subject would do; on POST
+        with a reason, confirm (the erasure runs) or dismiss."""
+        from compliance.selectors import erasure_plan, subject_get
+        from compliance.services import ComplianceRefused
+
+        from .restore import replay_match_confirm, replay_match_dismiss
+
+        if not self.has_decide_permission(request):
+            raise PermissionDenied
+        match = get_object_or_404(
+            ErasureReplayMatch.objects.select_related("log_entry"), pk=object_id
+        )
+        changelist = reverse("admin:versions_erasurereplaymatch_changelist")
+        if match.status != ErasureReplayMatch.Status.PENDING:
+            self.message_user(request, f"Match #{match.pk} is already decided.", messages.INFO)
+            return redirect(changelist)
+        subject = subject_get(match.subject_key)
+        reason, error = request.POST.get("reason", "").strip(), ""
+        if request.method == "POST":
+            decision = request.POST.get("decision")
+            try:
+                if decision == "confirm":
+                    result = replay_match_confirm(
+                        match=match, actor=request.user, reason=reason,
+                        plan_hash=request.POST.get("plan_hash") or "(none)",
+                    )  # fmt: skip
+                    done = f"Match #{match.pk} confirmed: {result.message}"
+                elif decision == "dismiss":
+                    replay_match_dismiss(match=match, actor=request.user, reason=reason)
+                    done = f"Match #{match.pk} dismissed: subject {match.subject_key} is kept."
+                else:
+                    raise ComplianceRefused("Choose to confirm or to dismiss the match.")
+            except (BackupError, ComplianceRefused) as exc:
+                error = str(exc)
+            else:
+                self.message_user(request, done, messages.SUCCESS)
+                return redirect(changelist)
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Confirm or dismiss erasure replay match #{match.pk}",
+            "opts": opts,
+            "match": match,
+            "subject": subject,
+            "erased_person": self.erased_person(match),
+            "plan": erasure_plan(subject) if subject is not None else None,
+            "reason": reason,
+            "error": error,
+            "changelist_url": changelist,
+        }
+        return TemplateResponse(request, "admin/versions/erasurereplaymatch/decide.html", context)
 
 
 def _check_text(ok, moment):

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -41,6 +42,7 @@ __all__ = [
     "manifest_path",
     "manifest_read",
     "pg_environ",
+    "tool_summary",
 ]
 
 MANIFEST_FORMAT = 1
@@ -249,9 +251,60 @@ def _missing_tool(tool: str) -> str:
     )
 
 
+# A failing tool's output can quote rows of the backup or the database: PostgreSQL's DETAIL
+# ("Failing row contains (…)", "Key (email)=(…)"), CONTEXT (a COPY line) and "Command was:"
+# (an INSERT with its values) lines, and quoted values in the message itself ("invalid input
+# syntax for type integer: "…""). What is kept of it, wherever it is shown or stored (a
+# backup check's detail outlives restores and no erasure reaches it), is its error class:
+# the lines that say error, fatal or warning, with every quoted text that is not the name
+# of one of the application's tables, constraints or indexes replaced by "…", and
+# "(column)=(values)" cut to "(column)=(…)".
+_SEVERITY_LINE = re.compile(r"^\s*(?:[\w.-]+:\s+)*(?:error|fatal|warning|panic)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_KEY_VALUES = re.compile(r"\)=\(.*")
+_SUMMARY_LINES = 3
+_SUMMARY_CHARS = 600
+
+
+def _schema_names() -> frozenset[str]:
+    """The application's table, constraint and index names: safe to keep when quoted."""
+    from django.apps import apps
+
+    names = set()
+    for model in apps.get_models(include_auto_created=True):
+        opts = model._meta
+        names.add(opts.db_table)
+        names.update(c.name for c in opts.constraints if c.name)
+        names.update(i.name for i in opts.indexes if i.name)
+    return frozenset(names)
+
+
+def tool_summary(output: str) -> str:
+    """A failing tool's output without anything that can quote a row (the rule above)."""
+    known = _schema_names()
+
+    def quoted(found: re.Match) -> str:
+        text = found.group(0)
+        name = text[1:-1].removeprefix("public.")
+        return text if name in known else f"{text[0]}…{text[-1]}"
+
+    kept: list[str] = []
+    for line in output.splitlines():
+        if not _SEVERITY_LINE.match(line):
+            continue
+        line = _KEY_VALUES.sub(")=(…)", _QUOTED.sub(quoted, line.strip()))
+        if line not in kept:
+            kept.append(line)
+    if not kept:
+        return "no error line (the tool's other output is not kept)"
+    summary = " | ".join(kept[:_SUMMARY_LINES])
+    if len(kept) > _SUMMARY_LINES:
+        summary += f" | and {len(kept) - _SUMMARY_LINES} more error line(s)"
+    return summary[:_SUMMARY_CHARS]
+
+
 def _tool_failed(tool: str, returncode: int, stderr: str) -> str:
-    detail = stderr.strip() or "no message"
-    return f"{tool} failed (exit status {returncode}): {detail}"
+    return f"{tool} failed (exit status {returncode}): {tool_summary(stderr)}"
 
 
 def _pg_version(tool: str, env) -> str:

@@ -9,6 +9,7 @@ __all__ = [
     "Backup",
     "BackupCheck",
     "AppendOnlyQuerySet",
+    "ErasureReplayMatch",
     "LedgerAction",
     "LedgerCheckpoint",
     "LedgerEntry",
@@ -35,6 +36,7 @@ class LedgerAction(models.TextChoices):
     ROLE_CHANGE = "role_change", "Role change"
     DEMO_SEED = "demo_seed", "Demo data seeded"
     REQUEST = "request", "Data-subject request"
+    REPLAY_MATCH = "replay_match", "Erasure replay match decided"
 
 
 class AppendOnlyQuerySet(models.QuerySet):
@@ -209,3 +211,54 @@ class BackupCheck(AppendOnlyModel):
 
     def __str__(self):
         return f"{self.get_kind_display()} of {self.file}: {'ok' if self.ok else 'failed'}"
+
+
+class ErasureReplayMatch(models.Model):
+    """A subject an erasure replay found by an email alone: an email an erased person once
+    had is this subject's now, and may since have become someone else's. Never erased
+    unasked: an officer confirms it (the erasure runs) or dismisses it. It names the erasure
+    log entry and the field that matched, never the email."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "To confirm"
+        CONFIRMED = "confirmed", "Confirmed: erased"
+        DISMISSED = "dismissed", "Dismissed: someone else"
+
+    created_at = models.DateTimeField(db_index=True)
+    replay = models.CharField(max_length=300, help_text="The replay that listed it (its reason).")
+    log_entry = models.ForeignKey(
+        "compliance.ErasureLogEntry",
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The erasure log entry whose keyed hash the subject's email matched.",
+    )
+    field = models.CharField(max_length=100, help_text="The subject's field whose value matched.")
+    subject_key = models.CharField(max_length=64, db_index=True)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decision_reason = models.TextField(blank=True)
+    erasure = models.ForeignKey(
+        "compliance.ErasureCertificate",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The certificate of the erasure a confirmation ran.",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        default_permissions = ("view",)  # decided with the erasure permission
+        verbose_name = "erasure replay match"
+        verbose_name_plural = "erasure replay matches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["log_entry", "field", "subject_key"], name="erasure_replay_match_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"Replay match #{self.pk}: {self.field} of subject {self.subject_key}"

@@ -34,6 +34,7 @@ from django.core.management import call_command
 from django.core.management.color import no_style
 from django.db import connection, connections, transaction
 from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
 
 from .backups import (
     RECOVERY_SCHEMA,
@@ -44,6 +45,7 @@ from .backups import (
     pg_environ,
     pg_restore_into,
     scratch_database,
+    tool_summary,
 )
 from .context import change_context
 from .files import copy_blocks, file_sha256, write_atomically
@@ -55,11 +57,15 @@ __all__ = [
     "RECOVERY_SCHEMA",
     "SURVIVING_MODELS",
     "RestoreCheck",
+    "ReplayResult",
     "RestoreReport",
+    "MergeClash",
     "TableRecovery",
     "restore_check",
     "backup_restore",
     "erasures_replay",
+    "replay_match_confirm",
+    "replay_match_dismiss",
     "replay_reason",
     "restore_finish",
     "table_recover",
@@ -76,6 +82,7 @@ SURVIVING_MODELS = [
     "versions.LedgerCheckpoint",
     "compliance.ErasureCertificate",
     "compliance.ErasureLogEntry",
+    "versions.ErasureReplayMatch",
     "versions.Backup",
     "versions.BackupCheck",
     "retention.LegalHold",
@@ -227,6 +234,8 @@ class RestoreReport:
     erasures_replayed: int
     ledger_entry_id: int
     ledger_problem: str = ""
+    #: Subjects matched by an email alone, listed for an officer to confirm.
+    replay_matches_listed: int = 0
 
 
 def _content_type_columns(model) -> list[str]:
@@ -354,9 +363,9 @@ def _restore_postgresql(path: Path, manifest: dict) -> None:
         for returncode, errors in [(dump and dump.returncode, dump_errors),
                                    (psql.returncode, psql_errors)]:  # fmt: skip
             errors.seek(0)
-            text = errors.read().decode(errors="replace").strip()
-            if returncode:
-                problems.append(text or f"exit status {returncode}")
+            if returncode:  # the tool's error class: its output can quote rows
+                text = tool_summary(errors.read().decode(errors="replace"))
+                problems.append(f"exit status {returncode}: {text}")
         if problems:
             raise BackupError(
                 "The restore failed; the database is as it was (one transaction): "
@@ -401,11 +410,11 @@ def _journal_value(value):
     raise TypeError(f"{type(value).__name__} cannot go into a restore journal")
 
 
-def restore_finish(*, path, actor, reason: str) -> tuple[dict[str, int], int]:
+def restore_finish(*, path, actor, reason: str) -> tuple[dict[str, int], ReplayResult]:
     """Finish a restore of the backup at `path` that stopped after the database was
     replaced: put back the rows its journal kept (when the restore got that far, nothing is
     left to put back), then erase again every subject the erasure log names (it cannot tell
-    which erasures the backup lacked). Returns (rows put back per model, subjects erased)."""
+    which erasures the backup lacked). Returns (rows put back per model, the replay's result)."""
     _require_superuser(actor, "finish a restore")
     _require_reason(reason, "erasure replay")
     journal = journal_path(path)
@@ -464,7 +473,8 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
                         "tables": check.tables,
                         "rows": check.rows,
                         "survivors_inserted": sum(survivors.values()),
-                        "erasures_replayed": replayed,
+                        "erasures_replayed": replayed.erased,
+                        "replay_matches_listed": replayed.listed,
                     },
                     details={"file": name, "sha256": check.manifest["sha256"]},
                 )
@@ -479,37 +489,58 @@ def backup_restore(*, path, actor, reason: str) -> RestoreReport:
         rows=check.rows,
         migrated=check.missing_migrations,
         survivors_inserted=survivors,
-        erasures_replayed=replayed,
+        erasures_replayed=replayed.erased,
         ledger_entry_id=entry.pk,
         ledger_problem=verified.problem,
+        replay_matches_listed=replayed.listed,
     )
 
 
 # Erasure replay ---------------------------------------------------------------------------
 
 
-def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None) -> int:
-    """Erase again every subject in the database the erasure log names, those whose row is
-    gone but whose history rows remain included; return how many still held personal data.
-    `certificates` limits the log to those erasures (the ones a restored backup lacks),
-    `subject_keys` the subjects (the ones merged rows refer to); None means all: run alone,
-    after a restore that stopped before its replay finished, it cannot tell which erasures
-    the backup lacked. Each subject is one `subject_erase`, with its certificate and ledger
-    entry; a subject with nothing left to erase changes nothing."""
+@dataclass(frozen=True)
+class ReplayResult:
+    """What an erasure replay did: subjects erased again (matched by key), and matches by
+    an email alone listed for an officer to confirm (`ErasureReplayMatch`)."""
+
+    erased: int = 0
+    listed: int = 0
+
+
+def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None) -> ReplayResult:
+    """Erase again every subject in the database the erasure log names by key, those whose
+    row is gone but whose history rows remain included; list for an officer the subjects it
+    names by an email alone. `certificates` limits the log to those erasures (the ones a
+    restored backup lacks), `subject_keys` the subjects (the ones merged rows refer to);
+    None means all: run alone, after a restore that stopped before its replay finished, it
+    cannot tell which erasures the backup lacked. Each subject erased is one
+    `subject_erase`, with its certificate and ledger entry; a subject with nothing left to
+    erase changes nothing.
+
+    A match by email alone is never erased here: an email an erased person once had may
+    since be someone else's (a new customer who signed up with it). It becomes an
+    `ErasureReplayMatch`, naming the log entry and the field that matched, for an officer to
+    confirm (`replay_match_confirm`) or dismiss (`replay_match_dismiss`)."""
     from compliance.models import ErasureLogEntry
-    from compliance.selectors import erasure_log_gone, erasure_log_matches, subject_get
+    from compliance.selectors import (
+        erasure_log_email_matches,
+        erasure_log_gone,
+        erasure_log_matches,
+        subject_get,
+    )
     from compliance.services import subject_erase
 
     _require_superuser(actor, "replay erasures after a restore")
     _require_reason(reason, "erasure replay")
     if certificates is not None and not certificates:
-        return 0
+        return ReplayResult()
     if subject_keys is not None and not subject_keys:
-        return 0
+        return ReplayResult()
     entries = ErasureLogEntry.objects.all()
     if certificates is not None:
         entries = entries.filter(certificate_id__in=list(certificates))
-    subjects = erasure_log_matches(entries)
+    subjects = erasure_log_matches(entries.filter(kind=ErasureLogEntry.Kind.KEY))
     if subject_keys is not None:
         subjects = subjects.filter(pk__in=list(subject_keys))
     subjects = list(subjects)
@@ -520,14 +551,144 @@ def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None)
         for key in erasure_log_gone(entries)
         if wanted is None or str(key) in wanted
     ]
-    replayed = 0
+    erased = 0
     for subject in subjects:
         result = subject_erase(subject=subject, actor=actor, reason=reason)
-        replayed += result.certificate is not None
-    return replayed
+        erased += result.certificate is not None
+    by_key = {str(subject.pk) for subject in subjects}
+    matches = [
+        (str(key), name, entry)
+        for key, name, entry in erasure_log_email_matches(entries)
+        if str(key) not in by_key and (wanted is None or str(key) in wanted)
+    ]
+    return ReplayResult(erased=erased, listed=_replay_matches_list(matches, reason=reason))
+
+
+def _replay_matches_list(matches, *, reason: str) -> int:
+    """Record the matches by email alone that no earlier replay listed (the same subject,
+    field and keyed hash); return how many are new."""
+    from .models import ErasureReplayMatch
+
+    if not matches:
+        return 0
+    listed = set(
+        ErasureReplayMatch.objects.filter(
+            subject_key__in={key for key, _, _ in matches}
+        ).values_list("subject_key", "field", "log_entry__digest")
+    )
+    digests = dict(
+        apps.get_model("compliance.ErasureLogEntry")
+        .objects.filter(pk__in={entry for _, _, entry in matches})
+        .values_list("pk", "digest")
+    )
+    now = timezone.now()
+    new = [
+        ErasureReplayMatch(
+            created_at=now, replay=reason[:300], log_entry_id=entry, field=name, subject_key=key
+        )
+        for key, name, entry in matches
+        if (key, name, digests[entry]) not in listed
+    ]
+    ErasureReplayMatch.objects.bulk_create(new, ignore_conflicts=True)
+    return len(new)
+
+
+def _replay_match_decide(
+    *, match, actor, reason: str, status: str, erase: bool, plan_hash: str | None = None
+):
+    """Confirm or dismiss a pending match in one transaction, with its ledger entry; with
+    `erase`, the subject is erased first, through `subject_erase`."""
+    from compliance.selectors import subject_get, subject_ref
+    from compliance.services import ERASE_PERMISSION, subject_erase
+
+    from .models import ErasureReplayMatch
+
+    if actor is None or not actor.has_perm(ERASE_PERMISSION):
+        raise PermissionDenied(f"{actor} may not decide an erasure replay match: it needs the "
+                               "erasure permission.")  # fmt: skip
+    if not (reason or "").strip():
+        raise BackupError("Give the reason for the decision: it goes in the ledger.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        # Two officers deciding at once: the second sees the first's decision.
+        match = ErasureReplayMatch.objects.select_for_update().get(pk=match.pk)
+        if match.status != ErasureReplayMatch.Status.PENDING:
+            raise BackupError(
+                f"Match #{match.pk} was already decided ({match.get_status_display()} by "
+                f"{match.decided_by})."
+            )
+        subject = subject_get(match.subject_key)
+        result = None
+        if erase:
+            if subject is None:
+                raise BackupError(
+                    f"Subject {match.subject_key} is gone and no history row of theirs is "
+                    "left: nothing to erase. Dismiss the match."
+                )
+            result = subject_erase(subject=subject, actor=actor, reason=reason, plan_hash=plan_hash)
+        match.status = status
+        match.decided_at = timezone.now()
+        match.decided_by = str(actor)
+        match.decision_reason = reason
+        match.erasure = result.certificate if result is not None else None
+        match.save()
+        ledger_append(
+            action=LedgerAction.REPLAY_MATCH,
+            actor=actor,
+            reason=reason,
+            target=match._meta.label,
+            counts={"erased": int(result is not None and result.certificate is not None)},
+            details={
+                "match": match.pk,
+                "decision": status,
+                "log_entry": match.log_entry_id,
+                "erased_by_certificate": match.log_entry.certificate_id,
+                "field": match.field,
+                **({"subject_ref": subject_ref(subject)} if subject is not None else {}),
+                **({"erasure": match.erasure_id} if match.erasure_id else {}),
+            },
+        )
+    return result
+
+
+def replay_match_confirm(*, match, actor, reason: str, plan_hash: str | None = None):
+    """An officer confirms that the subject of a match by email alone is the erased person:
+    the subject is erased (`subject_erase`, its certificate and ledger entry; refused if
+    its plan differs from `plan_hash`, the one the officer saw), and the decision is a
+    ledger entry of its own. Returns the erasure's result."""
+    from .models import ErasureReplayMatch
+
+    return _replay_match_decide(
+        match=match, actor=actor, reason=reason, status=ErasureReplayMatch.Status.CONFIRMED,
+        erase=True, plan_hash=plan_hash,
+    )  # fmt: skip
+
+
+def replay_match_dismiss(*, match, actor, reason: str) -> None:
+    """An officer dismisses a match by email alone (the subject is someone else): nothing is
+    erased; the decision is a ledger entry."""
+    from .models import ErasureReplayMatch
+
+    _replay_match_decide(
+        match=match, actor=actor, reason=reason, status=ErasureReplayMatch.Status.DISMISSED,
+        erase=False,
+    )  # fmt: skip
 
 
 # Single-table recovery ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MergeClash:
+    """A recovered row the live table lacks by primary key that a merge leaves out: its
+    values of a unique index's columns are a live row's (a reused email). Named by the
+    row's key and the index, never by the value."""
+
+    key: object
+    index: str
+    columns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{', '.join(self.columns)} (unique index {self.index})"
 
 
 @dataclass(frozen=True)
@@ -545,9 +706,13 @@ class TableRecovery:
     already_present: int = 0
     history_rows: int = 0
     erasures_replayed: int = 0
+    #: Subjects of merged rows matched by an email alone, listed for an officer to confirm.
+    replay_matches_listed: int = 0
     kept: bool = True
     #: Rows about people erased since the backup, deleted from the kept recovery table.
     erased_rows_dropped: int = 0
+    #: Rows left out of the merge because they clash with a live row on a unique index.
+    clashes: tuple[MergeClash, ...] = ()
 
     @property
     def recovery_table(self) -> str:
@@ -697,6 +862,36 @@ def _erased_rows_dropped(model, table: str) -> int:
     return dropped
 
 
+def _merge_clashes(cursor, table: str, target: str, pk: str) -> list[MergeClash]:
+    """The rows of `target` that the live `table` lacks by primary key but whose values of a
+    unique index (other than the primary key; its predicate and expressions included) are
+    a live row's: inserting them would fail, so a merge leaves them out. One query per
+    unique index, the index read from the catalogue; NULLs never clash, as in the index."""
+    cursor.execute(
+        "SELECT c.relname, pg_get_expr(i.indpred, i.indrelid), ARRAY(SELECT "
+        "pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = "
+        "to_regclass(%s) AND i.indisunique AND NOT i.indisprimary AND i.indisvalid "
+        "ORDER BY c.relname",
+        [connection.ops.quote_name(table)],
+    )
+    live = connection.ops.quote_name(table)
+    clashes = []
+    for index, predicate, keys in cursor.fetchall():
+        where = f"({predicate})" if predicate else "TRUE"
+        # Unqualified, each key and the predicate name the columns of the innermost FROM:
+        # the recovery table's in the derived table, the live table's in EXISTS.
+        computed = ", ".join(f"({key}) AS _clash_{n}" for n, key in enumerate(keys))
+        same = " AND ".join(f"({key}) = r._clash_{n}" for n, key in enumerate(keys))
+        cursor.execute(
+            f"SELECT r.{pk} FROM (SELECT {pk}, {computed} FROM {target} WHERE {where}) r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {live} l WHERE l.{pk} = r.{pk}) "
+            f"AND EXISTS (SELECT 1 FROM {live} WHERE {where} AND {same}) ORDER BY 1"
+        )
+        clashes += [MergeClash(row[0], index, tuple(keys)) for row in cursor.fetchall()]
+    return clashes
+
+
 def table_recover(
     *, path, table: str, merge: bool, actor, reason: str, keep: bool = False
 ) -> TableRecovery:
@@ -747,12 +942,18 @@ def table_recover(
             )
         with transaction.atomic():
             with connection.cursor() as cursor:
+                # A row the live table has (by primary key) keeps its live values; one that
+                # clashes on another unique index is left out and reported, never inserted
+                # over a live row or silently counted as present.
+                clashes = _merge_clashes(cursor, table, target, pk)
                 names = ", ".join(quote(column) for column in _columns(cursor, table))
                 cursor.execute(
                     f"INSERT INTO {live} ({names}) SELECT {names} FROM {target} "
-                    f"ON CONFLICT DO NOTHING RETURNING {pk}"
+                    f"WHERE NOT ({pk} = ANY(%s)) ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}",
+                    [sorted({clash.key for clash in clashes})],
                 )
                 keys = [row[0] for row in cursor.fetchall()]
+            clashed = len({clash.key for clash in clashes})
             _sequences_reset([model])
             history_rows = 0
             if keys and history_model_of(model) is not None:
@@ -760,7 +961,7 @@ def table_recover(
                     model._base_manager.filter(pk__in=keys), history_type=CREATED
                 )
             subjects = _subjects_of(model, keys) if keys else None
-            replayed = 0
+            replayed = ReplayResult()
             if subjects:
                 replayed = erasures_replay(
                     actor=actor, reason=replay_reason(path.name), subject_keys=subjects
@@ -773,12 +974,15 @@ def table_recover(
                 counts={
                     "recovered": recovered,
                     "inserted": len(keys),
-                    "already_present": recovered - len(keys),
+                    "already_present": recovered - len(keys) - clashed,
+                    "clashed": clashed,
                     "history_rows": history_rows,
-                    "erasures_replayed": replayed,
+                    "erasures_replayed": replayed.erased,
+                    "replay_matches_listed": replayed.listed,
                 },
                 details={"file": path.name, "table": table},
             )
+            keep = keep or bool(clashes)  # the clashing rows stay there to be looked at
             if keep:
                 erased += _erased_rows_dropped(model, table)
             else:
@@ -792,9 +996,11 @@ def table_recover(
         key=model._meta.pk.column,
         merged=True,
         inserted=len(keys),
-        already_present=recovered - len(keys),
+        already_present=recovered - len(keys) - clashed,
         history_rows=history_rows,
-        erasures_replayed=replayed,
+        erasures_replayed=replayed.erased,
+        replay_matches_listed=replayed.listed,
         kept=keep,
         erased_rows_dropped=erased,
+        clashes=tuple(clashes),
     )

@@ -18,6 +18,7 @@ from . import config
 from .context import current
 from .files import write_atomically
 from .models import LedgerAction, LedgerCheckpoint, LedgerEntry
+from .setbased import history_model_of
 
 __all__ = [
     "GENESIS",
@@ -488,6 +489,22 @@ def version_restore(*, record, history_id, actor, reason: str, expected_latest=N
     return preview
 
 
+def _record_history_locked(model, history_id) -> None:
+    """Lock (FOR UPDATE) the history rows of the record whose version is `history_id`, in
+    the order an erasure of a gone subject takes them; an unknown version locks nothing
+    (the preview refuses it)."""
+    history = history_model_of(model)
+    try:
+        key = history._meta.pk.to_python(history_id)
+    except Exception:
+        return
+    attname = model._meta.pk.attname
+    record = history._base_manager.filter(pk=key).values_list(attname, flat=True).first()
+    if record is not None:
+        rows = history._base_manager.select_for_update().filter(**{attname: record})
+        list(rows.values("pk"))  # in the erasure's order (the default one): no deadlock
+
+
 def record_recover(*, model, history_id, actor, reason: str):
     """Insert a hard-deleted record again from its delete snapshot, with the rows deleted in
     the same operation, as new versions carrying `reason`; a ledger entry with the counts.
@@ -507,6 +524,9 @@ def record_recover(*, model, history_id, actor, reason: str):
     if not reason.strip():
         raise RestoreRefused("Give the reason for the recovery: it is kept with the record.")
     with change_context(user=actor, reason=reason), transaction.atomic():
+        # An erasure of a subject whose row is gone locks their history rows: the snapshot
+        # is read once it has committed (scrubbed), never before.
+        _record_history_locked(model, history_id)
         preview = recover_preview(model, history_id)
         if preview.problems:
             raise RestoreRefused(" ".join(preview.problems))

@@ -137,19 +137,19 @@ def test_replay_after_a_restore_scrubs_a_gone_subjects_history_again(db, officer
     assert erasure_log_gone() == [key]  # by key: her scrubbed history rows keep it
     by_email = ErasureLogEntry.objects.filter(kind="email")
     assert by_email.exists() and erasure_log_gone(by_email) == []  # never by email
-    assert erasures_replay(actor=admin_user, reason="replay") == 0  # nothing left to erase
+    assert erasures_replay(actor=admin_user, reason="replay").erased == 0  # nothing left
 
     for row in backup:  # the restore
         history.objects.filter(pk=row["history_id"]).update(**row)
     assert erasure_log_gone() == [key]
 
-    assert erasures_replay(actor=admin_user, reason="replay after restore") == 1
+    assert erasures_replay(actor=admin_user, reason="replay after restore").erased == 1
     assert not _holding(Customer, key, EMAIL, OLD_EMAIL, NAME)
     assert ErasureCertificate.objects.count() == 2
     # Limited to other subjects (a table recovery's), she is left to them.
     for row in backup:
         history.objects.filter(pk=row["history_id"]).update(**row)
-    assert erasures_replay(actor=admin_user, reason="replay", subject_keys=[key + 1]) == 0
+    assert erasures_replay(actor=admin_user, reason="replay", subject_keys=[key + 1]).erased == 0
     assert _holding(Customer, key, EMAIL)
 
 

@@ -63,6 +63,7 @@ AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
     "versions.view_ledgercheckpoint",
     "versions.view_backup",
+    "versions.view_erasurereplaymatch",
     "compliance.view_subjectrequest",
     "compliance.view_historicalsubjectrequest",
     "compliance.view_subjectexport",
@@ -164,8 +165,9 @@ def test_auditor_sees_every_listed_changelist(auditor_client, auditor, demo):
         assert response.status_code == 200, name
         assert b'name="action"' not in response.content, f"{name} offers actions"
     # the shop, the ledger and its checkpoints, policies, holds, runs, requests, exports,
-    # consent purposes, texts, states and events, erasure certificates, backups
-    assert viewable == len(SHOP_MODELS) + 13
+    # consent purposes, texts, states and events, erasure certificates, backups, erasure
+    # replay matches
+    assert viewable == len(SHOP_MODELS) + 14
 
 
 def test_auditor_cannot_add_change_or_delete_anything(auditor_client, auditor, demo):

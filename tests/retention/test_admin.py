@@ -108,6 +108,18 @@ def test_delete_permanently_is_not_offered_without_its_permission(client, gone):
 
 
 def test_deleted_row_opens_read_only(admin_client, gone):
-    """A deleted customer's page shows its values but offers no save button."""
-    page = admin_client.get(f"/admin/shop/customer/{gone.pk}/change/").content.decode()
+    """A deleted customer's page shows its values but offers no save button, and a POST
+    to it (a forged form, even a superuser's) is refused and changes nothing."""
+    url = f"/admin/shop/customer/{gone.pk}/change/"
+    page = admin_client.get(url).content.decode()
     assert "gone@example.org" in page and 'name="_save"' not in page
+    before = Customer.all_objects.filter(pk=gone.pk).values().get()
+    history = gone.history.count()
+
+    response = admin_client.post(
+        url, {"email": "changed@example.org", "full_name": "Changed", "_save": "Save"}
+    )
+
+    assert response.status_code == 403
+    assert Customer.all_objects.filter(pk=gone.pk).values().get() == before
+    assert gone.history.count() == history

@@ -27,6 +27,7 @@ from versions.backups import (
     backups_cleanup,
     manifest_path,
     manifest_read,
+    tool_summary,
 )
 from versions.files import file_sha256
 from versions.models import Backup, BackupCheck, LedgerAction, LedgerEntry
@@ -219,6 +220,92 @@ def test_drill_reports_a_count_that_differs_from_the_manifest(backup_dir, rows):
     assert not check.ok
     assert "shop_customer (manifest 4, restored 3)" in check.detail
     assert check.facts["differences"] == {"shop_customer": {"manifest": 4, "restored": 3}}
+
+
+# What pg_restore printed for a dump whose customer row breaks a check constraint.
+PG_RESTORE_QUOTING_A_ROW = """\
+pg_restore: error: COPY failed for table "shop_customer": ERROR:  new row for relation \
+"shop_customer" violates check constraint "no_example_org"
+DETAIL:  Failing row contains (1, ada@example.org, Ada Lovelace, +44 20 7946 0001).
+CONTEXT:  COPY shop_customer, line 1: "1\tada@example.org\tAda Lovelace\t+44 20 7946 0001"
+pg_restore: error: could not execute query: ERROR:  invalid input syntax for type integer: \
+"ada@example.org"
+Command was: INSERT INTO public.shop_customer VALUES (1, 'ada@example.org', 'Ada Lovelace');
+pg_restore: error: could not execute query: ERROR:  duplicate key value violates unique \
+constraint "shop_customer_email_live_unique" Key (email)=(ada@example.org) already exists.
+pg_restore: warning: errors ignored on restore: 3
+"""
+
+
+def test_tool_summary_keeps_the_error_class_and_no_row():
+    """Of a failing tool's output only the error lines stay, with their table and
+    constraint names, and without any quoted value, key value or row."""
+    summary = tool_summary(PG_RESTORE_QUOTING_A_ROW)
+    for personal in ("ada@", "Ada", "7946", "Failing row", "COPY shop_customer, line"):
+        assert personal not in summary
+    assert 'COPY failed for table "shop_customer"' in summary
+    assert 'violates check constraint "…"' in summary  # a name this application lacks
+    assert 'invalid input syntax for type integer: "…"' in summary
+    assert 'unique constraint "shop_customer_email_live_unique" Key (email)=(…)' in summary
+    assert "and 1 more error line(s)" in summary
+    assert tool_summary("pg_restore: creating TABLE x") == (
+        "no error line (the tool's other output is not kept)"
+    )
+
+
+def test_failed_drill_keeps_no_row_of_the_backup_in_its_check(postgres, backup_dir, rows):
+    """A real pg_restore failure that quotes a customer's row (a check constraint the dump
+    holds and its data breaks): the check keeps pg_restore's error class, not the row."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE shop_customer ADD CONSTRAINT no_example_org "
+            "CHECK (email NOT LIKE '%%@example.org') NOT VALID"
+        )
+        try:  # marked valid, pg_dump writes it into CREATE TABLE, before the rows
+            cursor.execute(
+                "UPDATE pg_constraint SET convalidated = true WHERE conname = 'no_example_org'"
+            )
+            backup = backup_create(tier="daily", actor=None, reason="")
+        finally:
+            cursor.execute("ALTER TABLE shop_customer DROP CONSTRAINT no_example_org")
+
+    check = backup_verify(path=backup_dir / backup.file, drill=True, actor=None)
+
+    assert not check.ok
+    assert check.detail.startswith("drill: pg_restore failed (exit status 1): pg_restore: error:")
+    assert 'COPY failed for table "shop_customer"' in check.detail
+    assert "@example.org" not in check.detail and "Backup 0" not in check.detail
+    assert "@example.org" not in json.dumps(check.facts)
+
+
+def test_migration_cuts_the_detail_of_checks_written_before(db):
+    """Checks recorded with a tool's whole output keep only its error class afterwards; a
+    passed check and a failure in the check's own words are left as they were."""
+    from importlib import import_module
+
+    from django.db.migrations.loader import MigrationLoader
+
+    name = "0008_replay_matches_check_details"
+    migration = import_module(f"versions.migrations.{name}")
+    apps = MigrationLoader(connection).project_state(("versions", name)).apps
+    now = timezone.now()
+    quoted, own, passed = (
+        BackupCheck.objects.create(
+            file="x.dump", kind="drill", ok=ok, detail=detail, checked_at=now, actor_label="system"
+        )
+        for ok, detail in [
+            (False, f"drill: pg_restore failed (exit status 1): {PG_RESTORE_QUOTING_A_ROW}"),
+            (False, CHECKSUM_MISMATCH),
+            (True, "x.dump: sha256 matches (ada@example.org)"),
+        ]
+    )
+
+    migration.checks_scrubbed(apps, None)
+
+    quoted, own, passed = (BackupCheck.objects.get(pk=c.pk) for c in (quoted, own, passed))
+    assert quoted.detail.startswith("drill: pg_restore failed (exit status 1): pg_restore: error:")
+    assert "ada@" not in quoted.detail and "Failing row" not in quoted.detail
+    assert own.detail == CHECKSUM_MISMATCH and "ada@" in passed.detail
 
 
 def test_file_outside_the_catalogue_verifies_from_its_manifest(backup_dir, rows, tmp_path):
@@ -432,13 +519,35 @@ def test_drill_task_without_backups_logs_an_error(db, caplog):
 
 
 def test_beat_schedules_backups_cleanup_and_drill():
-    """Beat runs a daily backup, a daily cleanup and a weekly drill."""
-    tasks = {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
-    assert {
-        "versions.tasks.backup_create_task",
-        "versions.tasks.backups_cleanup_task",
-        "versions.tasks.backup_drill_latest_task",
-    } <= tasks
+    """Beat's backup entries name tasks the worker registers, with arguments they take, at
+    their documented times: a backup every night (weekly on Sundays, monthly on the 1st),
+    cleanup after the backups, a drill of the newest after the weekly one."""
+    import inspect
+
+    from project.celery import app
+
+    app.loader.import_default_modules()  # what a worker imports before it runs anything
+    schedule = django_settings.CELERY_BEAT_SCHEDULE
+    expected = {  # entry: (task, args, hour, minute, days of the week, days of the month)
+        "backup-daily": ("backup_create_task", ("daily",), 2, 30, range(7), range(1, 32)),
+        "backup-weekly": ("backup_create_task", ("weekly",), 3, 0, [0], range(1, 32)),
+        "backup-monthly": ("backup_create_task", ("monthly",), 3, 30, range(7), [1]),
+        "backups-cleanup-daily": ("backups_cleanup_task", (), 4, 0, range(7), range(1, 32)),
+        "backup-drill-weekly": ("backup_drill_latest_task", (), 4, 30, [0], range(1, 32)),
+    }
+    for name, (task, args, hour, minute, weekdays, monthdays) in expected.items():
+        entry = schedule[name]
+        assert entry["task"] == f"versions.tasks.{task}", name
+        registered = app.tasks[entry["task"]]  # KeyError: the worker would not know it
+        inspect.signature(registered.run).bind(*entry.get("args", ()))
+        assert tuple(entry.get("args", ())) == args, name
+        when = entry["schedule"]
+        assert (when.hour, when.minute) == ({hour}, {minute}), name
+        assert (when.day_of_week, when.day_of_month) == (set(weekdays), set(monthdays)), name
+    # On a Sunday the 1st: every backup, then cleanup, then the drill.
+    times = [(min(schedule[n]["schedule"].hour), min(schedule[n]["schedule"].minute))
+             for n in expected]  # fmt: skip
+    assert times == sorted(times)
 
 
 def test_officer_places_a_hold_on_a_backup_in_the_admin(catalogue, officer_client):

@@ -20,8 +20,15 @@ from retention.selectors import held_q
 from retention.services import hold_place, hold_release
 from shop.models import Customer, Session
 from versions.backups import BackupError, manifest_path
-from versions.models import LedgerAction, LedgerEntry
-from versions.restore import _erased_rows_dropped, backup_restore, table_recover
+from versions.models import ErasureReplayMatch, LedgerAction, LedgerEntry
+from versions.restore import (
+    _erased_rows_dropped,
+    backup_restore,
+    erasures_replay,
+    replay_match_confirm,
+    replay_match_dismiss,
+    table_recover,
+)
 from versions.services import ledger_append, ledger_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,6 +38,7 @@ SURVIVING_TABLES = {
     "versions_ledgercheckpoint",
     "compliance_erasurecertificate",
     "compliance_erasurelogentry",
+    "versions_erasurereplaymatch",
     "versions_backup",
     "versions_backupcheck",
     "retention_legalhold",
@@ -417,7 +425,9 @@ def test_ledger_written_after_the_backup_outlives_the_restore(make_backup):
     assert ledger_verify(actor=None, reason="check").ok
     entry = LedgerEntry.objects.filter(action=LedgerAction.BACKUP_RESTORE).get()
     assert entry.pk == report.ledger_entry_id
-    assert set(entry.counts) == {"tables", "rows", "survivors_inserted", "erasures_replayed"}
+    assert set(entry.counts) == {
+        "tables", "rows", "survivors_inserted", "erasures_replayed", "replay_matches_listed"
+    }  # fmt: skip
     assert entry.details == {"file": path.name, "sha256": report.sha256}
     # New entries still chain on (the sequence follows the reinserted rows).
     ledger_append(action=LedgerAction.POLICY_CHANGE, actor=None, reason="after the restore")
@@ -434,6 +444,148 @@ def test_replay_command_runs_the_replay_alone(make_backup, officer):
     call_command("restore", str(path), "--replay-erasures", reason="finish", stdout=out)
     assert "1 subject(s) erased again" in out.getvalue()
     assert Customer.all_objects.get(pk=ada.pk).email != "ada@example.org"
+
+
+def _email_taken_over():
+    """Ada changes her email and Bob signs up with her old one: Ada's erasure logs both."""
+    (ada,) = _customers("ada")
+    ada.email = "ada.lovelace@example.org"
+    ada.save()  # her history keeps the old email, which her erasure logs
+    bob = Customer.objects.create(email="ada@example.org", full_name="Bob")
+    return ada, bob
+
+
+def _assert_listed_not_erased(bob, certificate):
+    bob = Customer.objects.get(pk=bob.pk)
+    assert (bob.email, bob.full_name) == ("ada@example.org", "Bob")
+    match = ErasureReplayMatch.objects.get()
+    assert (match.subject_key, match.field, match.status) == (str(bob.pk), "email", "pending")
+    assert match.log_entry.kind == "email" and match.log_entry.certificate_id == certificate.pk
+    stored = " ".join(str(value) for value in ErasureReplayMatch.objects.values().get().values())
+    assert "example.org" not in stored and "ada" not in stored.lower()
+    return match
+
+
+def test_restore_lists_a_match_by_email_alone_and_erases_only_by_key(
+    make_backup, officer, admin_user
+):
+    """An email the erased person had is someone else's in the backup: the replay erases
+    the erased person (by key) and only lists the other one, with the log entry and the
+    field that matched, for an officer to confirm."""
+    ada, bob = _email_taken_over()
+    path = make_backup()
+    certificate = subject_erase(subject=ada, actor=officer, reason="Request 1").certificate
+
+    report = backup_restore(path=path, actor=admin_user, reason=REASON)
+
+    assert (report.erasures_replayed, report.replay_matches_listed) == (1, 1)
+    assert Customer.all_objects.get(pk=ada.pk).email != "ada.lovelace@example.org"
+    _assert_listed_not_erased(bob, certificate)
+    entry = LedgerEntry.objects.filter(action=LedgerAction.BACKUP_RESTORE).get()
+    assert entry.counts["replay_matches_listed"] == 1
+
+
+def test_replay_of_the_whole_log_leaves_an_email_taken_over_after_the_erasure(
+    make_backup, officer, monkeypatch
+):
+    """Bob signs up with the email of Ada, erased before him; a restore that stopped is
+    finished with `--replay-erasures`, which replays the whole log: Bob is listed for an
+    officer to confirm, never erased."""
+    (ada,) = _customers("ada")
+    certificate = subject_erase(subject=ada, actor=officer, reason="Request 1").certificate
+    bob = Customer.objects.create(email="ada@example.org", full_name="Bob")
+    path = make_backup()
+    monkeypatch.setattr("versions.restore._survivors_insert", lambda saved: 1 / 0)
+    with pytest.raises(BackupError, match="restore-journal.json"):
+        backup_restore(path=path, actor=None, reason=REASON)
+    monkeypatch.undo()
+
+    out = StringIO()
+    call_command("restore", str(path), "--replay-erasures", stdout=out)
+
+    assert "1 subject(s) matched an erased person by an email alone: not erased" in (out.getvalue())
+    _assert_listed_not_erased(bob, certificate)
+    # A second replay lists nothing again.
+    call_command("restore", str(path), "--replay-erasures", stdout=StringIO())
+    assert ErasureReplayMatch.objects.count() == 1
+
+
+@pytest.fixture
+def listed(officer, admin_user):
+    """Ada erased; Bob has her old email; a replay of the whole log lists Bob."""
+    ada, bob = _email_taken_over()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    assert erasures_replay(actor=admin_user, reason="replay").listed == 1
+    return bob, ErasureReplayMatch.objects.get()
+
+
+def test_confirmed_match_erases_the_subject_with_a_ledger_entry(listed, officer):
+    """Confirming runs the erasure service on the subject and records the decision."""
+    bob, match = listed
+    result = replay_match_confirm(match=match, actor=officer, reason="Same person, new key")
+
+    assert result.certificate is not None
+    assert Customer.all_objects.get(pk=bob.pk).email != "ada@example.org"
+    match.refresh_from_db()
+    assert (match.status, match.erasure, match.decided_by) == (
+        "confirmed", result.certificate, "officer"
+    )  # fmt: skip
+    entry = LedgerEntry.objects.filter(action=LedgerAction.REPLAY_MATCH).get()
+    assert entry.details["decision"] == "confirmed" and entry.details["match"] == match.pk
+    assert entry.details["erasure"] == result.certificate.pk
+    assert "ada@example.org" not in json.dumps([entry.details, entry.counts, entry.target])
+    with pytest.raises(BackupError, match="already decided"):
+        replay_match_dismiss(match=match, actor=officer, reason="changed my mind")
+
+
+def test_dismissed_match_erases_nothing(listed, officer, auditor):
+    """Dismissing keeps the subject; only someone who may erase decides."""
+    bob, match = listed
+    with pytest.raises(PermissionDenied):
+        replay_match_confirm(match=match, actor=auditor, reason="x")
+    replay_match_dismiss(match=match, actor=officer, reason="Bob is someone else")
+
+    assert Customer.objects.get(pk=bob.pk).email == "ada@example.org"
+    match.refresh_from_db()
+    assert match.status == "dismissed" and match.erasure is None
+    entry = LedgerEntry.objects.filter(action=LedgerAction.REPLAY_MATCH).get()
+    assert entry.details["decision"] == "dismissed" and entry.counts == {"erased": 0}
+
+
+def test_officer_confirms_a_match_on_its_confirmation_page(listed, officer_client):
+    """The page says what matched and what the erasure would do; a POST without a reason
+    is refused; with one, the subject is erased and the officer told so."""
+    bob, match = listed
+    url = f"/admin/versions/erasurereplaymatch/{match.pk}/decide/"
+    page = officer_client.get(url)
+    assert page.status_code == 200
+    assert f"certificate #{match.log_entry.certificate_id}" in page.content.decode()
+    assert Customer.objects.get(pk=bob.pk).email == "ada@example.org"  # a GET erases nothing
+
+    refused = officer_client.post(url, {"decision": "confirm", "reason": ""})
+    assert refused.status_code == 200 and b"Give the reason" in refused.content
+    assert Customer.objects.get(pk=bob.pk).email == "ada@example.org"
+
+    plan_hash = page.context["plan"].hash
+    done = officer_client.post(
+        url, {"decision": "confirm", "reason": "Same person", "plan_hash": plan_hash},
+        follow=True,
+    )  # fmt: skip
+    assert f"Match #{match.pk} confirmed" in done.content.decode()
+    assert Customer.all_objects.get(pk=bob.pk).email != "ada@example.org"
+    assert LedgerEntry.objects.filter(action=LedgerAction.REPLAY_MATCH).count() == 1
+
+
+def test_auditor_cannot_decide_a_match(listed, auditor_client):
+    """An auditor sees the list, but the confirmation page and its POST are refused."""
+    bob, match = listed
+    url = f"/admin/versions/erasurereplaymatch/{match.pk}/decide/"
+    assert auditor_client.get("/admin/versions/erasurereplaymatch/").status_code == 200
+    assert auditor_client.get(url).status_code == 403
+    assert auditor_client.post(url, {"decision": "confirm", "reason": "x"}).status_code == 403
+    assert Customer.objects.get(pk=bob.pk).email == "ada@example.org"
+    match.refresh_from_db()
+    assert match.status == "pending"
 
 
 # Single-table recovery ----------------------------------------------------------------------
@@ -489,6 +641,34 @@ def test_recover_table_merge_adds_only_the_missing_rows(postgres, make_backup):
         cursor.execute("SELECT to_regclass('recovery.shop_customer')")
         assert cursor.fetchone()[0] is None  # dropped after the merge (no --keep)
     assert Customer.objects.create(email="new@example.org", full_name="New").pk > max(gone)
+
+
+def test_recover_table_merge_reports_a_row_whose_email_was_reused(postgres, make_backup):
+    """A deleted customer whose email a new customer has taken since is left out of the
+    merge and reported by its key and the unique index, not counted as already present;
+    the other missing row comes back; the recovery table keeps the clashing row."""
+    ada, bob, cy = _customers("ada", "bob", "cy")
+    path = make_backup()
+    models.QuerySet.delete(Customer.all_objects.filter(pk__in=[ada.pk, cy.pk]))
+    ann = Customer.objects.create(email="ada@example.org", full_name="Ann")
+
+    out = StringIO()
+    call_command("recover_table", str(path), "shop_customer", merge=True, reason="r", stdout=out)
+
+    assert Customer.objects.get(email="ada@example.org").pk == ann.pk
+    assert set(Customer.all_objects.values_list("pk", flat=True)) == {bob.pk, cy.pk, ann.pk}
+    text = out.getvalue()
+    assert "1 row(s) inserted, 1 already present (kept as they are), 1 left out" in text
+    assert (
+        f"Left out: id={ada.pk} clashes with a live row on email (unique index "
+        "shop_customer_email_live_unique)"
+    ) in text
+    assert "ada@example.org" not in text
+    entry = LedgerEntry.objects.get(action=LedgerAction.TABLE_RECOVER)
+    assert (entry.counts["inserted"], entry.counts["already_present"]) == (1, 1)
+    assert entry.counts["clashed"] == 1
+    assert "recovery.shop_customer is kept" in text
+    assert _recovered("shop_customer") == sorted([ada.pk, bob.pk, cy.pk])
 
 
 def test_recover_table_merge_erases_an_erased_customer_again(postgres, make_backup, officer):

@@ -349,3 +349,62 @@ def test_deleted_records_page_points_to_the_soft_deleted_ones(officer_client, cu
     page = officer_client.get("/admin/shop/customer/deleted/").content.decode()
     assert "1 customers are soft-deleted" in page
     assert "/admin/shop/customer/?state=deleted" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recover_racing_an_erasure_of_the_gone_subject_waits_for_it(postgres, officer, customer):
+    """Two connections: an erasure of a customer whose row is gone holds her history rows
+    while a recovery of her deleted record starts. The recovery waits for the erasure, then
+    inserts the scrubbed snapshot: her data never comes back."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from compliance.selectors import subject_get
+    from compliance.services import subject_erase
+    from versions.selectors import deleted_versions
+    from versions.services import record_recover
+
+    pk = customer.pk
+    _hard_deleted_customer_with_sessions(officer, customer)
+    version = deleted_versions(Customer).get()
+    erased, release, recovered = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    def erase():
+        try:
+            with transaction.atomic():
+                subject_erase(subject=subject_get(pk), actor=officer, reason="Request 1")
+                erased.set()
+                release.wait(10)  # committed only once the recovery has had its chance
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            erased.set()
+            connection.close()
+
+    def recover():
+        erased.wait(10)
+        try:
+            record_recover(model=Customer, history_id=version.pk, actor=officer, reason="Undo")
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            recovered.set()
+            connection.close()
+
+    threads = [threading.Thread(target=erase), threading.Thread(target=recover)]
+    for thread in threads:
+        thread.start()
+    try:
+        erased.wait(10)
+        finished_first = recovered.wait(2)  # the recovery must wait for the erasure's lock
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    assert not finished_first
+    assert Customer.all_objects.get(pk=pk).email != "ada@example.org"
+    assert not Customer.history.filter(email="ada@example.org").exists()
+    assert not Customer.history.filter(full_name="Ada Lovelace").exists()

@@ -11,9 +11,11 @@ class Command(ComplianceCommand):
         "PostgreSQL only: restore one TABLE of a backup into the `recovery` schema "
         "(recovery.TABLE, same columns as the live table) and count the rows the live table "
         "lacks by primary key; the live table is not touched. With --merge, insert those "
-        "rows (ON CONFLICT DO NOTHING: a row present in the live table keeps its live "
-        "values), record them in history, erase again what the erasure log names among "
-        "their subjects, write a ledger entry, and drop recovery.TABLE unless --keep. "
+        "rows (ON CONFLICT on the primary key DO NOTHING: a row present in the live table "
+        "keeps its live values; a row that clashes with a live row on another unique index, "
+        "such as a reused email, is left out and listed by its key and the index), record "
+        "them in history, erase again what the erasure log names among their subjects, write "
+        "a ledger entry, and drop recovery.TABLE unless --keep or rows clashed. "
         "Drop a kept table with: DROP TABLE recovery.TABLE; "
         "A recovery table that stays holds no row about a person erased since the backup."
     )
@@ -28,7 +30,16 @@ class Command(ComplianceCommand):
     )
     MERGED = (
         "Merged {table} from {file}: {inserted} row(s) inserted, {present} already present "
-        "(kept as they are); {history} history row(s); {replayed} erasure(s) run again."
+        "(kept as they are), {clashed} left out (they clash with a live row); {history} "
+        "history row(s); {replayed} erasure(s) run again."
+    )
+    CLASH = "  Left out: {pk}={key} clashes with a live row on {clash}."
+    CLASHES_MORE = "  … and {more} more clash(es)."
+    #: Clashes listed one by one; the rest are counted.
+    CLASHES_SHOWN = 50
+    MATCHES = (
+        "{listed} subject(s) matched an erased person by an email alone: not erased. An "
+        "officer confirms or dismisses each in the admin (Erasure replay matches)."
     )
     KEPT = "{recovery} is kept: drop it with DROP TABLE {recovery};"
     ERASED = (
@@ -88,11 +99,20 @@ class Command(ComplianceCommand):
                     file=result.file,
                     inserted=result.inserted,
                     present=result.already_present,
+                    clashed=len({clash.key for clash in result.clashes}),
                     history=result.history_rows,
                     replayed=result.erasures_replayed,
                 )
             )
         )
+        for clash in result.clashes[: self.CLASHES_SHOWN]:
+            self.stdout.write(self.CLASH.format(pk=result.key, key=clash.key, clash=clash))
+        if len(result.clashes) > self.CLASHES_SHOWN:
+            self.stdout.write(
+                self.CLASHES_MORE.format(more=len(result.clashes) - self.CLASHES_SHOWN)
+            )
+        if result.replay_matches_listed:
+            self.stdout.write(self.MATCHES.format(listed=result.replay_matches_listed))
         if result.kept:
             self.stdout.write(self.KEPT.format(recovery=result.recovery_table))
             self._erased(result)

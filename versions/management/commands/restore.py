@@ -46,6 +46,10 @@ class Command(ComplianceCommand):
         "`verify_ledger` and look at the entries it names."
     )
     REPLAYED = "Erasure replay: {replayed} subject(s) erased again."
+    MATCHES = (
+        "{listed} subject(s) matched an erased person by an email alone: not erased. An "
+        "officer confirms or dismisses each in the admin (Erasure replay matches)."
+    )
     PUT_BACK = "Put back {rows} row(s) of the ledger, erasure log and catalogue from the journal."
 
     def add_arguments(self, parser):
@@ -73,7 +77,9 @@ class Command(ComplianceCommand):
                 )
                 if put_back:
                     self.stdout.write(self.PUT_BACK.format(rows=sum(put_back.values())))
-                self.stdout.write(self.REPLAYED.format(replayed=replayed))
+                self.stdout.write(self.REPLAYED.format(replayed=replayed.erased))
+                if replayed.listed:
+                    self.stdout.write(self.MATCHES.format(listed=replayed.listed))
                 return
             check = restore_check(path=file)
             self._show(check)
@@ -102,6 +108,8 @@ class Command(ComplianceCommand):
                 )
             )
         )
+        if report.replay_matches_listed:
+            self.stdout.write(self.MATCHES.format(listed=report.replay_matches_listed))
         if report.ledger_problem:
             raise CommandError(self.LEDGER_BROKEN.format(problem=report.ledger_problem))
 
