@@ -91,6 +91,14 @@ class LedgerEntry(AppendOnlyModel):
     key_id = models.CharField(
         max_length=16, help_text="Fingerprint of the ledger key that signed the entry."
     )
+    seq = models.BigIntegerField(
+        "sequence number",
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Place in the chain from 1, the previous entry's plus one, covered by the "
+        "hash; empty only on entries written before sequence numbers were kept.",
+    )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
 

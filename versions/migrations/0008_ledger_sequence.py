@@ -1,0 +1,26 @@
+"""Ledger entries get a sequence number: 1 for the first, the previous entry's plus one after.
+
+Ids come from a database sequence, which skips a value whenever an append rolls back, so a
+gap in ids proves nothing; the sequence number is assigned under the append lock and
+covered by the entry's hash, so a gap in it is a missing entry. Entries written before
+this migration keep an empty one (their hashes were made without it): verification counts
+them by position. Nullable, so adding it rewrites nothing; the unique index is built on a
+table of a few thousand rows at most.
+"""
+
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('versions', '0007_ledger_backup_check'),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='ledgerentry',
+            name='seq',
+            field=models.BigIntegerField(blank=True, help_text="Place in the chain from 1, the previous entry's plus one, covered by the hash; empty only on entries written before sequence numbers were kept.", null=True, unique=True, verbose_name='sequence number'),
+        ),
+    ]
