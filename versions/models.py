@@ -29,6 +29,7 @@ class LedgerAction(models.TextChoices):
     BACKUP_CLEANUP = "backup_cleanup", "Backup deleted by cleanup"
     BACKUP_CHECK = "backup_check", "Backup verified or drilled"
     POLICY_CHANGE = "policy_change", "Policy change"
+    POLICY_APPROVE = "policy_approve", "Policy change approved"
     HOLD_PLACE = "hold_place", "Legal hold placed"
     HOLD_RELEASE = "hold_release", "Legal hold released"
     ROLE_CHANGE = "role_change", "Role change"

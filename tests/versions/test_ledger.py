@@ -917,3 +917,28 @@ def test_ledger_entry_page_is_readable_and_has_no_history(auditor_client):
     assert "historylink" not in page and "/history/" not in page
     response = auditor_client.get(f"/admin/versions/ledgerentry/{entry.pk}/history/")
     assert response.status_code == 302 and response.url == url
+
+
+def test_only_a_superuser_can_disable_the_verification_schedule(officer, auditor):
+    """Beat's schedule of ledger-verify-daily is edited in the admin by superusers only: no
+    role has a permission on periodic tasks, so an officer's POST disabling it is refused
+    (and `doctor` reports a schedule disabled by anyone)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.DAYS)
+    task = PeriodicTask.objects.create(
+        name="ledger-verify-daily",
+        task="versions.tasks.ledger_verify_scheduled",
+        interval=every,
+    )
+    url = f"/admin/django_celery_beat/periodictask/{task.pk}/change/"
+    from django.test import Client
+
+    for user in (officer, auditor):
+        client = Client()
+        client.force_login(user)
+        assert client.get(url).status_code == 403
+        response = client.post(url, {"name": task.name, "task": task.task, "enabled": ""})
+        assert response.status_code == 403
+    task.refresh_from_db()
+    assert task.enabled

@@ -2,7 +2,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 
 from retention.models import RetentionPolicy
-from retention.services import RetentionRefused, policy_purge
+from retention.services import PolicyPending, RetentionRefused, policy_purge
 from versions.management.base import ComplianceCommand
 
 
@@ -56,6 +56,9 @@ class Command(ComplianceCommand):
                     batch_size=batch_size,
                     max_seconds=max_seconds,
                 )
+            except PolicyPending as exc:
+                self.stdout.write(str(exc))
+                continue
             except (RetentionRefused, PermissionDenied) as exc:
                 failed.append(item.name)
                 self.stderr.write(str(exc))
