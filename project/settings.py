@@ -113,6 +113,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # compliance 0005 adds a column with a database default: SQLite rebuilds the table for
     # any NOT NULL column, PostgreSQL adds it without a rewrite.
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0005_export_subject_key")
+    # versions 0008 adds a nullable unique column: SQLite rebuilds the table for the UNIQUE,
+    # PostgreSQL adds the column and its index in place.
+    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0010_ledger_sequence")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -207,15 +210,22 @@ COMPLIANCE_SUBJECT_MODEL = env.str("COMPLIANCE_SUBJECT_MODEL", default="shop.Cus
 COMPLIANCE_TRUSTED_PROXY_COUNT = env.int("COMPLIANCE_TRUSTED_PROXY_COUNT", default=0)
 COMPLIANCE_PROXY_SETS_REQUEST_ID = env.bool("COMPLIANCE_PROXY_SETS_REQUEST_ID", default=False)
 PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
-COMPLIANCE_EXPORT_DIR = env.path("COMPLIANCE_EXPORT_DIR", default=BASE_DIR / "var" / "exports")
+# The data directory: where exports, archives, backups and the demo's ledger anchor go unless
+# their own settings say otherwise.
+DATA_DIR = Path(env.str("COMPLIANCE_DATA_DIR", default="") or BASE_DIR / "var")
+COMPLIANCE_EXPORT_DIR = env.path("COMPLIANCE_EXPORT_DIR", default=DATA_DIR / "exports")
 COMPLIANCE_EXPORT_EXPIRY_DAYS = env.int("COMPLIANCE_EXPORT_EXPIRY_DAYS", default=7)
-RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=BASE_DIR / "var" / "archives")
+RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=DATA_DIR / "archives")
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 # The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.
 LEDGER_SECRET = env.str("LEDGER_SECRET", default="")
 LEDGER_PREVIOUS_SECRETS = env.list("LEDGER_PREVIOUS_SECRETS", default=[])
-LEDGER_HEAD_FILE = env.str("LEDGER_HEAD_FILE", default="")
-BACKUP_DIR = env.path("BACKUP_DIR", default=BASE_DIR / "var" / "backups")
+# Where the ledger's heads are anchored outside the database (docs/ledger.md): the demo keeps
+# them in its data directory; `check --deploy` refuses a production without one.
+LEDGER_HEAD_FILE = env.str(
+    "LEDGER_HEAD_FILE", default=str(DATA_DIR / "ledger.head") if DEMO else ""
+)
+BACKUP_DIR = env.path("BACKUP_DIR", default=DATA_DIR / "backups")
 # Thresholds of `manage.py doctor` (docs/doctor.md); its options override them per run.
 DOCTOR_DEAD_TUPLE_RATIO = env.float("DOCTOR_DEAD_TUPLE_RATIO", default=0.2)
 DOCTOR_DEAD_TUPLES = env.int("DOCTOR_DEAD_TUPLES", default=10_000)

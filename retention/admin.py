@@ -21,13 +21,14 @@ from compliance.registry import registry
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
 from versions.models import Backup
 
-from .models import RESTRICTION_GROUNDS, LegalHold, PurgeRun, RetentionPolicy
+from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from .selectors import policy_targets
 from .services import (
     PurgeFailed,
     RetentionRefused,
     hold_place,
     hold_release,
+    policy_approve,
     policy_purge,
     policy_save,
     rows_hard_delete,
@@ -258,15 +259,84 @@ def _target_label(content_type) -> str:
     return f"{capfirst(opts.verbose_name_plural)} ({opts.label})"
 
 
-@admin.register(RetentionPolicy)
-class RetentionPolicyAdmin(TrackedHistoryAdmin):
-    """Policies: validated on the form, each save a ledger entry; preview and run a purge."""
+class PendingFilter(admin.SimpleListFilter):
+    """Policies whose change awaits a second officer's approval."""
 
-    list_display = ["name", "target_model", "period", "action", "last_run"]
-    list_filter = ["enabled", "action", "archive"]
+    title = "approval"
+    parameter_name = "approval"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Awaits approval"), ("approved", "In effect")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(pending_change__isnull=False)
+        if self.value() == "approved":
+            return queryset.filter(pending_change__isnull=True)
+        return queryset
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
+    """Policies: validated on the form, each save a ledger entry; preview and run a purge.
+    A change that destroys history or shortens a period waits for a second officer."""
+
+    list_display = ["name", "target_model", "period", "action", "approval", "last_run"]
+    list_filter = [PendingFilter, "enabled", "action", "archive"]
     search_fields = ["name"]
-    actions = ["preview_purge", "run_now"]
-    readonly_fields = ["created_at", "updated_at"]
+    actions = ["preview_purge", "run_now", "approve_selected"]
+    readonly_fields = ["approval", "created_at", "updated_at"]
+
+    @admin.display(description="approval")
+    def approval(self, obj):
+        if not obj.is_pending:
+            return "In effect"
+        change = obj.pending_change
+        proposer = obj.proposed_by.get_username() if obj.proposed_by else "the system"
+        period = change["period_days"]
+        return format_html(
+            '<strong class="policy-pending">Awaits approval</strong>: {} {}, {}{} '
+            "(proposed by {} on {}); purges skip this policy until another officer approves.",
+            dict(PolicyAction.choices).get(change["action"], change["action"]),
+            ContentType.objects.get_for_id(change["target"]).model_class()._meta.label,
+            "keep forever" if period is None else f"after {period} day(s)",
+            "" if change["enabled"] else ", disabled",
+            proposer,
+            f"{timezone.localtime(obj.proposed_at):%Y-%m-%d %H:%M}" if obj.proposed_at else "?",
+        )
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("retention.change_retentionpolicy")
+
+    @admin.action(
+        permissions=["approve"], description="Approve pending changes of selected policies"
+    )
+    def approve_selected(self, request, queryset):
+        def run(policies, reason):
+            approved = []
+            for policy in policies:
+                try:
+                    policy_approve(policy=policy, actor=request.user, reason=reason)
+                    approved.append(policy.name)
+                except RetentionRefused as exc:
+                    self.message_user(request, str(exc), messages.ERROR)
+            if not approved:
+                raise RetentionRefused("No change was approved.")
+            return (
+                f"Approved the pending change of {', '.join(approved)}: it is in effect, "
+                "and the ledger records who approved it."
+            )
+
+        return self.confirm_action(
+            request,
+            queryset.filter(pending_change__isnull=False),
+            action="approve_selected",
+            title="Approve",
+            question="Approve the pending changes of these {names}? They take effect at once: "
+            "the next purge deletes or anonymises by the new rules. You cannot approve a change "
+            "you proposed.",
+            run=run,
+        )
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "target":
@@ -298,6 +368,14 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         policy_save(policy=obj, actor=request.user, reason="")
+        if obj.is_pending:
+            self.message_user(
+                request,
+                f"The change to {obj.name!r} deletes or anonymises history or shortens a "
+                "period: it awaits approval by another officer, and purges skip the policy "
+                "until then.",
+                messages.WARNING,
+            )
 
     def has_run_purge_permission(self, request):
         return request.user.has_perm("retention.run_purge_retentionpolicy")
@@ -321,7 +399,13 @@ class RetentionPolicyAdmin(TrackedHistoryAdmin):
 
     @admin.action(permissions=["run_purge"], description="Run selected policies now")
     def run_now(self, request, queryset):
-        ids = list(queryset.values_list("pk", flat=True))
+        pending = queryset.filter(pending_change__isnull=False)
+        if pending:
+            names = ", ".join(p.name for p in pending)
+            self.message_user(
+                request, f"Skipped {names}: a change awaits approval.", messages.WARNING
+            )
+        ids = list(queryset.filter(pending_change__isnull=True).values_list("pk", flat=True))
         for policy_id in ids:
             transaction.on_commit(partial(_purge_queue, policy_id))
         self.message_user(

@@ -53,6 +53,21 @@ class RetentionPolicy(models.Model):
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Four eyes: a change that destroys history or shortens the period waits here, as the
+    # policy's proposed fields, until a second officer approves it; until then the policy
+    # runs as it was (a new one stays disabled).
+    pending_change = models.JSONField(null=True, blank=True, editable=False)
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # read through the policy only
+        editable=False,
+    )
+    proposed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     history = TrackedHistory()
 
@@ -70,6 +85,11 @@ class RetentionPolicy(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def is_pending(self) -> bool:
+        """A change to it waits for a second officer's approval."""
+        return self.pending_change is not None
 
     def clean(self):
         from .selectors import policy_validate  # the selectors import this module

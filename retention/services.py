@@ -45,11 +45,13 @@ from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
 
 __all__ = [
     "rows_delete",
+    "PolicyPending",
     "PurgeFailed",
     "RetentionRefused",
     "RowsResult",
     "hold_place",
     "hold_release",
+    "policy_approve",
     "policy_purge",
     "policy_save",
     "runs_close_interrupted",
@@ -64,6 +66,10 @@ logger = logging.getLogger(__name__)
 
 class RetentionRefused(Exception):
     """The operation was refused and changed nothing; the message says why and what to do."""
+
+
+class PolicyPending(RetentionRefused):
+    """The policy's change awaits a second officer's approval: purges skip it until then."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +303,11 @@ def policy_purge(
     from where it stopped. The failure is on the returned run (`run.failure`).
     """
     _require(actor, RetentionPolicy, "run_purge")
+    if RetentionPolicy.objects.filter(pk=policy.pk, pending_change__isnull=False).exists():
+        raise PolicyPending(
+            f"Policy {policy.name!r} is skipped: a change to it awaits approval by a second "
+            "officer (Approve pending changes, in the policy list)."
+        )
     try:
         policy_validate(policy)
     except ValidationError as exc:
@@ -662,15 +673,84 @@ def _anonymise(model, batch) -> int:
 # Policies ------------------------------------------------------------------------------
 
 
-def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> RetentionPolicy:
-    """Create or change a policy after validating it; the change is a ledger entry."""
-    _require(actor, RetentionPolicy, "change" if policy.pk else "add")
+# The fields an officer edits; a change to them that needs approval waits as a whole.
+_POLICY_FIELDS = (
+    "name",
+    "target",
+    "basis_field",
+    "period_days",
+    "action",
+    "archive",
+    "exclusions",
+    "enabled",
+)
+_DESTROYS = (PolicyAction.HARD_DELETE, PolicyAction.ANONYMISE)
+
+
+def _proposal(policy: RetentionPolicy) -> dict:
+    values = {name: getattr(policy, name) for name in _POLICY_FIELDS if name != "target"}
+    return {**values, "target": policy.target_id}
+
+
+def _destroys_history(values: dict) -> bool:
+    model = ContentType.objects.get_for_id(values["target"]).model_class()
+    return values["enabled"] and values["action"] in _DESTROYS and hasattr(model, "instance_type")
+
+
+def _why_approval(before: dict | None, after: dict) -> list[str]:
+    """What in the change `before` -> `after` needs a second officer (empty: nothing)."""
+    reasons = []
+    if _destroys_history(after) and (
+        before is None
+        or not _destroys_history(before)
+        or (before["target"], before["action"]) != (after["target"], after["action"])
+    ):
+        reasons.append("it deletes or anonymises a history table")
+    shortened = (
+        before is not None
+        and after["period_days"] is not None
+        and (before["period_days"] is None or after["period_days"] < before["period_days"])
+    )
+    if shortened:
+        reasons.append("it shortens the retention period")
+    return reasons
+
+
+def _policy_clean(policy: RetentionPolicy, problem: str = "") -> None:
     try:
         policy.full_clean()
     except ValidationError as exc:
-        raise RetentionRefused("; ".join(exc.messages)) from exc
+        raise RetentionRefused(problem + "; ".join(exc.messages)) from exc
+
+
+def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> RetentionPolicy:
+    """Create or change a policy after validating it; the change is a ledger entry.
+
+    Four eyes: a change that makes the policy delete or anonymise a history table, or that
+    shortens its period, does not take effect: it is kept as the policy's pending change,
+    with who proposed it, until another officer approves it (`policy_approve`). Until then
+    the policy keeps its approved values (a new policy is stored disabled) and purges skip
+    it. Any other save takes effect at once and drops a pending change.
+    """
+    _require(actor, RetentionPolicy, "change" if policy.pk else "add")
+    _policy_clean(policy)
     created = policy.pk is None
     with change_context(user=actor, reason=reason), transaction.atomic():
+        live = None
+        if not created:
+            live = RetentionPolicy.objects.select_for_update().get(pk=policy.pk)
+        proposed = _proposal(policy)
+        needs = _why_approval(None if live is None else _proposal(live), proposed)
+        if needs:
+            if live is not None:  # the policy keeps its approved values meanwhile
+                for name in _POLICY_FIELDS:
+                    setattr(policy, name, getattr(live, name))
+            else:
+                policy.enabled = False
+            policy.pending_change = proposed
+            policy.proposed_by, policy.proposed_at = actor, timezone.now()
+        else:
+            policy.pending_change, policy.proposed_by, policy.proposed_at = None, None, None
         policy.save()
         ledger_append(
             action=LedgerAction.POLICY_CHANGE,
@@ -678,15 +758,54 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
             reason=reason,
             target=f"policy:{policy.name}",
             details={
-                "policy": policy.pk,
+                **_policy_details(policy, proposed),
                 "created": created,
-                "model": f"{policy.target.app_label}.{policy.target.model}",
-                "period_days": policy.period_days,
-                "action": policy.action,
-                "archive": policy.archive,
-                "enabled": policy.enabled,
-                # Which fields and lookups, never the values (they may name a person).
-                "exclusions": [f"{e['field']}__{e['lookup']}" for e in policy.exclusions],
+                "pending_approval": needs,
             },
+        )
+    return policy
+
+
+def _policy_details(policy: RetentionPolicy, values: dict) -> dict:
+    target = ContentType.objects.get_for_id(values["target"])
+    return {
+        "policy": policy.pk,
+        "model": f"{target.app_label}.{target.model}",
+        "period_days": values["period_days"],
+        "action": values["action"],
+        "archive": values["archive"],
+        "enabled": values["enabled"],
+        # Which fields and lookups, never the values (they may name a person).
+        "exclusions": [f"{e['field']}__{e['lookup']}" for e in values["exclusions"]],
+    }
+
+
+def policy_approve(*, policy: RetentionPolicy, actor, reason: str = "") -> RetentionPolicy:
+    """Give effect to the policy's pending change, as an officer other than the one who
+    proposed it; the approval is a ledger entry naming both."""
+    _require(actor, RetentionPolicy, "change")
+    if actor is None:
+        raise RetentionRefused("A pending policy change is approved by an officer, by name.")
+    with change_context(user=actor, reason=reason), transaction.atomic():
+        policy = RetentionPolicy.objects.select_for_update().get(pk=policy.pk)
+        if policy.pending_change is None:
+            raise RetentionRefused(f"Policy {policy.name!r} has no change awaiting approval.")
+        if policy.proposed_by_id == actor.pk:
+            raise RetentionRefused(
+                f"You proposed the change to policy {policy.name!r}: another officer approves it."
+            )
+        values = dict(policy.pending_change)
+        proposer = policy.proposed_by.get_username() if policy.proposed_by else "system"
+        for name in _POLICY_FIELDS:
+            setattr(policy, "target_id" if name == "target" else name, values[name])
+        _policy_clean(policy, f"The change to policy {policy.name!r} cannot take effect: ")
+        policy.pending_change, policy.proposed_by, policy.proposed_at = None, None, None
+        policy.save()
+        ledger_append(
+            action=LedgerAction.POLICY_APPROVE,
+            actor=actor,
+            reason=reason,
+            target=f"policy:{policy.name}",
+            details={**_policy_details(policy, values), "proposed_by": proposer},
         )
     return policy

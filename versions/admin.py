@@ -591,7 +591,7 @@ class LedgerEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         (None, {"fields": ["created_at", "action", "actor_label", "channel", "reason"]}),
         ("What", {"fields": ["target", "counts_text", "details_text"]}),
         ("Where from", {"fields": ["request_id", "task_id"]}),
-        ("Chain", {"fields": ["key_id", "prev_hash", "hash"]}),
+        ("Chain", {"fields": ["seq", "key_id", "prev_hash", "hash"]}),
     ]
     readonly_fields = [
         *(f.name for f in LedgerEntry._meta.fields if f.name not in ("counts", "details")),

@@ -40,3 +40,20 @@ def ledger_secret_check(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def ledger_anchor_check(app_configs, **kwargs):
+    """versions.E004: the ledger's head is anchored outside the database (deploy only)."""
+    if config.ledger_head_file() is not None:
+        return []
+    return [
+        Error(
+            "LEDGER_HEAD_FILE is not set: the ledger's head is anchored nowhere outside the "
+            "database, so entries deleted from its end by the database's owner go unnoticed.",
+            hint="Set LEDGER_HEAD_FILE to a file the application may append to and the "
+            "database's users cannot write (a volume of its own, or one shipped off the "
+            "machine), e.g. /var/lib/compliance/ledger.head. See docs/ledger.md.",
+            id="versions.E004",
+        )
+    ]

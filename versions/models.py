@@ -31,6 +31,7 @@ class LedgerAction(models.TextChoices):
     BACKUP_CLEANUP = "backup_cleanup", "Backup deleted by cleanup"
     BACKUP_CHECK = "backup_check", "Backup verified or drilled"
     POLICY_CHANGE = "policy_change", "Policy change"
+    POLICY_APPROVE = "policy_approve", "Policy change approved"
     HOLD_PLACE = "hold_place", "Legal hold placed"
     HOLD_RELEASE = "hold_release", "Legal hold released"
     ROLE_CHANGE = "role_change", "Role change"
@@ -93,6 +94,14 @@ class LedgerEntry(AppendOnlyModel):
     task_id = models.CharField(max_length=64, blank=True)
     key_id = models.CharField(
         max_length=16, help_text="Fingerprint of the ledger key that signed the entry."
+    )
+    seq = models.BigIntegerField(
+        "sequence number",
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="Place in the chain from 1, the previous entry's plus one, covered by the "
+        "hash; empty only on entries written before sequence numbers were kept.",
     )
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)

@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from . import config
+from .anchor import anchor_append, anchor_lines
 from .context import current
-from .files import write_atomically
 from .models import LedgerAction, LedgerCheckpoint, LedgerEntry
 from .setbased import history_model_of
 
@@ -112,8 +112,9 @@ def _text(value: str, name: str) -> str:
 def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
     """The keyed hash of an entry's content chained to its predecessor's hash.
 
-    The key is the one whose id the entry carries (LEDGER_SECRET or a previous one). The id
-    is not hashed: each entry's `prev_hash` already fixes its place in the chain.
+    The key is the one whose id the entry carries (LEDGER_SECRET or a previous one). The
+    sequence number is hashed (the id, which a rolled-back append skips, is not): a gap in
+    it is a missing entry. Entries from before sequence numbers were hashed without one.
     """
     secret = _keys().get(entry.key_id)
     if secret is None:
@@ -122,25 +123,24 @@ def entry_hash(entry: LedgerEntry, prev_hash: str) -> str:
 
 
 def _entry_hash(entry: LedgerEntry, prev_hash: str, secret: str) -> str:
-    payload = json.dumps(
-        {
-            "created_at": entry.created_at.isoformat(),
-            "action": entry.action,
-            "actor_id": entry.actor_id,
-            "actor_label": entry.actor_label,
-            "channel": entry.channel,
-            "reason": entry.reason,
-            "target": entry.target,
-            "counts": canonical_json(entry.counts, name="counts"),
-            "details": canonical_json(entry.details, name="details"),
-            "request_id": entry.request_id,
-            "task_id": entry.task_id,
-            "key_id": entry.key_id,
-            "prev_hash": prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    content = {
+        "created_at": entry.created_at.isoformat(),
+        "action": entry.action,
+        "actor_id": entry.actor_id,
+        "actor_label": entry.actor_label,
+        "channel": entry.channel,
+        "reason": entry.reason,
+        "target": entry.target,
+        "counts": canonical_json(entry.counts, name="counts"),
+        "details": canonical_json(entry.details, name="details"),
+        "request_id": entry.request_id,
+        "task_id": entry.task_id,
+        "key_id": entry.key_id,
+        "prev_hash": prev_hash,
+    }
+    if entry.seq is not None:
+        content["seq"] = entry.seq
+    payload = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return _mac(_HASH_SALT, payload, secret)
 
 
@@ -158,8 +158,9 @@ def ledger_append(
     `actor` is the user who acts (None for the system) and `reason` why; the channel, IP and
     request or task id come from the change context. `counts` and `details` must not hold
     personal data (ids, model names, numbers); they are stored in canonical form (see
-    `canonical_json`). The new head is recorded as a checkpoint in the same transaction,
-    and logged (and written to LEDGER_HEAD_FILE) once the transaction commits.
+    `canonical_json`). The entry's sequence number is the previous entry's plus one, under
+    the append lock. The new head is recorded as a checkpoint in the same transaction, and
+    logged and anchored in LEDGER_HEAD_FILE once the transaction commits.
     """
     if action not in LedgerAction.values:
         raise ValueError(f"unknown ledger action {action!r}")
@@ -180,7 +181,7 @@ def ledger_append(
             # Another writer took the head between our read and insert (SQLite); retry.
             if attempt == _APPEND_ATTEMPTS - 1:
                 raise
-    transaction.on_commit(partial(_publish, checkpoint))
+    transaction.on_commit(partial(_publish, checkpoint, entry.seq))
     return entry
 
 
@@ -188,8 +189,10 @@ def _append(action, actor, reason, ctx, target, counts, details, secret) -> Ledg
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-    head = LedgerEntry.objects.order_by("-id").values_list("hash", flat=True).first()
-    prev_hash = head or GENESIS
+    head = LedgerEntry.objects.order_by("-id").values_list("hash", "seq").first()
+    prev_hash, seq = head or (GENESIS, 0)
+    if head is not None and seq is None:  # the newest entry predates sequence numbers
+        seq = LedgerEntry.objects.count()
     entry = LedgerEntry(
         created_at=timezone.now(),
         action=str(action),
@@ -203,6 +206,7 @@ def _append(action, actor, reason, ctx, target, counts, details, secret) -> Ledg
         request_id=ctx.request_id,
         task_id=ctx.task_id,
         key_id=key_id(secret),
+        seq=seq + 1,
         prev_hash=prev_hash,
     )
     entry.hash = _entry_hash(entry, prev_hash, secret)
@@ -232,47 +236,27 @@ def _record_head(kind, entry_id, head, actor, reason, ctx, secret) -> LedgerChec
     )
 
 
-def _head_line(checkpoint: LedgerCheckpoint) -> str:
-    return (
-        f"entry={checkpoint.entry_id} head={checkpoint.head} "
-        f"key_id={checkpoint.key_id} mac={checkpoint.mac}"
-    )
-
-
-def _publish(checkpoint: LedgerCheckpoint) -> None:
-    """After commit: log the head, and write it to LEDGER_HEAD_FILE if one is set."""
-    line = _head_line(checkpoint)
-    logger.info("ledger head %s", line)
+def _publish(checkpoint: LedgerCheckpoint, seq: int) -> None:
+    """After commit: log the head, and anchor it in LEDGER_HEAD_FILE if one is set."""
+    line = f"entry={checkpoint.entry_id} head={checkpoint.head} seq={seq}"
     path = config.ledger_head_file()
-    if path is None:
-        return
-    try:
-        recorded = _read_head_file(path)
-        # Commits can finish out of order: never move the file back to an older head.
-        if recorded is not None and recorded.get("entry", -1) > checkpoint.entry_id:
-            return
-        write_atomically(path, line + "\n", encoding="ascii")
-    except (OSError, ValueError) as exc:
-        # The transaction has committed; failing now would only hide that from the caller.
-        logger.error("could not write the ledger head file %s: %s", path, exc)
-
-
-def _read_head_file(path) -> dict | None:
-    """The head recorded in the file, None if there is no file; ValueError if malformed."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return None
-    except UnicodeDecodeError:
-        raise ValueError("it is not a ledger head line") from None
-    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
-    if (
-        set(fields) != {"entry", "head", "key_id", "mac"}
-        or not fields["entry"].isdigit()
-        or not HEAD_PATTERN.fullmatch(fields["head"])
-    ):
-        raise ValueError("it is not a ledger head line (entry=… head=… key_id=… mac=…)")
-    return {**fields, "entry": int(fields["entry"])}
+    if path is not None and seq > 0:
+        try:
+            line = (
+                anchor_append(
+                    path,
+                    entry=checkpoint.entry_id,
+                    head=checkpoint.head,
+                    seq=seq,
+                    key_id=checkpoint.key_id,
+                    secret=config.ledger_secret(),
+                )
+                or line
+            )
+        except OSError as exc:
+            # The transaction has committed; failing now would only hide that from the caller.
+            logger.error("could not anchor the ledger head in %s: %s", path, exc)
+    logger.info("ledger head %s", line)
 
 
 @dataclass(frozen=True)
@@ -299,19 +283,29 @@ class _Reference:
     description: str
 
 
+class _Broken(Exception):
+    """The walk stops: `problem`, at entry `entry_id` if one entry is to blame."""
+
+    def __init__(self, problem: str, entry_id: int | None = None):
+        super().__init__(problem)
+        self.problem, self.entry_id = problem, entry_id
+
+
 def ledger_verify(
     *, actor, reason: str, expect_head: str = "", chunk_size: int = 2000
 ) -> LedgerReport:
     """Recompute the chain in id order and stop at the first entry that does not fit.
 
-    Also checks the heads recorded earlier — the newest checkpoint, the head in
-    LEDGER_HEAD_FILE, and `expect_head` (a hash kept outside the database) — each of which
-    must still be in the chain: otherwise entries were removed from its end (deleted,
-    truncated, or the database rolled back). Every checkpoint's MAC is checked too.
+    Each entry must link to the one before, match its keyed hash and carry the next
+    sequence number (a gap is a missing entry). The heads recorded earlier must still be
+    in the chain: the newest checkpoint, `expect_head` (a hash kept outside the database),
+    and every head anchored in LEDGER_HEAD_FILE, each at its sequence number — otherwise
+    entries were removed from the end (deleted, truncated, the database rolled back), even
+    if others were appended since. Every checkpoint's MAC and every anchor line is checked.
 
     A verification that passes records the head it verified (a checkpoint, then a log line
-    and the head file after commit): that is a write, so like every state-changing service
-    it takes the `actor` who verifies (None for the system) and the `reason`.
+    and the anchor after commit): that is a write, so like every state-changing service it
+    takes the `actor` who verifies (None for the system) and the `reason`.
     """
     expect_head = expect_head.strip().lower()
     if expect_head and not HEAD_PATTERN.fullmatch(expect_head):
@@ -319,55 +313,143 @@ def ledger_verify(
     keys = _keys()
     # Heads recorded before the walk starts: any entry they name is visible to the walk.
     references, reference_problem = _references(keys, expect_head)
-
-    prev_hash, head_id, checked = GENESIS, 0, 0
-    found = {ref.head for ref in references if ref.head == GENESIS}
-    wanted = {ref.head for ref in references}
-    entries = LedgerEntry.objects.order_by("id").iterator(chunk_size=chunk_size)
-    for entry in entries:
-        if entry.prev_hash != prev_hash:
-            return LedgerReport(
-                checked,
-                prev_hash,
-                entry.pk,
-                "its link to the previous entry is broken: an entry before it was "
-                "deleted, altered or inserted",
-            )
-        secret = keys.get(entry.key_id)
-        if secret is None:
-            return LedgerReport(checked, prev_hash, entry.pk, _unknown_key(entry.key_id))
-        if not constant_time_compare(entry.hash, _entry_hash(entry, prev_hash, secret)):
-            return LedgerReport(
-                checked,
-                prev_hash,
-                entry.pk,
-                "its content does not match its hash: the entry was altered or inserted "
-                "outside the application",
-            )
-        prev_hash, head_id = entry.hash, entry.pk
-        if entry.hash in wanted:
-            found.add(entry.hash)
-        checked += 1
+    path = config.ledger_head_file()
+    anchored = anchor_lines(path, keys) if path is not None else iter(())
+    walk = _Walk(path, anchored)
+    try:
+        walk.run(keys, references, chunk_size)
+    except _Broken as broken:
+        return LedgerReport(
+            walk.checked, walk.prev_hash, broken.entry_id, broken.problem, walk.head_id
+        )
     if reference_problem:  # reported after the chain's own problems, which say more
-        return LedgerReport(checked, prev_hash, None, reference_problem, head_id)
+        return LedgerReport(walk.checked, walk.prev_hash, None, reference_problem, walk.head_id)
     for ref in references:
-        if ref.head not in found:
+        if ref.head not in walk.found:
             return LedgerReport(
-                checked,
-                prev_hash,
+                walk.checked,
+                walk.prev_hash,
                 None,
                 f"{ref.description} is no longer in the chain, which ends at entry "
-                f"#{head_id}: entries were removed from its end (deleted, truncated, or "
-                "the database was rolled back)",
-                head_id,
+                f"#{walk.head_id}: {_REMOVED}",
+                walk.head_id,
             )
     secret = config.ledger_secret()
     with transaction.atomic():
         checkpoint = _record_head(
-            LedgerCheckpoint.Kind.VERIFICATION, head_id, prev_hash, actor, reason, current(), secret
+            LedgerCheckpoint.Kind.VERIFICATION,
+            walk.head_id,
+            walk.prev_hash,
+            actor,
+            reason,
+            current(),
+            secret,
         )
-        transaction.on_commit(partial(_publish, checkpoint))
-    return LedgerReport(checked, prev_hash, head_id=head_id)
+        transaction.on_commit(partial(_publish, checkpoint, walk.checked))
+    return LedgerReport(walk.checked, walk.prev_hash, head_id=walk.head_id)
+
+
+_REMOVED = "entries were removed from its end (deleted, truncated, or the database rolled back)"
+
+
+class _Walk:
+    """One pass over the chain in id order, with the anchored heads met on the way."""
+
+    def __init__(self, path, anchored):
+        self.path, self.anchored = path, anchored
+        self.prev_hash, self.head_id, self.checked = GENESIS, 0, 0
+        self.found: set[str] = set()
+        self.pending = None  # the next anchored head, not yet reached
+
+    def _next_anchor(self):
+        try:
+            self.pending = next(self.anchored, None)
+        except (OSError, ValueError) as exc:
+            raise _Broken(f"the anchor file {self.path} cannot be trusted: {exc}") from None
+
+    def run(self, keys, references, chunk_size):
+        wanted = {ref.head for ref in references}
+        self.found = {head for head in wanted if head == GENESIS}
+        self._next_anchor()
+        legacy = self.pending is not None and self.pending.seq is None
+        if legacy:  # a head file from before anchors were chained: a head like a checkpoint
+            wanted.add(self.pending.head)
+            references.append(
+                _Reference(
+                    self.pending.head,
+                    f"the head recorded in {self.path} (entry #{self.pending.entry}, "
+                    f"{self.pending.head})",
+                )
+            )
+            self._next_anchor()
+        for entry in LedgerEntry.objects.order_by("id").iterator(chunk_size=chunk_size):
+            self._check(entry, keys)
+            self.prev_hash, self.head_id = entry.hash, entry.pk
+            self.checked += 1
+            if entry.hash in wanted:
+                self.found.add(entry.hash)
+            self._check_anchor(entry)
+        if self.pending is not None:
+            last = self.pending
+            while self.pending is not None:  # the furthest anchored head, every line checked
+                last = self.pending
+                self._next_anchor()
+            first = self.checked + 1
+            missing = (
+                f"entry no. {first} is"
+                if first == last.seq
+                else f"entries no. {first} to {last.seq} are"
+            )
+            raise _Broken(
+                f"line {last.number} of {self.path} anchored entry no. {last.seq} (entry "
+                f"#{last.entry}, {last.head}) and the chain ends at no. {self.checked}: "
+                f"{missing} missing from its end (deleted, truncated, or the database was "
+                "rolled back)"
+            )
+
+    def _check(self, entry, keys):
+        seq = self.checked + 1
+        if entry.seq is not None and entry.seq != seq:
+            if entry.seq > seq:
+                missing = (
+                    f"the entry no. {seq} before it is"
+                    if entry.seq == seq + 1
+                    else f"the entries no. {seq} to {entry.seq - 1} before it are"
+                )
+                raise _Broken(f"{missing} missing (deleted): it is no. {entry.seq}", entry.pk)
+            raise _Broken(
+                f"it is entry no. {entry.seq} where no. {seq} was due: an entry was inserted "
+                "or renumbered outside the application",
+                entry.pk,
+            )
+        if entry.prev_hash != self.prev_hash:
+            raise _Broken(
+                "its link to the previous entry is broken: an entry before it was "
+                "deleted, altered or inserted",
+                entry.pk,
+            )
+        secret = keys.get(entry.key_id)
+        if secret is None:
+            raise _Broken(_unknown_key(entry.key_id), entry.pk)
+        if not constant_time_compare(entry.hash, _entry_hash(entry, self.prev_hash, secret)):
+            raise _Broken(
+                "its content does not match its hash: the entry was altered or inserted "
+                "outside the application",
+                entry.pk,
+            )
+
+    def _check_anchor(self, entry):
+        line = self.pending
+        if line is None or line.seq != self.checked:
+            return
+        if not constant_time_compare(line.head, entry.hash):
+            raise _Broken(
+                f"it is not the entry no. {line.seq} that line {line.number} of {self.path} "
+                f"anchored (entry #{line.entry}, {line.head}): the chain was cut at or "
+                "before it and other entries appended in place of the removed ones",
+                entry.pk,
+            )
+        self._next_anchor()
 
 
 def _unknown_key(kid: str, what: str = "entry") -> str:
@@ -407,27 +489,6 @@ def _references(keys, expect_head) -> tuple[list[_Reference], str]:
                 f"{newest.head})",
             )
         )
-    path = config.ledger_head_file()
-    if path is not None:
-        try:
-            recorded = _read_head_file(path)
-        except (OSError, ValueError) as exc:
-            return [], f"the head file {path} cannot be read: {exc}"
-        if recorded is not None:
-            secret = keys.get(recorded["key_id"])
-            if secret is None:
-                return [], f"the head file {path}: {_unknown_key(recorded['key_id'], 'file')}"
-            mac = _checkpoint_mac(recorded["entry"], recorded["head"], secret)
-            if not constant_time_compare(recorded["mac"], mac):
-                return [], (
-                    f"the head file {path} does not match its MAC: it was altered or forged"
-                )
-            references.append(
-                _Reference(
-                    recorded["head"],
-                    f"the head recorded in {path} (entry #{recorded['entry']}, {recorded['head']})",
-                )
-            )
     if expect_head:
         references.append(_Reference(expect_head, f"the expected head {expect_head}"))
     return references, ""

@@ -152,3 +152,109 @@ def test_run_log_and_holds_cannot_be_edited(admin_client, customer, session_type
         "art17_3_e",
         True,
     )
+
+
+# --- Four eyes on destroying history --------------------------------------------------
+
+
+@pytest.fixture
+def history_type(db):
+    return ContentType.objects.get_for_model(Session.history.model)
+
+
+@pytest.fixture
+def second_officer_client(db):
+    """A client logged in as a second privacy officer."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from compliance.roles import OFFICER
+
+    user = get_user_model().objects.create_user("second", password="second-pass", is_staff=True)
+    user.groups.add(Group.objects.get(name=OFFICER))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _propose(officer_client, history_type):
+    form = _form(history_type, name="session history", basis_field="", period_days="1")
+    response = officer_client.post(f"{POLICIES}add/", form, follow=True)
+    assert "it awaits approval by another officer" in response.content.decode()
+    return RetentionPolicy.objects.get(name="session history")
+
+
+def test_a_policy_destroying_history_shows_as_pending(officer_client, history_type):
+    """After the form is saved, the list and the change page say the policy awaits approval
+    and that purges skip it."""
+    policy = _propose(officer_client, history_type)
+    assert policy.is_pending
+    listing = officer_client.get(POLICIES).content.decode()
+    assert "Awaits approval" in listing and "proposed by officer" in listing
+    page = officer_client.get(f"{POLICIES}{policy.pk}/change/").content.decode()
+    assert "Awaits approval" in page and "purges skip this policy" in page
+    pending = officer_client.get(f"{POLICIES}?approval=pending").content.decode()
+    assert "session history" in pending
+
+
+def test_a_second_officer_approves_after_a_confirmation_page(
+    officer_client, second_officer_client, history_type
+):
+    """The action shows a confirmation page; confirmed, the change is in effect, with a
+    message, and the approval is a ledger entry."""
+    policy = _propose(officer_client, history_type)
+    selected = {"action": "approve_selected", "_selected_action": [policy.pk]}
+    page = second_officer_client.post(POLICIES, selected)
+    assert page.status_code == 200 and "Approve: are you sure?" in page.content.decode()
+    assert RetentionPolicy.objects.get(pk=policy.pk).is_pending
+    done = second_officer_client.post(
+        POLICIES, {**selected, "post": "yes", "reason": "agreed"}, follow=True
+    )
+    assert "Approved the pending change of session history" in done.content.decode()
+    policy.refresh_from_db()
+    assert policy.enabled and not policy.is_pending
+    assert LedgerEntry.objects.get(action="policy_approve").actor_label == "second"
+
+
+def test_the_proposer_is_refused_in_the_admin(officer_client, history_type):
+    """The officer who proposed the change cannot confirm it: an error message, still pending."""
+    policy = _propose(officer_client, history_type)
+    response = officer_client.post(
+        POLICIES,
+        {"action": "approve_selected", "_selected_action": [policy.pk], "post": "yes"},
+        follow=True,
+    )
+    assert "another officer approves it" in response.content.decode()
+    assert RetentionPolicy.objects.get(pk=policy.pk).is_pending
+    assert not LedgerEntry.objects.filter(action="policy_approve").exists()
+
+
+def test_an_auditor_sees_a_pending_policy_but_cannot_approve(officer_client, auditor, history_type):
+    """The auditor's list shows the pending state and offers no approval; a forged POST of
+    the action approves nothing."""
+    from django.test import Client
+
+    policy = _propose(officer_client, history_type)
+    client = Client()
+    client.force_login(auditor)
+    listing = client.get(POLICIES).content.decode()
+    assert "Awaits approval" in listing and "approve_selected" not in listing
+    client.post(
+        POLICIES, {"action": "approve_selected", "_selected_action": [policy.pk], "post": "yes"}
+    )
+    assert RetentionPolicy.objects.get(pk=policy.pk).is_pending
+    assert not LedgerEntry.objects.filter(action="policy_approve").exists()
+
+
+def test_run_now_skips_a_pending_policy(
+    officer_client, history_type, django_capture_on_commit_callbacks
+):
+    """Run now queues nothing for a policy whose change awaits approval, and says so."""
+    policy = _propose(officer_client, history_type)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = officer_client.post(
+            POLICIES, {"action": "run_now", "_selected_action": [policy.pk]}, follow=True
+        )
+    assert "Skipped session history: a change awaits approval" in response.content.decode()
+    assert not PurgeRun.objects.exists()

@@ -154,3 +154,157 @@ def test_a_hold_committed_while_a_hard_delete_checks_is_not_missed(postgres, tra
     assert LegalHold.objects.filter(object_id=str(held.pk)).exists()
     assert outcome and "legal hold" in outcome[0]
     assert Customer.all_objects.filter(pk=held.pk).exists()
+
+
+# --- Four eyes on destroying history --------------------------------------------------
+
+
+@pytest.fixture
+def second_officer(db):
+    """Another member of the privacy officers."""
+    from django.contrib.auth.models import Group
+
+    from compliance.roles import OFFICER
+
+    user = get_user_model().objects.create_user("second", password="second-pass", is_staff=True)
+    user.groups.add(Group.objects.get(name=OFFICER))
+    return user
+
+
+def _history_policy(officer, *, action="hard_delete", period_days=1):
+    from django.contrib.contenttypes.models import ContentType
+
+    from retention.models import RetentionPolicy
+    from retention.services import policy_save
+    from shop.models import Session
+
+    return policy_save(
+        policy=RetentionPolicy(
+            name="session history",
+            target=ContentType.objects.get_for_model(Session.history.model),
+            period_days=period_days,
+            action=action,
+        ),
+        actor=officer,
+        reason="tidy up",
+    )
+
+
+def _old_session_history(customer):
+    from datetime import timedelta
+
+    from shop.models import Session
+
+    when = timezone.now() - timedelta(days=200)
+    Session.objects.create(customer=customer, created_at=when, expires_at=when)
+    Session.history.update(history_date=when)
+    return Session.history.count()
+
+
+@pytest.mark.parametrize("action", ["hard_delete", "anonymise"])
+def test_a_policy_destroying_history_waits_for_a_second_officer(
+    customer, officer, second_officer, action
+):
+    """Created by one officer, a policy that deletes or anonymises a history table is
+    pending: disabled, skipped by the purge command and by beat, refused by a purge."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from retention.services import PolicyPending, policy_purge
+    from retention.tasks import purge_scheduled
+    from shop.models import Session
+
+    before = _old_session_history(customer)
+    policy = _history_policy(officer, action=action)
+    assert policy.is_pending and not policy.enabled
+    assert policy.pending_change["enabled"] is True and policy.proposed_by == officer
+    entry = LedgerEntry.objects.get(action="policy_change")
+    assert entry.details["pending_approval"] == ["it deletes or anonymises a history table"]
+
+    for args in ([], ["--policy", policy.name]):
+        out = StringIO()
+        call_command("purge_expired", *args, stdout=out)
+        assert f"Policy {policy.name!r} is skipped: a change to it awaits approval" in (
+            out.getvalue()
+        )
+    assert policy.pk not in purge_scheduled()
+    with pytest.raises(PolicyPending):
+        policy_purge(policy=policy, actor=second_officer)
+    assert Session.history.count() == before
+    assert set(Session.history.values_list("user_agent", flat=True)) != {"[redacted]"}
+
+
+def test_the_approval_is_a_ledger_entry_and_gives_the_change_effect(
+    customer, officer, second_officer
+):
+    """A second officer approves: the policy is enabled, the ledger names both officers,
+    and the next purge deletes the old history rows."""
+    from retention.services import policy_approve, policy_purge
+    from shop.models import Session
+
+    _old_session_history(customer)
+    policy = _history_policy(officer)
+    approved = policy_approve(policy=policy, actor=second_officer, reason="agreed, ticket 9")
+    assert approved.enabled and not approved.is_pending and approved.proposed_by is None
+    entry = LedgerEntry.objects.get(action="policy_approve")
+    assert (entry.actor, entry.reason) == (second_officer, "agreed, ticket 9")
+    assert entry.details["proposed_by"] == "officer" and entry.details["period_days"] == 1
+    assert policy_purge(policy=approved, actor=second_officer).purged >= 1
+    assert not Session.history.exists()
+
+
+def test_the_proposer_and_an_auditor_cannot_approve(db, officer, auditor):
+    """Four eyes: the officer who proposed the change is refused, an auditor lacks the
+    permission; the policy stays pending."""
+    from retention.services import policy_approve
+
+    policy = _history_policy(officer)
+    with pytest.raises(RetentionRefused, match="another officer approves it"):
+        policy_approve(policy=policy, actor=officer)
+    with pytest.raises(PermissionDenied):
+        policy_approve(policy=policy, actor=auditor)
+    policy.refresh_from_db()
+    assert policy.is_pending and not policy.enabled
+
+
+def test_shortening_a_period_waits_and_the_policy_keeps_its_period(db, officer, second_officer):
+    """365 days shortened to 1: the policy keeps 365 days until approved, then has 1."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from retention.models import RetentionPolicy
+    from retention.services import policy_approve, policy_save
+    from shop.models import Session
+
+    policy = policy_save(
+        policy=RetentionPolicy(
+            name="sessions", target=ContentType.objects.get_for_model(Session), period_days=365
+        ),
+        actor=officer,
+        reason="",
+    )
+    assert not policy.is_pending
+    policy.period_days = 1
+    policy_save(policy=policy, actor=officer, reason="shorter")
+    policy.refresh_from_db()
+    assert policy.period_days == 365 and policy.pending_change["period_days"] == 1
+    policy_approve(policy=policy, actor=second_officer)
+    policy.refresh_from_db()
+    assert policy.period_days == 1 and not policy.is_pending
+
+
+@pytest.mark.parametrize(
+    "change", [{"period_days": 400}, {"enabled": False}, {"period_days": None}]
+)
+def test_lengthening_or_disabling_takes_effect_at_once(db, officer, second_officer, change):
+    """Keeping data longer, or stopping a policy, destroys nothing: no approval needed,
+    and such a save drops a pending change."""
+    from retention.services import policy_approve, policy_save
+
+    policy = policy_approve(policy=_history_policy(officer, period_days=30), actor=second_officer)
+    for name, value in change.items():
+        setattr(policy, name, value)
+    policy_save(policy=policy, actor=officer, reason="")
+    policy.refresh_from_db()
+    assert not policy.is_pending
+    assert all(getattr(policy, name) == value for name, value in change.items())

@@ -2,9 +2,13 @@
 
 import logging
 import math
+import os
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.checks import Tags, run_checks
@@ -16,7 +20,7 @@ from django.db.models.signals import pre_save
 
 from tests.conftest import LEDGER_TRUNCATE_SETTING
 from versions import config
-from versions.checks import ledger_secret_check
+from versions.checks import ledger_anchor_check, ledger_secret_check
 from versions.context import change_context
 from versions.models import LedgerAction, LedgerCheckpoint, LedgerEntry
 from versions.services import GENESIS, key_id, ledger_append
@@ -174,9 +178,11 @@ def test_altered_row_is_named(chain):
 
 
 def test_deleted_row_is_found_at_its_successor(chain):
-    """Deleting a row in SQL breaks the link of the entry after it."""
+    """Deleting a row in SQL leaves a gap in the sequence, reported at the entry after it."""
     _sql("DELETE FROM versions_ledgerentry WHERE id = %s", [chain[1].pk])
-    with pytest.raises(CommandError, match=rf"entry #{chain[2].pk}: its link"):
+    with pytest.raises(
+        CommandError, match=rf"entry #{chain[2].pk}: the entry no. 2 before it is missing"
+    ):
         _verify()
 
 
@@ -291,11 +297,12 @@ def test_demo_uses_its_own_built_in_key(db, settings):
     ],
     ids=["missing", "secret-key", "short", "good"],
 )
-def test_deploy_check_refuses_a_weak_ledger_secret(settings, secret, expected):
+def test_deploy_check_refuses_a_weak_ledger_secret(settings, tmp_path, secret, expected):
     """`check --deploy` refuses a missing LEDGER_SECRET, SECRET_KEY itself, or a short one."""
     if secret == "same-as-secret-key":
         secret = settings.SECRET_KEY
     settings.LEDGER_SECRET = secret
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
     deploy = run_checks(tags=[Tags.security], include_deployment_checks=True)
     assert [m.id for m in deploy if m.id.startswith("versions.")] == expected
     assert [m.id for m in ledger_secret_check(None)] == expected
@@ -495,14 +502,13 @@ def test_head_is_logged_after_commit(db, caplog, django_capture_on_commit_callba
 def test_head_file_is_written_after_commit(
     db, settings, tmp_path, django_capture_on_commit_callbacks
 ):
-    """LEDGER_HEAD_FILE holds the newest head after each commit, replaced in one step."""
+    """LEDGER_HEAD_FILE anchors each new head after its commit, once."""
     settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
     with django_capture_on_commit_callbacks(execute=True):
         entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
         assert not (tmp_path / "ledger.head").exists()
     text = (tmp_path / "ledger.head").read_text()
-    assert text.startswith(f"entry={entry.pk} head={entry.hash} key_id=")
-    assert [p.name for p in tmp_path.iterdir()] == ["ledger.head"]  # no temporary left over
+    assert text.startswith(f"entry={entry.pk} head={entry.hash} seq=1 prev={GENESIS} key_id=")
     with django_capture_on_commit_callbacks(execute=True):
         assert ledger_verify().ok
     assert (tmp_path / "ledger.head").read_text() == text  # same head, same signed line
@@ -522,13 +528,15 @@ def test_rollback_known_to_the_head_file_is_reported(
     _sql("DELETE FROM versions_ledgercheckpoint WHERE entry_id > %s", [entries[2].pk])
     with pytest.raises(CommandError) as excinfo:
         _verify()
-    assert f"the head recorded in {tmp_path / 'ledger.head'} (entry #{entries[-1].pk}" in str(
-        excinfo.value
-    )
+    assert (
+        f"line 5 of {tmp_path / 'ledger.head'} anchored entry no. 5 (entry #{entries[-1].pk}, "
+        f"{entries[-1].hash}) and the chain ends at no. 3: entries no. 4 to 5 are missing"
+    ) in str(excinfo.value)
 
 
 def test_forged_head_file_is_reported(db, settings, tmp_path):
-    """A head file that is not a signed head line is reported, not trusted."""
+    """A head file that is not a signed head line is reported, not trusted (the single-line
+    file of earlier versions is read as the first anchored head)."""
     entry = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
     head_file = tmp_path / "ledger.head"
     settings.LEDGER_HEAD_FILE = str(head_file)
@@ -539,7 +547,7 @@ def test_forged_head_file_is_reported(db, settings, tmp_path):
     )
     assert "does not match its MAC" in ledger_verify().problem
     head_file.write_text("hello\n")
-    assert "is not a ledger head line" in ledger_verify().problem
+    assert "line 1 is not an anchored head" in ledger_verify().problem
 
 
 @pytest.mark.parametrize("value", ["abc", "g" * 64, "0" * 63, ""])
@@ -612,6 +620,276 @@ def test_checkpoints_cannot_be_changed_through_the_orm(chain):
         LedgerCheckpoint.objects.all().delete()
 
 
+# --- Cut from the end: sequence numbers and the chained anchor --------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sequence_numbers_have_no_gap_after_a_rolled_back_append(db):
+    """An append rolled back with its caller's transaction leaves no gap in the sequence
+    numbers (ids from a database sequence would have one on PostgreSQL)."""
+    first = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+        raise RuntimeError("the caller's work failed")
+    second = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert (first.seq, second.seq) == (1, 2)
+    assert ledger_verify().ok
+
+
+def test_renumbered_entry_does_not_match_its_hash(chain):
+    """The sequence number is hashed: closing a gap by renumbering is caught."""
+    _sql("DELETE FROM versions_ledgerentry WHERE id = %s", [chain[1].pk])
+    _sql("UPDATE versions_ledgerentry SET seq = seq - 1 WHERE id > %s", [chain[1].pk])
+    report = ledger_verify()
+    assert report.broken_id == chain[2].pk
+    assert "its link to the previous entry is broken" in report.problem
+
+
+def test_legacy_entries_without_a_sequence_number_still_verify(chain):
+    """Entries written before sequence numbers were kept verify by position, and the next
+    append continues the count."""
+    legacy_chain = []
+    prev = GENESIS
+    _sql("DELETE FROM versions_ledgercheckpoint")
+    _sql("DELETE FROM versions_ledgerentry")
+    from versions.services import _entry_hash
+
+    for entry in chain[:3]:  # rewritten as the old code signed them: no sequence number
+        entry.seq, entry.prev_hash = None, prev
+        entry.hash = _entry_hash(entry, prev, config.ledger_secret())
+        prev = entry.hash
+        legacy_chain.append(entry)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        LedgerEntry.objects.bulk_create(legacy_chain)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET LOCAL session_replication_role = origin")
+    new = ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    assert new.seq == 4
+    report = ledger_verify()
+    assert report.ok and report.checked == 4
+
+
+def _owner_sql(*statements):
+    """As the tables' owner: the append-only triggers disabled, then enabled again."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table in ("versions_ledgerentry", "versions_ledgercheckpoint"):
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        for statement, params in statements:
+            cursor.execute(statement, params)
+        for table in ("versions_ledgerentry", "versions_ledgercheckpoint"):
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+def _manage(data_dir, *args):
+    """`manage.py` in a process of its own, configured as the demo is by default, on the
+    test database: only DEMO=true and the data directory."""
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k not in ("LEDGER_HEAD_FILE", "DEBUG")}
+    env.update(
+        DEMO="true",
+        COMPLIANCE_DATA_DIR=str(data_dir),
+        COMPLIANCE_READ_DOTENV="false",
+        DATABASE_URL=(
+            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 5432}/{db['NAME']}"
+        ),
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def committed_chain(postgres, transactional_db):
+    """Five committed entries, visible to other processes (PostgreSQL)."""
+    return [
+        ledger_append(action=LedgerAction.EXPORT, actor=None, reason="", counts={"rows": i})
+        for i in range(5)
+    ]
+
+
+def test_newest_entries_deleted_as_owner_are_caught_by_default(committed_chain, tmp_path):
+    """As owner with the triggers disabled, deleting entries from no. 3 on and the
+    checkpoints after them no longer passes verification: the demo anchors its heads in
+    its data directory by default."""
+    verified = _manage(tmp_path, "verify_ledger")
+    assert verified.returncode == 0, verified.stderr
+    assert (tmp_path / "ledger.head").exists()
+    cut = committed_chain[2].pk
+    _owner_sql(
+        ("DELETE FROM versions_ledgerentry WHERE id >= %s", [cut]),
+        ("DELETE FROM versions_ledgercheckpoint WHERE entry_id >= %s", [cut]),
+    )
+    result = _manage(tmp_path, "verify_ledger")
+    assert result.returncode == 1
+    assert "Ledger intact" not in result.stdout
+    assert "the chain ends at no. 2: entries no. 3 to 5 are missing" in result.stderr
+
+
+def test_both_tables_truncated_by_a_superuser_are_caught_by_default(committed_chain, tmp_path):
+    """A superuser in replica mode (no trigger fires) truncating entries and checkpoints
+    leaves an empty ledger that no longer verifies as "intact: 0 entries"."""
+    assert _manage(tmp_path, "verify_ledger").returncode == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("TRUNCATE versions_ledgerentry, versions_ledgercheckpoint")
+        cursor.execute("SET session_replication_role = origin")
+    result = _manage(tmp_path, "verify_ledger")
+    assert result.returncode == 1
+    assert "the chain ends at no. 0: entries no. 1 to 5 are missing" in result.stderr
+
+
+def test_deletion_followed_by_an_append_is_caught(
+    postgres, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """Entries deleted from the end, then one ordinary append: the new head does not hide
+    the gap, since the head anchored before it is gone from the chain."""
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    with django_capture_on_commit_callbacks(execute=True):
+        entries = [
+            ledger_append(action=LedgerAction.BACKUP, actor=None, reason="") for _ in range(5)
+        ]
+    _owner_sql(
+        ("DELETE FROM versions_ledgerentry WHERE id >= %s", [entries[2].pk]),
+        ("DELETE FROM versions_ledgercheckpoint WHERE entry_id >= %s", [entries[2].pk]),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(4):  # the appends take the deleted numbers, then go past them
+            ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    report = ledger_verify()
+    assert not report.ok
+    assert "the chain was cut at or before it" in report.problem
+    assert f"(entry #{entries[2].pk}, {entries[2].hash})" in report.problem  # the removed one
+    assert report.problem.startswith("it is not the entry no. 3 that line 3")
+
+
+def test_deletion_followed_by_one_append_is_caught(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """One append after the deletion: the anchor still names a further head."""
+    _anchored(settings, tmp_path, django_capture_on_commit_callbacks, count=5)
+    entries = list(LedgerEntry.objects.order_by("id"))
+    _sql("DELETE FROM versions_ledgerentry WHERE id >= %s", [entries[2].pk])
+    _sql("DELETE FROM versions_ledgercheckpoint WHERE entry_id >= %s", [entries[2].pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    report = ledger_verify()
+    assert not report.ok and report.broken_id == LedgerEntry.objects.latest("id").pk
+    assert report.problem.startswith("it is not the entry no. 3 that line 3")
+
+
+def _anchored(settings, tmp_path, django_capture_on_commit_callbacks, count=4):
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(count):
+            ledger_append(action=LedgerAction.BACKUP, actor=None, reason="")
+    return tmp_path / "ledger.head"
+
+
+def test_each_anchor_line_is_chained_to_the_one_before(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """Each anchored head names the sha256 of the line before it; the first, the genesis."""
+    import hashlib
+
+    lines = _anchored(settings, tmp_path, django_capture_on_commit_callbacks).read_text()
+    lines = lines.splitlines()
+    assert len(lines) == 4
+    assert f" prev={GENESIS} " in lines[0]
+    for before, after in zip(lines, lines[1:], strict=False):
+        assert f" prev={hashlib.sha256(before.encode()).hexdigest()} " in after
+    assert ledger_verify().ok
+
+
+def test_anchor_line_cut_from_the_middle_is_reported(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """A line removed from the anchor file breaks the next line's link."""
+    path = _anchored(settings, tmp_path, django_capture_on_commit_callbacks)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1] + lines[2:]))
+    assert "line 2 does not follow the line before it" in ledger_verify().problem
+
+
+def test_rewritten_anchor_line_is_reported(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """A line whose head or number was rewritten does not match its MAC."""
+    path = _anchored(settings, tmp_path, django_capture_on_commit_callbacks)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace(" seq=4 ", " seq=3 ")
+    path.write_text("".join(lines))
+    assert "line 4 does not match its MAC" in ledger_verify().problem
+
+
+def test_anchor_cut_at_its_end_with_the_entries_is_still_caught_by_checkpoints(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    """Cutting the anchor's last lines along with the entries they named is what the
+    anchor cannot see alone: the checkpoints in the database still do, unless they are cut
+    too (keep the file where the database's users cannot write)."""
+    path = _anchored(settings, tmp_path, django_capture_on_commit_callbacks)
+    newest = LedgerEntry.objects.order_by("-id").first()
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:3]))
+    _sql("DELETE FROM versions_ledgerentry WHERE id = %s", [newest.pk])
+    assert f"(entry #{newest.pk}, {newest.hash}) is no longer in the chain" in (
+        ledger_verify().problem
+    )
+
+
+def test_anchor_is_not_moved_back_by_an_older_head(db, settings, tmp_path):
+    """A head published after a further one (commits finishing out of order) adds no line."""
+    from versions.anchor import anchor_append
+
+    path = tmp_path / "ledger.head"
+    written = anchor_append(path, entry=9, head="a" * 64, seq=9, key_id="k", secret=KEY_A)
+    assert (
+        written
+        and anchor_append(path, entry=8, head="b" * 64, seq=8, key_id="k", secret=KEY_A) is None
+    )
+    assert path.read_text().splitlines() == [written]
+
+
+def test_demo_anchors_the_head_in_the_data_directory():
+    """DEMO=true without LEDGER_HEAD_FILE anchors in COMPLIANCE_DATA_DIR; outside the demo
+    nothing is chosen for the operator (the deploy check asks for it)."""
+    probe = "from django.conf import settings; print('anchor=' + settings.LEDGER_HEAD_FILE)"
+
+    def head_file(**env):
+        base = {k: v for k, v in os.environ.items() if k not in ("LEDGER_HEAD_FILE", "DEMO")}
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", probe],
+            cwd=ROOT,
+            env={**base, "COMPLIANCE_READ_DOTENV": "false", **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return next(line for line in result.stdout.splitlines() if line.startswith("anchor="))
+
+    assert head_file(DEMO="true", COMPLIANCE_DATA_DIR="/srv/data") == "anchor=/srv/data/ledger.head"
+    assert head_file(DEMO="false") == "anchor="
+
+
+def test_deploy_check_refuses_a_ledger_without_an_anchor(settings, tmp_path):
+    """`check --deploy` fails (versions.E004) while LEDGER_HEAD_FILE is unset."""
+    settings.LEDGER_HEAD_FILE = ""
+    deploy = run_checks(tags=[Tags.security], include_deployment_checks=True)
+    assert "versions.E004" in [m.id for m in deploy]
+    assert not [m for m in run_checks() if m.id == "versions.E004"]  # deploy-time only
+    settings.LEDGER_HEAD_FILE = str(tmp_path / "ledger.head")
+    assert ledger_anchor_check(None) == []
+
+
 # --- The admin ------------------------------------------------------------------------
 
 
@@ -639,3 +917,28 @@ def test_ledger_entry_page_is_readable_and_has_no_history(auditor_client):
     assert "historylink" not in page and "/history/" not in page
     response = auditor_client.get(f"/admin/versions/ledgerentry/{entry.pk}/history/")
     assert response.status_code == 302 and response.url == url
+
+
+def test_only_a_superuser_can_disable_the_verification_schedule(officer, auditor):
+    """Beat's schedule of ledger-verify-daily is edited in the admin by superusers only: no
+    role has a permission on periodic tasks, so an officer's POST disabling it is refused
+    (and `doctor` reports a schedule disabled by anyone)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.DAYS)
+    task = PeriodicTask.objects.create(
+        name="ledger-verify-daily",
+        task="versions.tasks.ledger_verify_scheduled",
+        interval=every,
+    )
+    url = f"/admin/django_celery_beat/periodictask/{task.pk}/change/"
+    from django.test import Client
+
+    for user in (officer, auditor):
+        client = Client()
+        client.force_login(user)
+        assert client.get(url).status_code == 403
+        response = client.post(url, {"name": task.name, "task": task.task, "enabled": ""})
+        assert response.status_code == 403
+    task.refresh_from_db()
+    assert task.enabled

@@ -138,7 +138,8 @@ def test_retention_policies_changed_since_the_backup_keep_their_state(make_backu
         reason="trial",
     )
     path = make_backup()
-    sessions.enabled, sessions.period_days, sessions.name = False, 30, "Sessions (paused)"
+    # Lengthened, not shortened: a shorter period would wait for a second officer.
+    sessions.enabled, sessions.period_days, sessions.name = False, 120, "Sessions (paused)"
     policy_save(policy=sessions, actor=officer, reason="paused while we check")
     RetentionPolicy.objects.filter(pk=dropped.pk).delete()  # never ran: it can go
     created = policy_save(  # under the name the first one had at the backup
@@ -153,7 +154,7 @@ def test_retention_policies_changed_since_the_backup_keep_their_state(make_backu
     sessions = RetentionPolicy.objects.get(pk=sessions.pk)
     assert (sessions.enabled, sessions.period_days, sessions.name) == (
         False,
-        30,
+        120,
         "Sessions (paused)",
     )
     assert sessions.history.count() == 2

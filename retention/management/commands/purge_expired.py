@@ -1,8 +1,9 @@
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
+from django.db.models import Q
 
 from retention.models import RetentionPolicy
-from retention.services import RetentionRefused, policy_purge
+from retention.services import PolicyPending, RetentionRefused, policy_purge
 from versions.management.base import ComplianceCommand
 
 
@@ -39,7 +40,8 @@ class Command(ComplianceCommand):
     def handle(self, *args, policy, dry_run, batch_size, max_seconds, **options):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        policies = RetentionPolicy.objects.filter(enabled=True)
+        # Pending policies are named, so that a skipped one is seen (policy_purge skips it).
+        policies = RetentionPolicy.objects.filter(Q(enabled=True) | Q(pending_change__isnull=False))
         if policy:
             policies = RetentionPolicy.objects.filter(name=policy)
             if not policies:
@@ -56,6 +58,9 @@ class Command(ComplianceCommand):
                     batch_size=batch_size,
                     max_seconds=max_seconds,
                 )
+            except PolicyPending as exc:
+                self.stdout.write(str(exc))
+                continue
             except (RetentionRefused, PermissionDenied) as exc:
                 failed.append(item.name)
                 self.stderr.write(str(exc))

@@ -18,11 +18,11 @@ def _head_hash(value: str) -> str:
 
 class Command(ComplianceCommand):
     help = (
-        "Recompute the ledger's hash chain and check that the heads recorded earlier (the "
-        "checkpoints, LEDGER_HEAD_FILE, --expect-head) are still in it. Exits 0 when intact, "
-        "recording the verified head; otherwise exits 1 and names the first entry that was "
-        "altered, deleted or inserted outside the application, or the entries missing from "
-        "the end."
+        "Recompute the ledger's hash chain and sequence numbers and check that the heads "
+        "recorded earlier (the checkpoints, every head anchored in LEDGER_HEAD_FILE, "
+        "--expect-head) are still in it. Exits 0 when intact, recording the verified head; "
+        "otherwise exits 1 and names the first entry that was altered, deleted or inserted "
+        "outside the application, or the entries missing from the end."
     )
     OK = "Ledger intact: {checked} verified. Head: entry #{entry}, hash {head}"
     BROKEN = "Ledger broken at entry #{entry}: {problem}. {checked} verified before it."
