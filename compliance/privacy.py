@@ -18,6 +18,9 @@ class SubjectRequestPrivacy(ModelPrivacy):
     retention_basis = "received_at"
     purpose = "Answering data-subject requests within their statutory deadlines."
     lawful_basis = "Legal obligation (Art. 6(1)(c))"
+    # Handling the subject's requests (a restriction request among them) is what Art. 12
+    # requires of a restricted subject's records too.
+    restriction_applies = False
 
 
 # Consents ------------------------------------------------------------------------------
@@ -45,6 +48,9 @@ class ConsentEventPrivacy(ModelPrivacy):
     retention_basis = "occurred_at"
     purpose = "Demonstrating each grant and withdrawal of consent."
     lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
+    # A withdrawal is always recorded (Art. 7(3)), and a grant is the subject's own consent,
+    # under which Art. 18(2) allows processing.
+    restriction_applies = False
 
 
 @register(ConsentState)
@@ -59,3 +65,4 @@ class ConsentStatePrivacy(ModelPrivacy):
     retention_basis = "updated_at"
     purpose = "Honouring each subject's current consent choices."
     lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
+    restriction_applies = False  # follows the events (see ConsentEventPrivacy)

@@ -105,6 +105,10 @@ class ModelPrivacy:
     recipients: tuple[str, ...] = ()
     #: Where the data comes from when not from the subject (Art. 15(1)(g)).
     source: str = "Collected from the data subject."
+    #: Whether a restriction of processing (Art. 18) of the subject freezes these rows
+    #: (retention.holds). False only for records of how the subject's own rights are
+    #: handled (their requests, their consent choices), which answering them must change.
+    restriction_applies: bool = True
 
     def __init__(self, model: type[models.Model]):
         self.model = model

@@ -33,6 +33,8 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from retention.models import RESTRICTION_GROUNDS
+from retention.selectors import subject_holds
 from retention.services import _require, rows_delete
 from versions.context import change_context
 from versions.files import copy_blocks, file_sha256, fsync_dir
@@ -793,6 +795,7 @@ def subject_export(
         raise ComplianceRefused(message)
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    _export_restriction_refuse(subject, request or (export.request if export else None))
     if export is None:
         _answered(request, subject)
         export = SubjectExport.objects.create(
@@ -873,6 +876,18 @@ def _answered(request: SubjectRequest | None, subject) -> SubjectRequest | None:
     return request
 
 
+def _export_restriction_refuse(subject, request: SubjectRequest | None) -> None:
+    """An export is processing: of a subject whose processing is restricted (Art. 18), only
+    one that answers their own request runs (Art. 15; Art. 18(2): at their wish)."""
+    restricted = subject_holds(subject).filter(ground__in=RESTRICTION_GROUNDS).exists()
+    if restricted and request is None:
+        raise ComplianceRefused(
+            "Processing of this subject's data is restricted (GDPR Art. 18): an export runs "
+            "only to answer their own request. Record their request and export from its "
+            "page, or lift the restriction first."
+        )
+
+
 def _export_subject(subject) -> dict:
     """How an export names its subject: the row, and its key, which outlives the row (a
     subject known from history only has the key alone)."""
@@ -896,6 +911,7 @@ def subject_export_queue(
     returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     _answered(request, subject)
+    _export_restriction_refuse(subject, request)
     from .tasks import export_run  # the task module imports this one
 
     with change_context(user=actor, reason=reason), transaction.atomic():
