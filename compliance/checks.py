@@ -192,6 +192,14 @@ def _declaration_errors(entry, subject_model):
                 "E004",
             )
     errors.extend(_about_errors(entry))
+    if entry.subject_key_field and not isinstance(
+        _field(model, entry.subject_key_field), models.CharField
+    ):
+        error(
+            f"{label}: subject_key_field '{entry.subject_key_field}' is not a text field.",
+            "Name the CharField that keeps the subject's primary key, or leave it empty.",
+            "E003",
+        )
     for name in entry.not_personal:
         if _field(model, name) is None:
             error(

@@ -105,6 +105,14 @@ class ModelPrivacy:
     recipients: tuple[str, ...] = ()
     #: Where the data comes from when not from the subject (Art. 15(1)(g)).
     source: str = "Collected from the data subject."
+    #: A text field holding the subject's primary key, kept should the subject row go (a
+    #: request's ``subject_key``): the walk finds the rows by it too, so what is about a
+    #: subject whose row is gone still counts as theirs.
+    subject_key_field: str = ""
+    #: Rows that are evidence about their subject (consent events): a retention policy on
+    #: the model removes only the rows whose subject row is gone, its period counted from
+    #: `retention_basis`; while the subject's row exists they are kept.
+    outlives_subject: bool = False
     #: Whether a restriction of processing (Art. 18) of the subject freezes these rows
     #: (retention.holds). False only for records of how the subject's own rights are
     #: handled (their requests, their consent choices), which answering them must change.

@@ -152,6 +152,8 @@ def subject_q(entry: ModelPrivacy, subject_pk, *, history: bool = False) -> Q:
     q = Q(pk__in=[])
     for path in entry.subject_lookups(history=history):
         q |= Q(**{path: subject_pk})
+    if entry.subject_key_field:  # rows whose link went with the subject row keep the key
+        q |= Q(**{entry.subject_key_field: str(subject_pk)})
     return q
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "protected_q",
     "policy_scope",
     "restricted_q",
+    "subject_alive_q",
     "policy_targets",
     "policy_validate",
 ]
@@ -153,6 +154,15 @@ def protected_q(model) -> Q:
     return q
 
 
+def subject_alive_q(entry) -> Q:
+    """Rows of `entry`'s model whose subject row (through any subject path) still exists."""
+    subject_model = registry.subject_model()
+    q = Q(pk__in=[])
+    for path in entry.subject_lookups():
+        q |= Q(Exists(subject_model._base_manager.filter(pk=OuterRef(path))))
+    return q
+
+
 @dataclass(frozen=True)
 class PolicyScope:
     """A policy's rows now: expired (by age), minus exclusions, minus holds."""
@@ -182,6 +192,9 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
     if policy.action == PolicyAction.HARD_DELETE:
         # Rows other records keep (an order keeps its customer) are left, counted as excluded.
         exclusions |= protected_q(model)
+    entry = registry.get(model)
+    if entry is not None and entry.outlives_subject:
+        exclusions |= subject_alive_q(entry)  # evidence is kept while its subject row exists
     excluded = expired.filter(exclusions) if exclusions else expired.none()
     kept = expired.exclude(exclusions) if exclusions else expired
     if not holds_active():

@@ -158,6 +158,19 @@ def test_the_sample_messages_say_whom_each_field_is_about():
     assert not [e for e in registry_check(None) if e.id == "compliance.E009"]
 
 
+def test_a_subject_key_field_must_be_a_text_field(swap):
+    """subject_key_field names the text field keeping the subject's key, else E003."""
+
+    class WrongKey(ModelPrivacy):
+        subject = "customer"
+        fields = dict(registry.get(Order).fields)
+        subject_key_field = "total"
+
+    swap(Order, WrongKey)
+    errors = [e for e in registry_check(None) if e.id == "compliance.E003"]
+    assert len(errors) == 1 and "subject_key_field 'total' is not a text field" in errors[0].msg
+
+
 def test_retain_needs_a_legal_ground_and_basis_a_date(swap):
     """erasure='retain' without a legal ground, or a non-date retention basis, is an error."""
 
