@@ -303,8 +303,28 @@ def test_gdpr_art_7_1_consent_is_demonstrable_from_the_receipt(customer, marketi
 
 
 def test_registry_checks_pass(db):
-    """manage.py check finds the consent declarations valid and every field classified."""
-    call_command("check", fail_level="ERROR")
+    """manage.py check finds the consent declarations valid and every field classified: no
+    compliance error at all, the consent models are declared with their personal fields,
+    and the same check reports the consent event's IP and user agent once undeclared."""
+    from compliance.checks import registry_check
+    from compliance.registry import registry
+
+    assert [e for e in registry_check(None) if e.id.startswith("compliance.")] == []
+    call_command("check", fail_level="ERROR")  # raises SystemCheckError on any error
+    entry = registry.get(ConsentEvent)
+    assert set(entry.fields) == {"ip_address", "user_agent"}
+    assert registry.is_registered(ConsentState)
+    registry.unregister(ConsentEvent)
+    try:
+        undeclared = {
+            e.msg.split(" ")[0] for e in registry_check(None) if e.id == "compliance.E001"
+        }
+    finally:
+        registry.register(ConsentEvent, type(entry))
+    assert undeclared == {
+        "compliance.ConsentEvent.ip_address",
+        "compliance.ConsentEvent.user_agent",
+    }
 
 
 def test_concurrent_grants_and_withdrawals_apply_in_turn(postgres, transactional_db, customer):
