@@ -191,6 +191,15 @@ def _declaration_errors(entry, subject_model):
                 "on a nullable field.",
                 "E004",
             )
+    errors.extend(_about_errors(entry))
+    if entry.subject_key_field and not isinstance(
+        _field(model, entry.subject_key_field), models.CharField
+    ):
+        error(
+            f"{label}: subject_key_field '{entry.subject_key_field}' is not a text field.",
+            "Name the CharField that keeps the subject's primary key, or leave it empty.",
+            "E003",
+        )
     for name in entry.not_personal:
         if _field(model, name) is None:
             error(
@@ -221,9 +230,39 @@ def _declaration_errors(entry, subject_model):
     return errors
 
 
+def _about_errors(entry) -> list[Error]:
+    """compliance.E009: on a model about several people, each personal field says whose it is."""
+    errors, paths = [], entry.subject_paths
+    for name, personal in entry.fields.items():
+        unknown = [path for path in personal.about_paths if path not in paths]
+        if unknown:
+            errors.append(
+                Error(
+                    f"{entry.label}.{name} is declared about {', '.join(map(repr, unknown))}, "
+                    "which is not one of the model's subject paths.",
+                    hint=f"Name one or more of its subject paths: {', '.join(paths)}.",
+                    obj=entry.model,
+                    id="compliance.E009",
+                )
+            )
+        elif len(paths) > 1 and not personal.about_paths:
+            errors.append(
+                Error(
+                    f"{entry.label}.{name}: the model has several subject paths "
+                    f"({', '.join(paths)}) and the field does not say whom it is about.",
+                    hint="Give Personal(..., about=...) the path(s) whose subject the field "
+                    "describes: an export shows it only to them and only their erasure "
+                    "anonymises it (GDPR Art. 15(4)).",
+                    obj=entry.model,
+                    id="compliance.E009",
+                )
+            )
+    return errors
+
+
 @register(Tags.models)
 def registry_check(app_configs, **kwargs):
-    """compliance.E001–E007: classification complete and declarations valid."""
+    """compliance.E001–E007, E009: classification complete and declarations valid."""
     errors = []
     try:
         subject_model = registry.subject_model()

@@ -389,7 +389,11 @@ class ConsentEvent(AppendOnlyModel):
 
     subject = models.ForeignKey(
         settings.COMPLIANCE_SUBJECT_MODEL,
-        on_delete=models.PROTECT,  # evidence outlives nothing silently: purge leaves it out
+        # Evidence outlives its subject's row: a purge of the subject leaves the events,
+        # found by the subject's key (subject_id), until a policy on consent events, counted
+        # from occurred_at, removes those whose subject row is gone.
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
         related_name="consent_events",
     )
     purpose = models.ForeignKey(ConsentPurpose, on_delete=models.PROTECT, related_name="events")

@@ -9,6 +9,7 @@ from .registry import Category, Erasure, ModelPrivacy, Personal, register, regis
 @register(SubjectRequest)
 class SubjectRequestPrivacy(ModelPrivacy):
     subject = "subject"
+    subject_key_field = "subject_key"  # the link goes with the subject row; the key stays
     fields = {}  # a link to the subject and the request's own facts; nothing personal
     erasure = Erasure.RETAIN
     legal_ground = (
@@ -18,6 +19,9 @@ class SubjectRequestPrivacy(ModelPrivacy):
     retention_basis = "received_at"
     purpose = "Answering data-subject requests within their statutory deadlines."
     lawful_basis = "Legal obligation (Art. 6(1)(c))"
+    # Handling the subject's requests (a restriction request among them) is what Art. 12
+    # requires of a restricted subject's records too.
+    restriction_applies = False
 
 
 # Consents ------------------------------------------------------------------------------
@@ -27,7 +31,8 @@ registry.declare_not_personal(ConsentPurpose, "name")
 EVIDENCE = (
     "Consent must be demonstrable (GDPR Art. 7(1)) and the evidence is needed to defend "
     "legal claims (Art. 17(3)(e)): the events are kept, their IP address and user agent "
-    "anonymised."
+    "anonymised, until a retention policy on consent events removes those of subjects whose "
+    "row is gone."
 )
 
 
@@ -43,8 +48,14 @@ class ConsentEventPrivacy(ModelPrivacy):
     erasure = Erasure.ANONYMISE
     legal_ground = EVIDENCE
     retention_basis = "occurred_at"
+    # The events outlive their subject's row (found by its key, subject_id): a policy on
+    # them removes only the events of subjects whose row is gone.
+    outlives_subject = True
     purpose = "Demonstrating each grant and withdrawal of consent."
     lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
+    # A withdrawal is always recorded (Art. 7(3)), and a grant is the subject's own consent,
+    # under which Art. 18(2) allows processing.
+    restriction_applies = False
 
 
 @register(ConsentState)
@@ -59,3 +70,4 @@ class ConsentStatePrivacy(ModelPrivacy):
     retention_basis = "updated_at"
     purpose = "Honouring each subject's current consent choices."
     lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
+    restriction_applies = False  # follows the events (see ConsentEventPrivacy)

@@ -14,7 +14,7 @@ Apps declare their models in a ``privacy.py`` module, autodiscovered like ``admi
         retention_basis = "created_at"
 
 Export, erasure, purge, the inventory and the system checks read only this registry.
-Declarations are validated by system checks (compliance.E002–E007), not at import.
+Declarations are validated by system checks (compliance.E002–E007, E009), not at import.
 """
 
 from __future__ import annotations
@@ -60,11 +60,23 @@ class Erasure(models.TextChoices):
 
 @dataclass(frozen=True)
 class Personal:
-    """A personal field: its category, how to anonymise it, whether it is exported."""
+    """A personal field: its category, how to anonymise it, whether it is exported, and
+    whom it is about.
+
+    `about` names the subject path(s) of the model whose subject the field describes (a
+    message's ``sender_name`` is about its ``sender``): an export shows the field only to
+    them, and only their erasure anonymises it (GDPR Art. 15(4)). Empty: the field is about
+    the subject of every path; a model with several paths must say (compliance.E009).
+    """
 
     category: str
     anonymiser: str = "redact"
     exported: bool = True
+    about: str | tuple[str, ...] = ()
+
+    @property
+    def about_paths(self) -> tuple[str, ...]:
+        return (self.about,) if isinstance(self.about, str) else tuple(self.about)
 
 
 class ModelPrivacy:
@@ -93,6 +105,18 @@ class ModelPrivacy:
     recipients: tuple[str, ...] = ()
     #: Where the data comes from when not from the subject (Art. 15(1)(g)).
     source: str = "Collected from the data subject."
+    #: A text field holding the subject's primary key, kept should the subject row go (a
+    #: request's ``subject_key``): the walk finds the rows by it too, so what is about a
+    #: subject whose row is gone still counts as theirs.
+    subject_key_field: str = ""
+    #: Rows that are evidence about their subject (consent events): a retention policy on
+    #: the model removes only the rows whose subject row is gone, its period counted from
+    #: `retention_basis`; while the subject's row exists they are kept.
+    outlives_subject: bool = False
+    #: Whether a restriction of processing (Art. 18) of the subject freezes these rows
+    #: (retention.holds). False only for records of how the subject's own rights are
+    #: handled (their requests, their consent choices), which answering them must change.
+    restriction_applies: bool = True
 
     def __init__(self, model: type[models.Model]):
         self.model = model
@@ -105,9 +129,26 @@ class ModelPrivacy:
         """The subject paths as lookups on the model's rows, or on its history rows, which
         copy the record's key under its own name (their primary key is the history id) and
         keep each foreign key, so the other paths are the same."""
-        own = ("pk", self.model._meta.pk.name)
-        key = self.model._meta.pk.attname if history else "pk"
-        return [key if path in own else path for path in self.subject_paths]
+        return [self._lookup(path, history=history) for path in self.subject_paths]
+
+    def field_paths(self, name: str) -> list[str]:
+        """The subject paths whose subject the personal field `name` is about: those its
+        declaration names, else every subject path."""
+        about = self.fields[name].about_paths
+        return list(about) if about else self.subject_paths
+
+    def field_lookups(self, name: str, *, history: bool = False) -> list[str]:
+        """`field_paths` as lookups on the model's rows or history rows."""
+        return [self._lookup(path, history=history) for path in self.field_paths(name)]
+
+    def is_about_every_path(self, name: str) -> bool:
+        """Whether the field is about the subject whichever path reaches them."""
+        return set(self.field_paths(name)) >= set(self.subject_paths)
+
+    def _lookup(self, path: str, *, history: bool) -> str:
+        if path in ("pk", self.model._meta.pk.name):
+            return self.model._meta.pk.attname if history else "pk"
+        return path
 
     @property
     def label(self) -> str:

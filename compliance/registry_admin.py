@@ -8,9 +8,11 @@ from contextlib import nullcontext
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import BooleanField, ExpressionWrapper
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from retention.holds import ProcessingRestricted, restriction_override
 from retention.selectors import held_q, holds_active, restricted_q
 from retention.services import rows_hard_delete
 from retention.softdelete import is_soft_delete_model
@@ -33,7 +35,9 @@ class RegistryAdminMixin:
     - a registered model's retention basis date is read-only: editing it would move when
       the record is purged;
     - rows whose processing is restricted (Art. 18) are marked in the list and on their
-      page, and saving a change to one needs a reason, recorded in its history;
+      page, and saving a change to one needs a reason, recorded in its history (the one
+      change the admin makes to them: a rectification the subject may ask for, Art. 16);
+      bulk actions, list edits and deletes that reach them are refused with a message;
     - the subject model's page links to the subject overview.
     """
 
@@ -93,8 +97,25 @@ class RegistryAdminMixin:
 
     def save_model(self, request, obj, form, change):
         reason = form.cleaned_data.get(RESTRICTION_REASON, "")
-        with change_context(reason=reason) if reason else nullcontext():
+        with (
+            change_context(reason=reason) if reason else nullcontext(),
+            restriction_override(reason=reason) if reason else nullcontext(),
+        ):
             super().save_model(request, obj, form, change)
+
+    def changelist_view(self, request, extra_context=None):
+        try:
+            return super().changelist_view(request, extra_context)
+        except ProcessingRestricted as exc:  # a bulk action or a list edit: nothing changed
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ProcessingRestricted as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})

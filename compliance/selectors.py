@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 
@@ -17,11 +17,14 @@ from retention.models import RESTRICTION_GROUNDS, LegalHold
 from retention.selectors import held_q
 from versions.setbased import history_model_of
 
-from .anonymisers import get_anonymiser, keyed_sha256, keyed_sha256_text
+from .anonymisers import REDACTED, get_anonymiser, keyed_sha256, keyed_sha256_text
 from .models import ConsentEvent, ConsentState, SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, registry
 
 __all__ = [
+    "about_q",
+    "export_masks",
+    "other_subject_keys",
     "DUE_SOON_DAYS",
     "RECEIPT_FORMAT",
     "ErasurePlan",
@@ -42,6 +45,7 @@ __all__ = [
     "erasure_plan",
     "erasure_targets",
     "erasure_values",
+    "value_where",
     "inventory",
     "request_due_soon_q",
     "request_overdue_q",
@@ -136,6 +140,8 @@ class SubjectRows:
     rows: models.QuerySet
     #: The history rows holding the subject's data; None for an untracked model.
     history: models.QuerySet | None
+    #: The primary key of the subject walked: whose rows these are.
+    subject_pk: object = None
 
     @property
     def model(self) -> type[models.Model]:
@@ -147,7 +153,68 @@ def subject_q(entry: ModelPrivacy, subject_pk, *, history: bool = False) -> Q:
     q = Q(pk__in=[])
     for path in entry.subject_lookups(history=history):
         q |= Q(**{path: subject_pk})
+    if entry.subject_key_field:  # rows whose link went with the subject row keep the key
+        q |= Q(**{entry.subject_key_field: str(subject_pk)})
     return q
+
+
+def about_q(entry: ModelPrivacy, name: str, subject_pk, *, history: bool = False) -> Q:
+    """The rows whose personal field `name` is about the subject `subject_pk` (reached through
+    one of the paths the field is about); an empty Q when every path is (every row of the
+    subject's is)."""
+    if entry.is_about_every_path(name):
+        return Q()
+    q = Q(pk__in=[])
+    for path in entry.field_lookups(name, history=history):
+        q |= Q(**{path: subject_pk})
+    return q
+
+
+def other_subject_keys(entry: ModelPrivacy, model) -> list[str]:
+    """The columns of `model` (the registered model or its history model) holding a key of
+    the subject model: on a row about several people, the others' keys are theirs."""
+    subject_model = registry.subject_model()
+    return [
+        field.attname
+        for field in model._meta.concrete_fields
+        if field.is_relation and field.related_model is subject_model
+    ]
+
+
+def export_masks(walked: SubjectRows, model) -> dict[str, object]:
+    """Column -> the expression an export reads instead, for `walked`'s model (or its history
+    `model`): a personal field about someone else (another path's subject) is redacted, and
+    a key of another subject left out (GDPR Art. 15(4)). Columns not listed are read as
+    they are."""
+    entry, history = walked.entry, model is not walked.model
+    present = {field.name for field in model._meta.concrete_fields}
+    masks = {}
+    for name in entry.fields:
+        about = about_q(entry, name, walked.subject_pk, history=history)
+        if name not in present or not about:
+            continue
+        field = model._meta.get_field(name)
+        hidden = REDACTED if isinstance(field, models.CharField | models.TextField) else None
+        masks[field.attname] = Case(
+            When(about, then=F(field.attname)),
+            default=Value(hidden, output_field=field),
+            output_field=field,
+        )
+    for column in other_subject_keys(entry, model):
+        masks[column] = Case(
+            When(**{column: walked.subject_pk}, then=F(column)),
+            default=Value(None),
+            output_field=_key_field(registry.subject_model()),
+        )
+    return masks
+
+
+def _key_field(model) -> models.Field:
+    """A field of the type of `model`'s primary key, for an expression's output."""
+    pk = model._meta.pk
+    while pk.is_relation:
+        pk = pk.target_field
+    return models.BigIntegerField() if isinstance(pk, models.IntegerField) else type(pk)()
 
 
 def subject_walk(subject) -> list[SubjectRows]:
@@ -161,7 +228,7 @@ def subject_walk(subject) -> list[SubjectRows]:
             history = history_model._base_manager.filter(
                 subject_q(entry, subject.pk, history=True)
             ).order_by("pk")
-        walked.append(SubjectRows(entry=entry, rows=rows, history=history))
+        walked.append(SubjectRows(entry=entry, rows=rows, history=history, subject_pk=subject.pk))
     return walked
 
 
@@ -473,28 +540,53 @@ def erasure_fields(entry: ModelPrivacy, model) -> dict[str, str]:
     return {name: p.anonymiser for name, p in entry.fields.items() if name in present}
 
 
-def erasure_values(entry: ModelPrivacy, model) -> dict[str, object]:
-    """The UPDATE that anonymises `model`'s rows: field -> the registry anonymiser's value."""
+def erasure_values(entry: ModelPrivacy, model, subject_pk=None) -> dict[str, object]:
+    """The UPDATE that anonymises `model`'s rows: field -> the registry anonymiser's value.
+
+    With `subject_pk` (an erasure of that subject), a field about only some of the model's
+    subject paths is anonymised only on the rows where it is about that subject: a message's
+    sender name stays when its recipient is erased. Without (a purge), every row's."""
     opts = model._meta
-    return {
-        name: get_anonymiser(anonymiser).expression(opts.get_field(name))
-        for name, anonymiser in erasure_fields(entry, model).items()
-    }
+    values = {}
+    for name, anonymiser in erasure_fields(entry, model).items():
+        field = opts.get_field(name)
+        value = get_anonymiser(anonymiser).expression(field)
+        about = Q() if subject_pk is None else _about(entry, name, subject_pk, model)
+        if about:
+            value = value_where(about, value, field)
+        values[name] = value
+    return values
 
 
-def still_personal_q(entry: ModelPrivacy, model) -> Q:
-    """Rows of `model` with a personal field that differs from its anonymised form.
+def _about(entry: ModelPrivacy, name: str, subject_pk, model) -> Q:
+    return about_q(entry, name, subject_pk, history=model is not entry.model)
+
+
+def value_where(condition: Q, value, field) -> Case:
+    """`value` on the rows `condition` matches; the others keep the field as it is."""
+    if not hasattr(value, "resolve_expression"):
+        value = Value(value)  # a plain value: When would read a string as a field name
+    return Case(When(condition, then=value), default=F(field.attname), output_field=field)
+
+
+def still_personal_q(entry: ModelPrivacy, model, subject_pk=None) -> Q:
+    """Rows of `model` with a personal field that differs from its anonymised form (with
+    `subject_pk`: a field about that subject, as `erasure_values` says).
 
     `hash` is left out of the comparison: hashing a digest gives another digest, so it would
     never look done. Its fields are rewritten together with the row's other fields.
     """
-    values = erasure_values(entry, model)
-    settled = {name: value for name, value in values.items() if _settles(entry, name)}
+    opts = model._meta
+    fields = erasure_fields(entry, model)
+    settled = [name for name in fields if _settles(entry, name)]
     if not settled:
-        return Q() if values else Q(pk__in=[])
+        return Q() if fields else Q(pk__in=[])
     q = Q(pk__in=[])
-    for name, value in settled.items():
-        q |= ~Q(**{name: value}) if value is not None else Q(**{f"{name}__isnull": False})
+    for name in settled:
+        value = get_anonymiser(fields[name]).expression(opts.get_field(name))
+        differs = ~Q(**{name: value}) if value is not None else Q(**{f"{name}__isnull": False})
+        about = Q() if subject_pk is None else _about(entry, name, subject_pk, model)
+        q |= about & differs if about else differs
     return q
 
 
@@ -632,7 +724,7 @@ def erasure_targets(walked: SubjectRows) -> tuple[models.QuerySet, models.QueryS
     else:
         rows = walked.rows
         if entry.erasure == Erasure.ANONYMISE:
-            rows = rows.filter(still_personal_q(entry, model))
+            rows = rows.filter(still_personal_q(entry, model, walked.subject_pk))
         if holds:
             rows = rows.exclude(_kept_q(entry, model))
     history = walked.history
@@ -645,7 +737,7 @@ def erasure_targets(walked: SubjectRows) -> tuple[models.QuerySet, models.QueryS
         elif not erasure_fields(entry, history.model):
             history = history.filter(unattended)  # a history that leaves the fields out (a token)
         else:
-            personal = still_personal_q(entry, history.model)
+            personal = still_personal_q(entry, history.model, walked.subject_pk)
             if personal:  # an empty Q (nothing settles: every row counts) stays as it is
                 history = history.filter(personal if unattended is None else personal | unattended)
         if holds:

@@ -30,8 +30,11 @@ from django.core.exceptions import EmptyResultSet, PermissionDenied
 from django.db import IntegrityError, connections, transaction
 from django.db.models import Case, F, Func, Q, TextField, Value, When
 from django.db.models.functions import Cast
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from retention.models import RESTRICTION_GROUNDS
+from retention.selectors import subject_holds
 from retention.services import _require, rows_delete
 from versions.context import change_context
 from versions.files import copy_blocks, file_sha256, fsync_dir
@@ -65,11 +68,13 @@ from .selectors import (
     erasure_scope,
     erasure_targets,
     erasure_values,
+    export_masks,
     still_personal_q,
     subject_gone,
     subject_identifiers,
     subject_walk,
     unattended_context_q,
+    value_where,
 )
 
 __all__ = [
@@ -445,17 +450,18 @@ class _IsoText(Func):
     output_field = TextField()
 
 
-def _selection(model, columns: list[str], vendor: str) -> tuple[list, list, list[int]]:
+def _selection(model, columns: list[str], vendor: str, masks: dict) -> tuple[list, list, list[int]]:
     """For `columns` of `model`: what to select (names, or expressions), [(index, to text)]
-    applied to JSON and CSV alike, and the indexes of JSON fields (JSON text in a CSV cell)."""
+    applied to JSON and CSV alike, and the indexes of JSON fields (JSON text in a CSV cell).
+    A column in `masks` is read as its mask (`export_masks`)."""
     selected, values, structured = [], [], []
     for index, name in enumerate(columns):
         field = model._meta.get_field(name)
         kind = field.get_internal_type()
         if vendor == "postgresql" and kind in ("DateTimeField", "DateField"):
-            selected.append(_IsoText(name))
+            selected.append(_IsoText(masks.get(name, name)))
             continue
-        selected.append(name)
+        selected.append(masks.get(name, name))
         if kind in _TO_TEXT:
             values.append((index, _TO_TEXT[kind]))
         elif kind == "JSONField":
@@ -555,34 +561,39 @@ def _flush(out: _HashingWriter, objects: list[str], rows: int, writer, lines: li
     lines.clear()
 
 
-def _write_rows(archive, name: str, queryset, columns: list[str], chunk_size: int, stats):
-    """Write NAME.json and NAME.csv of `queryset`'s `columns`; return the rows."""
+def _write_rows(
+    archive, name: str, queryset, columns: list[str], chunk_size: int, stats, masks=None
+):
+    """Write NAME.json and NAME.csv of `queryset`'s `columns`, each column in `masks` read as
+    its mask (`export_masks`); return the rows."""
+    masks = masks or {}
     if connections[queryset.db].vendor == "postgresql":
         try:
-            return _write_rows_copy(archive, name, queryset, columns, stats)
+            return _write_rows_copy(archive, name, queryset, columns, stats, masks)
         except EmptyResultSet:
             queryset = queryset.none()
-    return _write_rows_python(archive, name, queryset, columns, chunk_size, stats)
+    return _write_rows_python(archive, name, queryset, columns, chunk_size, stats, masks)
 
 
-def _copy_sql(queryset, columns: list[str], variant: str) -> tuple[str, list]:
+def _copy_sql(queryset, columns: list[str], variant: str, masks: dict) -> tuple[str, list]:
     """SELECT of `columns` (named so) over `queryset`, each rendered as the Python path would
     write it: ISO 8601 dates; decimals as strings in JSON; True/False in CSV."""
     expressions = {}
     for index, name in enumerate(columns):
         kind = queryset.model._meta.get_field(name).get_internal_type()
+        read = masks.get(name, F(name))
         if kind in ("DateTimeField", "DateField"):
-            expression = _IsoText(name)
+            expression = _IsoText(read)
         elif kind == "DecimalField" and variant == "json":
-            expression = Cast(name, TextField())
+            expression = Cast(read, TextField())
         elif kind == "BooleanField" and variant == "csv":
             expression = Case(
-                When(**{name: True}, then=Value("True")),
-                When(**{name: False}, then=Value("False")),
+                When(Exact(read, True), then=Value("True")),
+                When(Exact(read, False), then=Value("False")),
                 output_field=TextField(),
             )
         else:
-            expression = F(name)
+            expression = read
         expressions[f"_export_{index}"] = expression
     selection = queryset.annotate(**expressions).values_list(*expressions)
     inner, params = selection.query.sql_with_params()
@@ -594,12 +605,12 @@ def _copy_sql(queryset, columns: list[str], variant: str) -> tuple[str, list]:
     return f"SELECT {renamed} FROM ({inner}) t", list(params)
 
 
-def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) -> int:
+def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats, masks) -> int:
     """PostgreSQL: the database writes both files (COPY … TO STDOUT, streamed block by block):
     JSON objects by ``to_json``, CSV by COPY's csv format. Python only moves the bytes."""
     json_name, csv_name = f"{name}.json", f"{name}.csv"
-    select_json, json_params = _copy_sql(queryset, columns, "json")
-    select_csv, csv_params = _copy_sql(queryset, columns, "csv")
+    select_json, json_params = _copy_sql(queryset, columns, "json", masks)
+    select_csv, csv_params = _copy_sql(queryset, columns, "csv", masks)
     with connections[queryset.db].cursor() as cursor:
         with archive.open(_entry(json_name), "w", force_zip64=True) as raw:
             out = _HashingWriter(raw)
@@ -625,7 +636,7 @@ def _write_rows_copy(archive, name: str, queryset, columns: list[str], stats) ->
 
 
 def _write_rows_python(
-    archive, name: str, queryset, columns: list[str], chunk_size: int, stats
+    archive, name: str, queryset, columns: list[str], chunk_size: int, stats, masks
 ) -> int:
     """Stream `queryset`'s `columns` into NAME.json and NAME.csv inside `archive`.
 
@@ -644,7 +655,7 @@ def _write_rows_python(
             out.write(b"[")
             encode, objects, lines = _ENCODER.encode, [], []
             vendor = connections[queryset.db].vendor
-            selected, convert, structured = _selection(queryset.model, columns, vendor)
+            selected, convert, structured = _selection(queryset.model, columns, vendor, masks)
             for row in queryset.values_list(*selected).iterator(chunk_size=chunk_size):
                 if convert:
                     row = list(row)
@@ -689,7 +700,13 @@ def _write_archive(
                 continue
             base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
             meta["rows"] = _write_rows(
-                zf, base, walked.rows, export_fields(walked.entry), chunk_size, stats
+                zf,
+                base,
+                walked.rows,
+                export_fields(walked.entry),
+                chunk_size,
+                stats,
+                export_masks(walked, walked.model),
             )
             meta["files"] = [f"{base}.json", f"{base}.csv"]
             if walked.history is not None:
@@ -700,6 +717,7 @@ def _write_archive(
                     export_fields(walked.entry, walked.history.model),
                     chunk_size,
                     stats,
+                    export_masks(walked, walked.history.model),
                 )
                 meta["files"] += [f"{base}.history.json", f"{base}.history.csv"]
             if progress is not None:
@@ -777,6 +795,7 @@ def subject_export(
         raise ComplianceRefused(message)
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
+    _export_restriction_refuse(subject, request or (export.request if export else None))
     if export is None:
         _answered(request, subject)
         export = SubjectExport.objects.create(
@@ -857,6 +876,18 @@ def _answered(request: SubjectRequest | None, subject) -> SubjectRequest | None:
     return request
 
 
+def _export_restriction_refuse(subject, request: SubjectRequest | None) -> None:
+    """An export is processing: of a subject whose processing is restricted (Art. 18), only
+    one that answers their own request runs (Art. 15; Art. 18(2): at their wish)."""
+    restricted = subject_holds(subject).filter(ground__in=RESTRICTION_GROUNDS).exists()
+    if restricted and request is None:
+        raise ComplianceRefused(
+            "Processing of this subject's data is restricted (GDPR Art. 18): an export runs "
+            "only to answer their own request. Record their request and export from its "
+            "page, or lift the restriction first."
+        )
+
+
 def _export_subject(subject) -> dict:
     """How an export names its subject: the row, and its key, which outlives the row (a
     subject known from history only has the key alone)."""
@@ -880,6 +911,7 @@ def subject_export_queue(
     returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     _answered(request, subject)
+    _export_restriction_refuse(subject, request)
     from .tasks import export_run  # the task module imports this one
 
     with change_context(user=actor, reason=reason), transaction.atomic():
@@ -1265,7 +1297,7 @@ def _erase_rows(step) -> dict:
         "grounds": sorted(step.kept),
     }
     if step.action == Erasure.ANONYMISE and step.to_change:
-        values = erasure_values(step.entry, step.walked.model)
+        values = erasure_values(step.entry, step.walked.model, step.walked.subject_pk)
         if values:
             counts["anonymised"] = rows_update_with_history(rows, values)
     elif step.action == Erasure.DELETE and step.to_change:
@@ -1299,26 +1331,20 @@ def _scrub_history(step) -> int:
     if history is None:
         return 0
     opts = history.model._meta
-    values = erasure_values(step.entry, history.model)
-    personal = still_personal_q(step.entry, history.model)
+    values = erasure_values(step.entry, history.model, step.walked.subject_pk)
+    personal = still_personal_q(step.entry, history.model, step.walked.subject_pk)
     if personal:  # empty: nothing settles, every row is rewritten
         values = {
-            name: _where(personal, value, opts.get_field(name)) for name, value in values.items()
+            name: value_where(personal, value, opts.get_field(name))
+            for name, value in values.items()
         }
     unattended = unattended_context_q(history.model)
     if unattended is not None:
         values |= {
-            name: _where(unattended, value, opts.get_field(name))
+            name: value_where(unattended, value, opts.get_field(name))
             for name, value in CONTEXT_VALUES.items()
         }
     return history.order_by().update(**values) if values else 0
-
-
-def _where(condition: Q, value, field) -> Case:
-    """`value` on the rows `condition` matches; the others keep the field as it is."""
-    if not hasattr(value, "resolve_expression"):
-        value = Value(value)  # a plain value: When would read a string as a field name
-    return Case(When(condition, then=value), default=F(field.attname), output_field=field)
 
 
 def _certify(

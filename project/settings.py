@@ -113,9 +113,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # compliance 0005 adds a column with a database default: SQLite rebuilds the table for
     # any NOT NULL column, PostgreSQL adds it without a rewrite.
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0005_export_subject_key")
-    # versions 0008 adds a nullable unique column: SQLite rebuilds the table for the UNIQUE,
+    # versions 0009 adds a nullable unique column: SQLite rebuilds the table for the UNIQUE,
     # PostgreSQL adds the column and its index in place.
-    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0010_ledger_sequence")
+    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0009_ledger_sequence")
+    # compliance 0006 drops a foreign-key constraint: SQLite rebuilds the table for that,
+    # PostgreSQL only drops the constraint (no rewrite, no scan).
+    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0006_consent_evidence_outlives_subject")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -8,4 +8,10 @@ class RetentionConfig(AppConfig):
     verbose_name = "Retention"
 
     def ready(self):
+        from compliance.registry import autodiscover
+
         from . import checks  # noqa: F401  (system checks)
+        from .holds import restriction_connect
+
+        autodiscover()  # done already when compliance is installed first; then a no-op
+        restriction_connect()

@@ -1,11 +1,14 @@
 """System checks of the retention app."""
 
 from django.apps import apps
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
+from compliance.registry import registry
+
+from .holds import RestrictedQuerySet
 from .softdelete import is_soft_delete_model
 
-__all__ = ["soft_delete_check", "soft_delete_errors"]
+__all__ = ["restriction_check", "soft_delete_check", "soft_delete_errors"]
 
 EXTRA_PERMISSIONS = ("view_deleted", "hard_delete")
 
@@ -47,3 +50,24 @@ def soft_delete_errors(model) -> list[Error]:
             )
         )
     return errors
+
+
+@register(Tags.models)
+def restriction_check(app_configs, **kwargs):
+    """retention.W001: a registered model's queryset refuses changes to restricted rows."""
+    warnings = []
+    for entry in registry.entries():
+        queryset = entry.model._default_manager.get_queryset()
+        if entry.restriction_applies and not isinstance(queryset, RestrictedQuerySet):
+            warnings.append(
+                Warning(
+                    f"{entry.label}'s default manager does not refuse update() and delete() "
+                    "of rows whose processing is restricted (Art. 18); save() and delete() "
+                    "of single rows are refused all the same.",
+                    hint="Give it objects = RestrictedQuerySet.as_manager() (retention.holds), "
+                    "or build its manager from a subclass of RestrictedQuerySet.",
+                    obj=entry.model,
+                    id="retention.W001",
+                )
+            )
+    return warnings

@@ -6,16 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ValidationError
-from django.db import connection, models
+from django.db import models
 from django.db.models import Exists, OuterRef, Q
-from django.db.models.functions import Cast
 from django.utils import timezone
 
 from compliance.registry import registry
 
-from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, RetentionPolicy
+from .holds import held_q, holds_active, live_model, restricted_q, subject_holds
+from .models import PolicyAction, RetentionPolicy
 from .softdelete import is_soft_delete_model
 
 __all__ = [
@@ -23,11 +22,11 @@ __all__ = [
     "PolicyScope",
     "held_q",
     "holds_active",
-    "holds_lock",
     "subject_holds",
     "protected_q",
     "policy_scope",
     "restricted_q",
+    "subject_alive_q",
     "policy_targets",
     "policy_validate",
 ]
@@ -46,11 +45,6 @@ EXCLUSION_LOOKUPS = {
 }
 
 
-def _tracked_model(model):
-    """The live model of a history model, else the model itself."""
-    return getattr(model, "instance_type", model)
-
-
 def policy_targets() -> list[type[models.Model]]:
     """Registered models and their history models: what a policy may target."""
     targets = []
@@ -63,7 +57,7 @@ def policy_targets() -> list[type[models.Model]]:
 
 
 def _default_basis(model) -> str:
-    if model is not _tracked_model(model):
+    if model is not live_model(model):
         return "history_date"
     entry = registry.get(model)
     return entry.retention_basis if entry else ""
@@ -93,7 +87,7 @@ def policy_validate(policy: RetentionPolicy) -> None:
     if policy.action == PolicyAction.SOFT_DELETE and not is_soft_delete_model(model):
         errors["action"] = f"{model._meta.label} has no soft delete: choose another action."
     if policy.action == PolicyAction.ANONYMISE:
-        entry = registry.get(_tracked_model(model))
+        entry = registry.get(live_model(model))
         present = {f.name for f in model._meta.concrete_fields}
         if entry is None or not set(entry.fields) & present:
             errors["action"] = f"The registry declares no personal fields of {model._meta.label}."
@@ -143,66 +137,6 @@ def exclusions_q(model, exclusions) -> Q:
     return q
 
 
-def held_q(model, *, dependants: int = 2, holds: models.QuerySet | None = None) -> Q:
-    """Rows of `model` kept by an active legal hold: on their subject, on themselves, or on a
-    row their deletion would cascade to (`dependants` levels down). `holds` narrows the holds
-    considered (e.g. to one ground); default every hold.
-
-    The holds are subqueries, not a list read once: every statement of a long purge sees
-    a hold placed while it runs.
-    """
-    tracked = _tracked_model(model)
-    # History rows copy the record's key under its own name; live rows have it as pk.
-    key = tracked._meta.pk.attname if model is not tracked else "pk"
-    q = Q(**{f"{key}__in": _held_keys(tracked, holds)})
-    entry = registry.get(tracked)
-    if entry is not None:
-        subject_keys = _held_keys(registry.subject_model(), holds)
-        for path in entry.subject_lookups(history=model is not tracked):
-            q |= Q(**{f"{path}__in": subject_keys})
-    if dependants and model is tracked:
-        for dependant, field in _cascades(model):
-            below = dependant._base_manager.filter(
-                held_q(dependant, dependants=dependants - 1, holds=holds),
-                **{field.name: OuterRef("pk")},
-            )
-            q |= Q(Exists(below))
-    return q
-
-
-def restricted_q(model) -> Q:
-    """Rows of `model` whose processing is restricted (Art. 18): a restriction on their
-    subject or on themselves."""
-    return held_q(
-        model, dependants=0, holds=LegalHold.objects.filter(ground__in=RESTRICTION_GROUNDS)
-    )
-
-
-def _held_keys(model, holds=None):
-    """The keys of `model`'s rows under an active hold, as a subquery of the model's key type."""
-    pk = model._meta.pk
-    key_type = models.BigIntegerField() if isinstance(pk, models.IntegerField) else type(pk)()
-    return (
-        (LegalHold.objects.all() if holds is None else holds)
-        .filter(released_at__isnull=True, content_type=ContentType.objects.get_for_model(model))
-        .annotate(key=Cast("object_id", output_field=key_type))
-        .values("key")
-    )
-
-
-def _cascades(model):
-    """(dependant model, foreign key) of every registered model a delete of `model` cascades to."""
-    for relation in model._meta.get_fields(include_hidden=True):
-        if (
-            (relation.one_to_many or relation.one_to_one)
-            and relation.auto_created
-            and not relation.concrete
-            and relation.on_delete is models.CASCADE
-            and registry.is_registered(relation.related_model)
-        ):
-            yield relation.related_model, relation.field
-
-
 def protected_q(model) -> Q:
     """Rows of `model` that other rows keep with PROTECT or RESTRICT: deleting them would fail."""
     q = Q(pk__in=[])
@@ -217,6 +151,15 @@ def protected_q(model) -> Q:
                 **{relation.field.name: OuterRef("pk")}
             )
             q |= Q(Exists(referrers))
+    return q
+
+
+def subject_alive_q(entry) -> Q:
+    """Rows of `entry`'s model whose subject row (through any subject path) still exists."""
+    subject_model = registry.subject_model()
+    q = Q(pk__in=[])
+    for path in entry.subject_lookups():
+        q |= Q(Exists(subject_model._base_manager.filter(pk=OuterRef(path))))
     return q
 
 
@@ -249,6 +192,9 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
     if policy.action == PolicyAction.HARD_DELETE:
         # Rows other records keep (an order keeps its customer) are left, counted as excluded.
         exclusions |= protected_q(model)
+    entry = registry.get(model)
+    if entry is not None and entry.outlives_subject:
+        exclusions |= subject_alive_q(entry)  # evidence is kept while its subject row exists
     excluded = expired.filter(exclusions) if exclusions else expired.none()
     kept = expired.exclude(exclusions) if exclusions else expired
     if not holds_active():
@@ -256,30 +202,3 @@ def policy_scope(policy: RetentionPolicy, *, now=None) -> PolicyScope | None:
         return PolicyScope(model, cutoff, expired, excluded, kept.none(), kept)
     held = held_q(model)
     return PolicyScope(model, cutoff, expired, excluded, kept.filter(held), kept.exclude(held))
-
-
-def holds_lock() -> None:
-    """Keep new holds out until the current transaction ends (PostgreSQL: a SHARE lock on
-    the holds table, which a placed or released hold waits for; readers and other deletes
-    go on). A check of the holds made after it stays true until the delete it guards
-    commits; a hold placed meanwhile waits and applies from then on."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {LegalHold._meta.db_table} IN SHARE MODE")
-
-
-def holds_active(*, restrictions: bool = False) -> bool:
-    """Whether any legal hold (with `restrictions`: any restriction) is in force."""
-    holds = LegalHold.objects.filter(released_at__isnull=True)
-    if restrictions:
-        holds = holds.filter(ground__in=RESTRICTION_GROUNDS)
-    return holds.exists()
-
-
-def subject_holds(subject) -> models.QuerySet:
-    """Active holds and restrictions on a subject as a whole (not on one of their rows)."""
-    return LegalHold.objects.filter(
-        released_at__isnull=True,
-        content_type=ContentType.objects.get_for_model(type(subject)),
-        object_id=str(subject.pk),
-    )

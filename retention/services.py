@@ -31,6 +31,7 @@ from versions.setbased import rows_delete_with_history, rows_update_with_history
 from . import config
 from .archive import archive_write
 from .engine import batches_planned, batches_run
+from .holds import holds_lock
 from .models import (
     RESTRICTION_GROUNDS,
     BatchRange,
@@ -40,7 +41,7 @@ from .models import (
     RetentionPolicy,
 )
 from .pausepoints import pause_point
-from .selectors import held_q, holds_active, holds_lock, policy_scope, policy_validate
+from .selectors import held_q, holds_active, policy_scope, policy_validate
 from .softdelete import NOT_DELETED, cascade_dependants, is_soft_delete_model
 
 __all__ = [

@@ -21,6 +21,8 @@ from django.utils import timezone
 from versions.context import current
 from versions.setbased import rows_update_with_history
 
+from .holds import RestrictedQuerySet, restriction_refuse
+
 __all__ = [
     "NOT_DELETED",
     "SoftDeleteModel",
@@ -47,8 +49,9 @@ def cascade_dependants(model):
             yield relation.related_model, relation.field
 
 
-class SoftDeleteQuerySet(models.QuerySet):
-    """A queryset whose ``delete()`` hides rows and whose ``update()`` of live rows stays live."""
+class SoftDeleteQuerySet(RestrictedQuerySet):
+    """A queryset whose ``delete()`` hides rows; none of its changes reaches a row whose
+    processing is restricted (Art. 18)."""
 
     def delete(self):
         """Hide the rows and their cascading dependants; return (count, per-model counts)."""
@@ -58,6 +61,7 @@ class SoftDeleteQuerySet(models.QuerySet):
     delete.queryset_only = True
 
     def soft_delete(self, *, deletion_id: uuid.UUID | None = None):
+        restriction_refuse(self, doing="delete", dependants=2)
         deletion_id = deletion_id or uuid.uuid4()
         user = current().authenticated_user
         values = {
@@ -77,6 +81,7 @@ class SoftDeleteQuerySet(models.QuerySet):
 
         Rows hidden by an earlier, separate delete stay hidden.
         """
+        restriction_refuse(self, doing="restore", dependants=2)
         restored: dict[type[models.Model], int] = {}
         with transaction.atomic(using=self.db):
             _unhide(self.model, self.filter(deleted_at__isnull=False), restored)

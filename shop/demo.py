@@ -562,6 +562,15 @@ DEMO_POLICIES = [
         [{"field": "email", "lookup": "endswith", "value": "@erased.invalid"}],
     ),
     (
+        "Consent evidence of gone customers: 6 years",
+        ConsentEvent,
+        "occurred_at",
+        2190,
+        PolicyAction.HARD_DELETE,
+        False,
+        [],
+    ),  # fmt: skip
+    (
         "Analytics history: 2 years",
         AnalyticsEvent.history.model,
         "history_date",

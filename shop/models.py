@@ -15,6 +15,7 @@ from django.utils.formats import date_format
 # with a clear message, and both rest on `phonenumbers`, Google's libphonenumber metadata.
 from phonenumber_field.modelfields import PhoneNumberField
 
+from retention.holds import RestrictedQuerySet
 from retention.softdelete import NOT_DELETED, SoftDeleteModel
 from versions.history import TrackedHistory
 
@@ -119,6 +120,8 @@ class Session(models.Model):
 
     # A history table must never become a second store of live credentials.
     history = TrackedHistory(excluded_fields=["token"])
+    # update() and delete() refuse a restricted subject's rows (Art. 18).
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -147,6 +150,7 @@ class Order(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     history = TrackedHistory()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -171,6 +175,7 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     history = TrackedHistory()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -194,6 +199,7 @@ class Notification(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     history = TrackedHistory()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -217,6 +223,7 @@ class NotificationPreference(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     history = TrackedHistory()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["customer", "channel", "topic"]
@@ -245,6 +252,7 @@ class AnalyticsEvent(models.Model):
     occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     history = TrackedHistory()
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-occurred_at"]
@@ -296,6 +304,7 @@ class PasswordResetToken(models.Model):
     used_at = models.DateTimeField(null=True, blank=True)
 
     history = TrackedHistory(excluded_fields=["token_hash"])
+    objects = RestrictedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

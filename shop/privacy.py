@@ -77,12 +77,16 @@ class OrderPrivacy(ModelPrivacy):
 class MessagePrivacy(ModelPrivacy):
     subject = ["sender", "recipient"]
     fields = {
-        "sender_name": Personal(Category.IDENTITY, anonymiser="redact"),
-        "body": Personal(Category.CONTENT, anonymiser="redact"),
+        # Who wrote it: the sender's data alone. The recipient's export shows it redacted
+        # (Art. 15(4)), and the recipient's erasure leaves it.
+        "sender_name": Personal(Category.IDENTITY, anonymiser="redact", about="sender"),
+        # What was said: written by the sender, addressed to the recipient, who holds it
+        # already and whom it often names ("Hi Ada"): about both.
+        "body": Personal(Category.CONTENT, anonymiser="redact", about=("sender", "recipient")),
     }
     # The rows stay (a conversation's other party keeps its thread), but an erasure
-    # anonymises the messages the subject sent and those sent to them: a message to someone
-    # names them ("Hi Ada"), so Art. 17 leaves no copy of it either.
+    # anonymises what in them is about the subject: the name of a sender, and the body of
+    # each message they sent or received, so Art. 17 leaves no copy of it.
     erasure = Erasure.ANONYMISE
     retention_basis = "created_at"
     purpose = "Messages between customers."

@@ -128,6 +128,49 @@ def test_subject_path_must_reach_the_subject(swap):
     assert len(errors) == 1 and "'number' in 'number' is not a relation" in errors[0].msg
 
 
+def test_a_field_of_a_model_about_several_people_says_whose_it_is(swap):
+    """On a model with several subject paths, a personal field that does not say which path
+    it is about, or names one that is not a subject path, is compliance.E009."""
+    from shop.models import Message
+
+    class Unsaid(ModelPrivacy):
+        subject = ["sender", "recipient"]
+        fields = {
+            "sender_name": Personal("identity", about="author"),
+            "body": Personal("content"),
+        }
+
+    swap(Message, Unsaid)
+    errors = [e for e in registry_check(None) if e.id == "compliance.E009"]
+    messages = sorted(e.msg for e in errors)
+    assert len(errors) == 2
+    assert "shop.Message.body: the model has several subject paths" in messages[0]
+    assert "shop.Message.sender_name is declared about 'author'" in messages[1]
+
+
+def test_the_sample_messages_say_whom_each_field_is_about():
+    """The sample domain's messages: the sender's name is the sender's, the body both's."""
+    from shop.models import Message
+
+    entry = registry.get(Message)
+    assert entry.field_paths("sender_name") == ["sender"]
+    assert entry.field_paths("body") == ["sender", "recipient"]
+    assert not [e for e in registry_check(None) if e.id == "compliance.E009"]
+
+
+def test_a_subject_key_field_must_be_a_text_field(swap):
+    """subject_key_field names the text field keeping the subject's key, else E003."""
+
+    class WrongKey(ModelPrivacy):
+        subject = "customer"
+        fields = dict(registry.get(Order).fields)
+        subject_key_field = "total"
+
+    swap(Order, WrongKey)
+    errors = [e for e in registry_check(None) if e.id == "compliance.E003"]
+    assert len(errors) == 1 and "subject_key_field 'total' is not a text field" in errors[0].msg
+
+
 def test_retain_needs_a_legal_ground_and_basis_a_date(swap):
     """erasure='retain' without a legal ground, or a non-date retention basis, is an error."""
 

@@ -303,8 +303,28 @@ def test_gdpr_art_7_1_consent_is_demonstrable_from_the_receipt(customer, marketi
 
 
 def test_registry_checks_pass(db):
-    """manage.py check finds the consent declarations valid and every field classified."""
-    call_command("check", fail_level="ERROR")
+    """manage.py check finds the consent declarations valid and every field classified: no
+    compliance error at all, the consent models are declared with their personal fields,
+    and the same check reports the consent event's IP and user agent once undeclared."""
+    from compliance.checks import registry_check
+    from compliance.registry import registry
+
+    assert [e for e in registry_check(None) if e.id.startswith("compliance.")] == []
+    call_command("check", fail_level="ERROR")  # raises SystemCheckError on any error
+    entry = registry.get(ConsentEvent)
+    assert set(entry.fields) == {"ip_address", "user_agent"}
+    assert registry.is_registered(ConsentState)
+    registry.unregister(ConsentEvent)
+    try:
+        undeclared = {
+            e.msg.split(" ")[0] for e in registry_check(None) if e.id == "compliance.E001"
+        }
+    finally:
+        registry.register(ConsentEvent, type(entry))
+    assert undeclared == {
+        "compliance.ConsentEvent.ip_address",
+        "compliance.ConsentEvent.user_agent",
+    }
 
 
 def test_concurrent_grants_and_withdrawals_apply_in_turn(postgres, transactional_db, customer):
@@ -392,3 +412,80 @@ def test_seed_demo_adds_purposes_texts_and_consents(db, settings):
     assert regranted.granted_at > regranted.revoked_at
     events = ConsentEvent.objects.filter(subject=regranted.subject, purpose__slug="marketing")
     assert list(events.values_list("granted", flat=True)) == [True, False, True]
+
+
+# --- consent evidence outlives its subject's row -----------------------------------------
+
+
+@pytest.fixture
+def newsletter(db):
+    """A purpose whose text was published long ago, for events years old."""
+    purpose = ConsentPurpose.objects.create(slug="newsletter", name="Newsletter")
+    ConsentText.objects.create(purpose=purpose, version=1, text="Yes", published_at=_ago(2000))
+    return purpose
+
+
+def test_a_purge_of_deleted_customers_takes_those_with_consent_history(customer, newsletter):
+    """A deleted customer with consent events is purged like any other (not excluded for
+    ever); the events stay, reachable by the customer's key."""
+    from retention.models import PolicyAction
+    from retention.services import policy_purge
+    from shop.models import Customer
+    from tests.retention.test_purge import _policy
+
+    _record(customer, newsletter, True, 500)
+    _record(customer, newsletter, False, 400)
+    customer.delete()
+    Customer.all_objects.filter(pk=customer.pk).update(deleted_at=_ago(100))
+    policy = _policy(Customer, "deleted customers", basis_field="deleted_at", period_days=30)
+    assert policy.action == PolicyAction.HARD_DELETE
+
+    run = policy_purge(policy=policy, actor=None)
+
+    assert (run.status, run.eligible, run.excluded) == ("succeeded", 1, 0)
+    assert not Customer.all_objects.filter(pk=customer.pk).exists()
+    assert not ConsentState.objects.exists()  # the current choice goes with its subject
+    assert ConsentEvent.objects.filter(subject_id=customer.pk).count() == 2
+
+
+def test_consent_evidence_has_a_retention_of_its_own_once_its_subject_is_gone(customer, newsletter):
+    """A policy on consent events removes the expired events of subjects whose row is gone
+    and keeps those of subjects still there, counted as excluded."""
+    from retention.services import policy_purge, rows_hard_delete
+    from shop.models import Customer
+    from tests.retention.test_purge import _policy
+
+    gone = Customer.objects.create(email="gone@example.org", full_name="Gone")
+    for subject in (customer, gone):
+        _record(subject, newsletter, True, 1500)
+        _record(subject, newsletter, False, 10)  # recent: kept by the period
+    rows_hard_delete(queryset=Customer.objects.filter(pk=gone.pk), actor=None, reason="")
+    policy = _policy(ConsentEvent, "consent evidence", basis_field="occurred_at", period_days=1095)
+
+    run = policy_purge(policy=policy, actor=None)
+
+    assert (run.purged, run.excluded) == (1, 1)
+    assert ConsentEvent.objects.filter(subject_id=gone.pk).count() == 1
+    assert ConsentEvent.objects.filter(subject_id=customer.pk).count() == 2
+
+
+def test_the_overview_of_a_gone_subject_counts_their_requests_and_consents(customer, newsletter):
+    """Once the subject row is gone, their requests (subject NULL, subject_key set) and
+    their consent events still count on their overview."""
+    from compliance.models import SubjectRequest
+    from compliance.selectors import subject_get, subject_gone, subject_overview
+    from compliance.services import request_create
+    from retention.services import rows_hard_delete
+    from shop.models import Customer
+
+    request_create(subject=customer, kind="erasure", jurisdiction="gdpr", actor=None)
+    _record(customer, newsletter, True, 5)
+    rows_hard_delete(queryset=Customer.objects.filter(pk=customer.pk), actor=None, reason="")
+    assert SubjectRequest.objects.get().subject_id is None
+
+    subject = subject_get(customer.pk)
+    counts = {model.entry.label: model.total for model in subject_overview(subject).models}
+
+    assert subject_gone(subject)
+    assert counts["compliance.SubjectRequest"] == 1
+    assert counts["compliance.ConsentEvent"] == 1

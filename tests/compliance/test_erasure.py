@@ -700,3 +700,23 @@ def test_erasure_names_exports_written_to_files_of_their_own(db, officer, tmp_pa
 
     assert result.exports_elsewhere == [export.pk]
     assert f"Export(s) #{export.pk} were written by export_subject" in result.message
+
+
+def test_erasing_the_recipient_leaves_the_senders_name(db, officer):
+    """A sender's name is theirs alone: erasing the recipient anonymises the body of the
+    message they received (it names them) and the name on the message they sent, and
+    leaves the other sender's name, in the row and its history rows."""
+    ada, bob = _subject_with_everything()
+    to_ada = Message.objects.get(sender=bob, recipient=ada)
+    from_ada = Message.objects.get(sender=ada, recipient=bob)
+
+    subject_erase(subject=ada, actor=officer, reason=REASON)
+
+    to_ada.refresh_from_db()
+    from_ada.refresh_from_db()
+    assert (to_ada.sender_name, to_ada.body) == ("Bob", "[redacted]")
+    assert (from_ada.sender_name, from_ada.body) == ("[redacted]", "[redacted]")
+    history = Message.history.model.objects.filter(id=to_ada.pk)
+    assert set(history.values_list("sender_name", flat=True)) == {"Bob"}
+    assert set(history.values_list("body", flat=True)) == {"[redacted]"}
+    assert erasure_plan(ada).changes == 0  # the name it leaves is not left to erase

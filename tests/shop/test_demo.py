@@ -71,8 +71,8 @@ def test_default_run_fills_every_table_and_prints_logins(db):
     assert Order.history.filter(history_type="~", history_user_id=_user("officer").pk).exists()
     for line in ("admin / demo-admin-pass", "officer / demo-officer-pass", "auditor / demo"):
         assert line in out
-    # Six policies, one legal hold, 14 steps of six requests, the seed itself.
-    assert ledger_verify(actor=None, reason="").checked == 22
+    # Seven policies, one legal hold, 14 steps of six requests, the seed itself.
+    assert ledger_verify(actor=None, reason="").checked == 23
 
 
 def test_same_seed_same_data(db):
@@ -94,7 +94,7 @@ def test_rerun_adds_nothing(db):
     out = _seed(customers=5)
     assert "Demo data already present (5 customers): nothing added." in out
     assert _snapshot() == before
-    assert ledger_verify(actor=None, reason="").checked == 22
+    assert ledger_verify(actor=None, reason="").checked == 23
 
 
 def test_logins_have_their_roles(db, client):
@@ -138,7 +138,7 @@ def test_demo_has_the_seeds_retention_policies_deleted_customers_and_a_hold(db):
 
     _seed(customers=12)
     policies = list(RetentionPolicy.objects.all())
-    assert len(policies) == 6
+    assert len(policies) == 7
     for policy in policies:
         policy_validate(policy)
     assert Customer.deleted_objects.count() == 3

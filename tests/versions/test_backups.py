@@ -285,7 +285,7 @@ def test_migration_cuts_the_detail_of_checks_written_before(db):
 
     from django.db.migrations.loader import MigrationLoader
 
-    name = "0009_replay_matches_check_details"
+    name = "0010_replay_matches_check_details"
     migration = import_module(f"versions.migrations.{name}")
     apps = MigrationLoader(connection).project_state(("versions", name)).apps
     now = timezone.now()

@@ -25,14 +25,14 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('compliance', '0005_export_subject_key'),
-        ('versions', '0008_ledger_purge_batch'),
+        ('versions', '0009_ledger_sequence'),
     ]
 
     operations = [
         migrations.AlterField(
             model_name='ledgerentry',
             name='action',
-            field=models.CharField(choices=[('export', 'Export'), ('export_download', 'Export downloaded'), ('erasure', 'Erasure'), ('restore', 'Restore'), ('recover', 'Recover'), ('purge', 'Purge'), ('purge_batch', 'Purge batch committed'), ('hard_delete', 'Hard delete'), ('backup', 'Backup'), ('backup_restore', 'Restore of a backup'), ('table_recover', 'Table recovered from a backup'), ('backup_cleanup', 'Backup deleted by cleanup'), ('backup_check', 'Backup verified or drilled'), ('policy_change', 'Policy change'), ('hold_place', 'Legal hold placed'), ('hold_release', 'Legal hold released'), ('role_change', 'Role change'), ('demo_seed', 'Demo data seeded'), ('request', 'Data-subject request'), ('replay_match', 'Erasure replay match decided')], db_index=True, max_length=32),
+            field=models.CharField(choices=[('export', 'Export'), ('export_download', 'Export downloaded'), ('erasure', 'Erasure'), ('restore', 'Restore'), ('recover', 'Recover'), ('purge', 'Purge'), ('purge_batch', 'Purge batch committed'), ('hard_delete', 'Hard delete'), ('backup', 'Backup'), ('backup_restore', 'Restore of a backup'), ('table_recover', 'Table recovered from a backup'), ('backup_cleanup', 'Backup deleted by cleanup'), ('backup_check', 'Backup verified or drilled'), ('policy_change', 'Policy change'), ('policy_approve', 'Policy change approved'), ('hold_place', 'Legal hold placed'), ('hold_release', 'Legal hold released'), ('role_change', 'Role change'), ('demo_seed', 'Demo data seeded'), ('request', 'Data-subject request'), ('replay_match', 'Erasure replay match decided')], db_index=True, max_length=32),
         ),
         migrations.CreateModel(
             name='ErasureReplayMatch',
