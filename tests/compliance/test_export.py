@@ -650,3 +650,19 @@ def test_a_second_queue_while_one_waits_queues_nothing(customer, officer):
         second = subject_export_queue(subject=customer, actor=officer, reason="")
     assert first.pk == second.pk
     assert SubjectExport.objects.count() == 1
+
+
+def test_export_runs_with_debug_on_on_postgresql(postgres, customer, subject_data, settings):
+    """With DEBUG on, Django wraps cursors to log queries: the COPY path still exports."""
+    from django.db import connection
+
+    settings.DEBUG = True
+    connection.force_debug_cursor = True  # what DEBUG=true gives each new connection
+    try:
+        export = subject_export(subject=customer, actor=None, reason="debug")
+    finally:
+        connection.force_debug_cursor = False
+    assert export.status == SubjectExport.Status.DONE
+    with _read(export) as archive:
+        assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
+    assert any("COPY" in query["sql"] for query in connection.queries)
