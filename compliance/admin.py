@@ -22,6 +22,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
+from versions.models import LedgerAction
 
 from . import config
 from .models import (
@@ -41,13 +42,16 @@ from .selectors import (
     consent_timeline,
     erasure_plan,
     request_due_soon_q,
+    request_find,
     request_overdue_q,
     request_search_q,
+    request_steps,
     subject_find,
     subject_get,
     subject_gone,
 )
 from .services import (
+    ANSWERABLE,
     ERASE_PERMISSION,
     NOTHING_LEFT,
     ComplianceRefused,
@@ -78,12 +82,13 @@ __all__ = [
 
 
 def subject_tools(
-    request, admin_site, subject_id, *, kind=None, request_id=None, gone=False
+    request, admin_site, subject_id, *, kind=None, request_id=None, gone=False, answerable=True
 ) -> list[tuple[str, str]]:
     """(label, url) of the pages about one data subject that `request.user` may open: the
     overview, consents, and the export, erasure and restriction pages. With a request's
-    `kind`, only the page that kind of request needs besides the overview. A subject whose
-    row is `gone` (known from history only) has no consents."""
+    `kind`, only the page that kind of request needs besides the overview, and no export or
+    erasure unless the request is `answerable` (verified and open). A subject whose row is
+    `gone` (known from history only) has no consents."""
     user = request.user
     opts = registry.subject_model()._meta
     pages = [
@@ -107,6 +112,9 @@ def subject_tools(
             continue
         if gone and "consent" in name:
             continue
+        answers = page_kind in (SubjectRequest.Kind.ACCESS, SubjectRequest.Kind.ERASURE)
+        if answers and not answerable:
+            continue
         if user.has_perm(permission):
             url = reverse(f"admin:{name}", args=[subject_id], current_app=admin_site.name)
             if request_id is not None and page_kind is not None:
@@ -117,16 +125,50 @@ def subject_tools(
 
 def _answered_request(http_request) -> SubjectRequest | None:
     """The request a page opened from a request's page answers (``?request=<id>``, then a
-    hidden field of its form), or None."""
-    request_id = http_request.POST.get("request") or http_request.GET.get("request", "")
-    if not str(request_id).isdigit():
+    hidden field of its form), or None when none is named. A named request that is
+    malformed or unknown is refused (ComplianceRefused): never run without the link."""
+    named = http_request.POST.get("request") or http_request.GET.get("request", "")
+    if not named:
         return None
-    return SubjectRequest.objects.filter(pk=request_id).first()
+    found = request_find(named) if named.isascii() else None
+    if found is None:
+        raise ComplianceRefused(
+            f"No data-subject request {named[:20]!r}: open the export or erasure from the "
+            "request's own page. Nothing was run."
+        )
+    return found
 
 
 def _request_reason(answered: SubjectRequest | None) -> str:
     """The default reason of a page that answers a request."""
     return f"Request #{answered.pk}" if answered is not None else ""
+
+
+_STEP_NAMES = {
+    "create": "Received",
+    "verify": "Identity verified",
+    "start": "Started",
+    "complete": "Completed",
+    "reject": "Rejected",
+    "extend": "Extended",
+}
+
+
+def _step_label(entry) -> str:
+    """One ledger entry about a request, as a step: "Identity verified", "Export #3 done"."""
+    details = entry.details
+    if entry.action == LedgerAction.REQUEST:
+        label = _STEP_NAMES.get(details.get("transition"), details.get("transition", ""))
+        if "export" in details:
+            label += f" (export #{details['export']} ready: awaiting delivery)"
+        if "certificate" in details:
+            label += f" (erasure certificate #{details['certificate']})"
+        return label
+    if entry.action == LedgerAction.EXPORT:
+        return f"Export #{details.get('export')} written"
+    if entry.action == LedgerAction.EXPORT_DOWNLOAD:
+        return f"Export #{details.get('export')} downloaded"
+    return "Erasure committed"
 
 
 def _local(moment, pattern="j M Y, H:i") -> str:
@@ -361,6 +403,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
                     "rejected_at",
                     "rejection_reason",
                     "answered_by",
+                    "steps",
                 ]
             },
         ),
@@ -382,6 +425,27 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         if not links:
             return "—"
         return format_html_join("", '<a href="{}">{}</a><br>', links)
+
+    @admin.display(description="steps")
+    def steps(self, obj):
+        """Each step with who took it and when, from the ledger: the request's own changes
+        and the exports, downloads and erasures that answered it."""
+        rows = [
+            (
+                _when(entry.created_at),
+                _step_label(entry),
+                entry.actor_label,
+                entry.channel,
+            )
+            for entry in request_steps(obj)
+        ]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Step</th><th>Who</th><th>Through</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
 
     @admin.display(description="subject")
     def about(self, obj):
@@ -464,6 +528,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             obj.subject_id or obj.subject_key,
             kind=obj.kind,
             request_id=obj.pk,
+            answerable=obj.state in ANSWERABLE and bool(obj.verification_method),
             # A row recovered since under its key is no longer gone.
             gone=obj.subject_id is None and subject_gone(subject_get(obj.subject_key)),
         )
@@ -557,7 +622,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["requested_by"]
     search_fields = ["=subject_key", "=id"]
-    readonly_fields = ["subject", "subject_key", "requested_by", "reason", "request",
+    readonly_fields = ["subject", "subject_key", "requested_by", "answers", "reason", "request",
                        "created_at", "started_at", "finished_at", "status", "error", "filename",
                        "size", "sha256", "counts", "expires_at"]  # fmt: skip
     show_full_result_count = False
@@ -628,7 +693,13 @@ class SubjectExportAdmin(admin.ModelAdmin):
         subject = subject_get(subject_pk)  # a subject whose row is gone: its history rows
         if subject is None:
             raise Http404(f"No {subject_model._meta.verbose_name} with id {subject_pk}.")
-        answered = _answered_request(request)
+        try:
+            answered = _answered_request(request)
+        except ComplianceRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            if request.method == "POST":
+                return HttpResponseRedirect(request.path)
+            answered = None
         if request.method == "POST":
             try:
                 export = subject_export_queue(
@@ -1016,6 +1087,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "subject_model",
         "subject_ref",
         "actor_label",
+        "answers",
         "reason",
         "request",
         "plan_hash",
@@ -1084,9 +1156,15 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         subject = subject_get(subject_pk)  # a subject whose row is gone: its history rows
         if subject is None:
             raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.")
-        answered = _answered_request(request)
-        error, reason = "", _request_reason(answered)
-        if request.method == "POST":
+        error = ""
+        try:
+            answered = _answered_request(request)
+        except ComplianceRefused as exc:
+            answered, error = None, str(exc)
+        reason = _request_reason(answered)
+        if request.method == "POST" and error:
+            reason = request.POST.get("reason", "")
+        elif request.method == "POST":
             reason = request.POST.get("reason", "")
             try:
                 result = subject_erase(

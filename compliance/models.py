@@ -248,6 +248,17 @@ class SubjectExport(models.Model):
     def rows(self) -> int:
         return sum(self.counts.values()) if self.counts else 0
 
+    @property
+    def answers(self) -> str:
+        """What the export answers: its request, or no request and the officer's reason."""
+        return answered_text(self.request_id, self.reason)
+
+
+def answered_text(request_id: int | None, reason: str) -> str:
+    """ "request #12", or "no request: <the officer's reason>" (an export or erasure started
+    without a request states why)."""
+    return f"request #{request_id}" if request_id is not None else f"no request: {reason}"
+
 
 # Consents ------------------------------------------------------------------------------
 # A purpose has versioned texts; each grant or withdrawal is an event that is never changed
@@ -523,6 +534,11 @@ class ErasureCertificate(models.Model):
 
     def __str__(self):
         return f"Erasure certificate #{self.pk}"
+
+    @property
+    def answers(self) -> str:
+        """What the erasure answers: its request, or no request and the officer's reason."""
+        return answered_text(self.request_id, self.reason)
 
     @property
     def totals(self) -> dict[str, int]:

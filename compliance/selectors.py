@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from retention.models import RESTRICTION_GROUNDS, LegalHold
 from retention.selectors import held_q
+from versions.models import LedgerAction, LedgerEntry
 from versions.setbased import history_model_of
 
 from .anonymisers import get_anonymiser, keyed_sha256, keyed_sha256_text
@@ -45,6 +46,7 @@ __all__ = [
     "request_due_soon_q",
     "request_overdue_q",
     "request_search_q",
+    "request_steps",
     "requests_due",
     "RequestsDue",
     "subject_find",
@@ -355,6 +357,25 @@ def request_due_soon_q(now: datetime | None = None, days: int = DUE_SOON_DAYS) -
     """Open requests due within `days` days from now (not yet overdue)."""
     now = now or timezone.now()
     return _OPEN & Q(due_at__gte=now, due_at__lt=now + timedelta(days=days))
+
+
+# Ledger actions that name the request they answer in their details ("request": id).
+_REQUEST_STEP_ACTIONS = (
+    LedgerAction.REQUEST,
+    LedgerAction.EXPORT,
+    LedgerAction.EXPORT_DOWNLOAD,
+    LedgerAction.ERASURE,
+)
+
+
+def request_steps(request: SubjectRequest):
+    """Each step of `request` in order, with who and when: its own state changes and the
+    exports, downloads and erasures that answered it, read from the ledger (one record)."""
+    return (
+        LedgerEntry.objects.filter(action__in=_REQUEST_STEP_ACTIONS, details__request=request.pk)
+        .select_related("actor")
+        .order_by("id")
+    )
 
 
 def request_search_q(term: str) -> Q:

@@ -73,6 +73,7 @@ from .selectors import (
 )
 
 __all__ = [
+    "ANSWERABLE",
     "ComplianceRefused",
     "ErasureResult",
     "subject_erase",
@@ -157,13 +158,26 @@ def _transition(
             raise ComplianceRefused(
                 refusal.format(request=locked, state=locked.get_state_display().lower())
             )
-        previous = locked.state
-        locked.state = to
-        for name, value in values.items():
-            setattr(locked, name, value)
-        locked.save()
-        _ledger(locked, transition=transition, previous=previous, actor=actor, reason=reason)
+        _move(locked, actor=actor, reason=reason, transition=transition, to=to, **values)
     return locked
+
+
+def _move(locked, *, actor, reason: str, transition: str, to: str, details=None, **values):
+    """Set `locked` (a request under its row lock) to state `to` and `values`, and write the
+    step's ledger entry; the caller's transaction holds both."""
+    previous = locked.state
+    locked.state = to
+    for name, value in values.items():
+        setattr(locked, name, value)
+    locked.save()
+    _ledger(
+        locked,
+        transition=transition,
+        previous=previous,
+        actor=actor,
+        reason=reason,
+        **(details or {}),
+    )
 
 
 def request_create(
@@ -778,7 +792,7 @@ def subject_export(
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     if export is None:
-        _answered(request, subject)
+        _answered(request, subject, what="export", reason=reason)
         export = SubjectExport.objects.create(
             **_export_subject(subject), requested_by=actor, reason=reason, request=request
         )
@@ -787,6 +801,15 @@ def subject_export(
             f"Export #{export.pk} has the status {export.get_status_display().lower()!r}: "
             "start a new export."
         )
+    else:
+        request = export.request  # queued: still verified and open now it runs?
+        try:
+            _answered(request, subject, what="export", reason=export.reason)
+        except ComplianceRefused as exc:
+            SubjectExport.objects.filter(pk=export.pk).update(
+                status=SubjectExport.Status.FAILED, finished_at=timezone.now(), error=str(exc)
+            )
+            raise
     export.status, export.started_at = SubjectExport.Status.RUNNING, timezone.now()
     export.error = ""
     export.save(update_fields=["status", "started_at", "error"])
@@ -808,6 +831,8 @@ def subject_export(
             os.fsync(handle.fileno())
         size, sha256 = temporary.stat().st_size, file_sha256(temporary)
         with change_context(user=actor, reason=reason), transaction.atomic():
+            # The request may have been rejected while the ZIP was written: then this fails.
+            answered = _answered(request, subject, what="export", reason=reason, lock=True)
             now = timezone.now()
             export.status, export.finished_at = SubjectExport.Status.DONE, now
             export.filename, export.size, export.sha256, export.counts = (
@@ -824,8 +849,23 @@ def subject_export(
                 reason=reason,
                 target=f"{registry.subject_model()._meta.label}:{subject.pk}",
                 counts=counts,
-                details={"export": export.pk, "sha256": sha256, "bytes": size},
+                details={
+                    "export": export.pk,
+                    "request": export.request_id,
+                    "sha256": sha256,
+                    "bytes": size,
+                },
             )
+            if answered is not None and answered.state == State.VERIFIED:
+                _move(  # the answer is ready: the request now awaits its delivery
+                    answered,
+                    actor=actor,
+                    reason=f"Export #{export.pk} finished: awaiting delivery",
+                    transition="start",
+                    to=State.IN_PROGRESS,
+                    details={"export": export.pk},
+                    started_at=now,
+                )
             os.chmod(temporary, 0o600)  # the subject's data: readable by the application only
             os.replace(temporary, final)
             renamed = True
@@ -845,16 +885,51 @@ def subject_export(
     return export
 
 
-def _answered(request: SubjectRequest | None, subject) -> SubjectRequest | None:
-    """`request`, once it is known to be about `subject`: an export or erasure answers a
-    request of the person it is about, never another's."""
+ANSWERABLE = (State.VERIFIED, State.IN_PROGRESS)
+_ANSWERED_KIND = {"export": SubjectRequest.Kind.ACCESS, "erasure": SubjectRequest.Kind.ERASURE}
+
+
+def _answered(
+    request: SubjectRequest | None, subject, *, what: str, reason: str, lock: bool = False
+) -> SubjectRequest | None:
+    """`request` as it is now (under its row lock with `lock`), once it is known that an
+    export or erasure (`what`) of `subject` may answer it: a request of that person, of that
+    kind, whose requester's identity was verified (how, and when) and that is still open.
+    Without a request the officer's `reason` is required: the record says why it was run."""
+    if request is None:
+        if not (reason or "").strip():
+            raise ComplianceRefused(
+                f"An {what} that answers no request needs the officer's reason: give it (it "
+                f"is recorded with the {what}). To answer a request, open the {what} from "
+                "the request's page."
+            )
+        return None
+    found = SubjectRequest.objects.filter(pk=request.pk)
+    current = (found.select_for_update() if lock else found).first()
+    if current is None:
+        raise ComplianceRefused(f"Request #{request.pk} does not exist: nothing was run.")
     # A request keeps the subject's key should the subject row go.
-    if request is not None and request.subject_key != str(subject.pk):
+    if current.subject_key != str(subject.pk):
         raise ComplianceRefused(
-            f"Request #{request.pk} is about another data subject: open the export or "
+            f"Request #{current.pk} is about another data subject: open the export or "
             "erasure from that request's own page."
         )
-    return request
+    if (
+        current.state not in ANSWERABLE
+        or not current.verification_method
+        or current.verified_at is None
+    ):
+        raise ComplianceRefused(
+            f"Request #{current.pk} is {current.get_state_display().lower()}: only an open "
+            "request whose requester's identity was verified can be answered. Verify the "
+            f"identity on the request's page (how, and by whom) before the {what}."
+        )
+    if current.kind != _ANSWERED_KIND[what]:
+        raise ComplianceRefused(
+            f"Request #{current.pk} asks for {current.get_kind_display().lower()}, which an "
+            f"{what} does not answer: open the page its kind needs from the request's page."
+        )
+    return current
 
 
 def _export_subject(subject) -> dict:
@@ -879,7 +954,7 @@ def subject_export_queue(
     Celery task once committed; an export of the subject already queued or running is
     returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
-    _answered(request, subject)
+    _answered(request, subject, what="export", reason=reason)
     from .tasks import export_run  # the task module imports this one
 
     with change_context(user=actor, reason=reason), transaction.atomic():
@@ -982,7 +1057,12 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
                 actor=actor,
                 reason=reason,
                 target=f"{registry.subject_model()._meta.label}:{export.subject_key}",
-                details={"export": export.pk, "sha256": export.sha256, "bytes": export.size},
+                details={
+                    "export": export.pk,
+                    "request": export.request_id,
+                    "sha256": export.sha256,
+                    "bytes": export.size,
+                },
             )
     except BaseException:
         handle.close()
@@ -1215,10 +1295,12 @@ def subject_erase(
     model = registry.subject_model()
     if not isinstance(subject, model):
         raise ComplianceRefused(f"Only a {model._meta.verbose_name} can be erased.")
-    _answered(request, subject)
+    _answered(request, subject, what="erasure", reason=reason)
     with change_context(user=actor, reason=reason), transaction.atomic():
         # Two erasures of one subject run one after the other.
         list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
+        # Locked: a request rejected meanwhile is answered by nothing.
+        request = _answered(request, subject, what="erasure", reason=reason, lock=True)
         history = history_model_of(model)
         if subject_gone(subject) and history is not None:  # no row: lock its history rows
             rows = history._base_manager.select_for_update()
@@ -1249,6 +1331,18 @@ def subject_erase(
         certificate = _certify(
             subject, plan, counts, actor, reason, identifiers, exports, request=request
         )
+        if request is not None:  # the erasure is the answer: the request is complete
+            now = timezone.now()
+            _move(
+                request,
+                actor=actor,
+                reason=f"Answered by erasure certificate #{certificate.pk}",
+                transition="complete",
+                to=State.COMPLETED,
+                details={"certificate": certificate.pk},
+                started_at=request.started_at or now,
+                completed_at=now,
+            )
     return ErasureResult(
         plan=plan, certificate=certificate, counts=counts, exports_elsewhere=elsewhere
     )
@@ -1339,7 +1433,7 @@ def _certify(
             "plan_hash": plan.hash,
             "subject_ref": plan.subject_ref,
             "exports_removed": exports,
-            **({"request": request.pk} if request is not None else {}),
+            "request": request.pk if request is not None else None,
         },
     )
     certificate = ErasureCertificate.objects.create(

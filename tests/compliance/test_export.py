@@ -126,7 +126,7 @@ def test_export_writes_json_and_csv_per_exported_model_with_history(customer, su
 
 def test_export_includes_soft_deleted_rows(customer, subject_data):
     """A soft-deleted document is part of the export, with its deletion date."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         documents = _json(archive, "shop.document.json")
         assert [d["title"] for d in documents] == ["Returns form"]
@@ -141,7 +141,7 @@ def test_export_leaves_out_fields_not_exported(customer, subject_data):
     """Fields declared exported=False (session tokens, reset token hashes) are in no file."""
     token = subject_data["session"].token
     token_hash = PasswordResetToken.objects.get(customer=customer).token_hash
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         assert "token" not in _json(archive, "shop.session.json")[0]
         assert "token_hash" not in _csv(archive, "shop.passwordresettoken.csv")[0]
@@ -155,7 +155,7 @@ def test_history_rows_leave_out_the_staff_member_who_made_the_change(customer, o
     with change_context(user=officer, ip="192.0.2.44", user_agent="StaffBrowser/1", reason="r"):
         customer.full_name = "Ada King"
         customer.save()
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         history = _json(archive, "shop.customer.history.json")
         assert [h["full_name"] for h in history] == ["Ada Lovelace", "Ada King"]
@@ -167,7 +167,7 @@ def test_history_rows_leave_out_the_staff_member_who_made_the_change(customer, o
 
 def test_manifest_counts_and_sha256_match_every_file(customer, subject_data):
     """The manifest gives each file's rows and SHA-256; both match what the ZIP holds."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         manifest = _json(archive, "manifest.json")
         files = manifest["files"]
@@ -203,7 +203,7 @@ def test_gdpr_art_15_export_carries_purposes_categories_recipients_retention_and
         period_days=30,
         enabled=False,
     )
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         models = {m["model"]: m for m in _json(archive, "manifest.json")["models"]}
     assert set(models) == {entry.label for entry in registry.entries()}
@@ -241,7 +241,7 @@ def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject
     """Art. 20: UTF-8 JSON arrays of objects and CSV with a header, the same rows in both."""
     customer.full_name = "Ada Lovelace – Countess"  # non-ASCII survives as UTF-8
     customer.save()
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         manifest = _json(archive, "manifest.json")
         assert manifest["format"] == "subject-export/1"
@@ -264,7 +264,7 @@ def test_export_keeps_backslashes_quotes_and_line_breaks_exactly(customer):
     from both files."""
     awkward = 'C:\\new\\table "quoted" \\\\ \\n\nsecond line\ttab, comma; Łódź ✓'
     Document.objects.create(owner=customer, title="awkward", content=awkward)
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         assert _json(archive, "shop.document.json")[0]["content"] == awkward
         assert _csv(archive, "shop.document.csv")[0]["content"] == awkward
@@ -274,7 +274,7 @@ def test_export_streams_in_chunks_and_keeps_every_row(customer):
     """Rows cross many chunk boundaries and still come out whole and in order."""
     for i in range(23):
         _session(customer, ip_address=f"198.51.100.{i}")
-    export = subject_export(subject=customer, actor=None, reason="", chunk_size=4)
+    export = subject_export(subject=customer, actor=None, reason="test", chunk_size=4)
     with _read(export) as archive:
         sessions = _json(archive, "shop.session.json")
         assert [s["ip_address"] for s in sessions] == [f"198.51.100.{i}" for i in range(23)]
@@ -304,7 +304,7 @@ def test_failed_export_leaves_no_partial_file_and_no_ledger_entry(
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        subject_export(subject=customer, actor=None, reason="", progress=fail_after_first_model)
+        subject_export(subject=customer, actor=None, reason="test", progress=fail_after_first_model)
     assert written == [registry.entries()[0].label]
     export = SubjectExport.objects.get()
     assert export.status == SubjectExport.Status.FAILED and "disk full" in export.error
@@ -323,7 +323,7 @@ def test_command_output_replaces_nothing_on_failure(customer, subject_data, tmp_
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError):
-        subject_export(subject=customer, actor=None, reason="", output=target, progress=fail)
+        subject_export(subject=customer, actor=None, reason="test", output=target, progress=fail)
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir() if p.name != "exports"] == ["out.zip"]
 
@@ -331,7 +331,7 @@ def test_command_output_replaces_nothing_on_failure(customer, subject_data, tmp_
 def test_expiry_days_are_configurable(customer, settings):
     """COMPLIANCE_EXPORT_EXPIRY_DAYS sets how long an export stays downloadable."""
     settings.COMPLIANCE_EXPORT_EXPIRY_DAYS = 2
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     assert export.expires_at - export.finished_at == timedelta(days=2)
 
 
@@ -350,7 +350,7 @@ def test_auditor_may_not_run_an_export(customer, auditor):
 
 def test_auditor_may_not_download_an_export(customer, auditor):
     """The download service refuses an auditor, without a ledger entry."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with pytest.raises(PermissionDenied):
         export_download(export=export, actor=auditor)
     assert not LedgerEntry.objects.filter(action=LedgerAction.EXPORT_DOWNLOAD).exists()
@@ -391,7 +391,7 @@ def test_admin_run_page_of_unknown_subject_is_404(officer_client):
 
 def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, customer):
     """The auditor lists and opens export records; no download link, no add or change."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     changelist = auditor_client.get(reverse("admin:compliance_subjectexport_changelist"))
     assert changelist.status_code == 200
     assert str(export) in changelist.content.decode()
@@ -409,7 +409,7 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
     assert auditor_client.get(add).status_code == 403
     delete = reverse("admin:compliance_subjectexport_delete", args=[export.pk])
     assert auditor_client.post(delete, {"post": "yes"}).status_code == 403
-    assert SubjectExport.objects.get().reason == ""
+    assert SubjectExport.objects.get().reason == "test"
     assert not LedgerEntry.objects.filter(action=LedgerAction.EXPORT_DOWNLOAD).exists()
 
 
@@ -417,7 +417,7 @@ def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
     officer_client, officer, customer, subject_data
 ):
     """The list links the download; it streams the stored ZIP and appends a ledger entry."""
-    export = subject_export(subject=customer, actor=officer, reason="")
+    export = subject_export(subject=customer, actor=officer, reason="test")
     url = reverse("admin:compliance_subjectexport_download", args=[export.pk])
     changelist = officer_client.get(reverse("admin:compliance_subjectexport_changelist"))
     assert f'href="{url}"'.encode() in changelist.content
@@ -436,7 +436,7 @@ def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
 
 def test_expired_link_is_refused_and_its_file_deleted(officer_client, customer):
     """Past its expiry the download is refused with a message, and the file is gone."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     path = export_path(export)
     SubjectExport.objects.filter(pk=export.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
@@ -453,8 +453,8 @@ def test_expired_link_is_refused_and_its_file_deleted(officer_client, customer):
 
 def test_daily_cleanup_deletes_expired_files_only(customer):
     """exports_expire removes the files of expired exports and leaves current ones."""
-    old = subject_export(subject=customer, actor=None, reason="")
-    current = subject_export(subject=customer, actor=None, reason="")
+    old = subject_export(subject=customer, actor=None, reason="test")
+    current = subject_export(subject=customer, actor=None, reason="test")
     SubjectExport.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=1))
     from compliance.tasks import exports_expire_scheduled
 
@@ -467,9 +467,9 @@ def test_erasure_hook_removes_the_subjects_stored_exports_on_commit(
     customer, django_capture_on_commit_callbacks
 ):
     """subject_exports_remove deletes the subject's ZIPs once the transaction commits."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     other = subject_export(subject=Customer.objects.create(email="b@example.org"), actor=None,
-                           reason="")  # fmt: skip
+                           reason="test")  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
         assert subject_exports_remove(subject=customer) == 1
         assert export_path(export).exists()  # not before the commit
@@ -484,7 +484,10 @@ def test_command_exports_by_primary_key(customer, subject_data, tmp_path):
     """export_subject <pk> --output PATH writes the ZIP and says so."""
     target = tmp_path / "ada.zip"
     out = StringIO()
-    call_command("export_subject", str(customer.pk), "--output", str(target), stdout=out)
+    call_command(
+        "export_subject", str(customer.pk), "--output", str(target), "--reason", "audit",
+        stdout=out,
+    )  # fmt: skip
     assert out.getvalue().startswith(f"Wrote {target}:")
     with zipfile.ZipFile(target) as archive:
         assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
@@ -497,9 +500,10 @@ def test_command_exports_by_primary_key(customer, subject_data, tmp_path):
 def test_command_request_names_the_request_the_export_answers(customer, officer, tmp_path):
     """--request N (or #N) records the request on the export; an unknown id is refused
     before anything is written."""
-    from compliance.services import request_create
+    from compliance.services import request_create, request_verify
 
     answered = request_create(subject=customer, kind="access", jurisdiction="gdpr", actor=officer)
+    answered = request_verify(request=answered, actor=officer, method="email")
     with pytest.raises(CommandError, match="No data-subject request #999"):
         call_command(
             "export_subject", str(customer.pk), "--output", str(tmp_path / "x.zip"),
@@ -560,7 +564,7 @@ def test_command_refuses_to_replace_an_existing_file_unless_told(customer, tmp_p
     assert not SubjectExport.objects.exists()
     call_command(
         "export_subject", str(customer.pk), "--output", str(target), "--overwrite",
-        stdout=StringIO(),
+        "--reason", "audit", stdout=StringIO(),
     )  # fmt: skip
     assert zipfile.is_zipfile(target)
 
@@ -631,7 +635,7 @@ def test_worker_process_writes_a_queued_export(export_worker, customer):
 
 def test_stored_export_is_readable_by_the_application_only(customer, subject_data):
     """The ZIP holds the subject's data: mode 0600, not world-readable."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     assert export_path(export).stat().st_mode & 0o777 == 0o600
 
 
@@ -646,8 +650,8 @@ def test_a_second_queue_while_one_waits_queues_nothing(customer, officer):
     from compliance.services import subject_export_queue
 
     with transaction.atomic():  # on_commit callbacks never run: the first stays pending
-        first = subject_export_queue(subject=customer, actor=officer, reason="")
-        second = subject_export_queue(subject=customer, actor=officer, reason="")
+        first = subject_export_queue(subject=customer, actor=officer, reason="test")
+        second = subject_export_queue(subject=customer, actor=officer, reason="test")
     assert first.pk == second.pk
     assert SubjectExport.objects.count() == 1
 
@@ -666,3 +670,21 @@ def test_export_runs_with_debug_on_on_postgresql(postgres, customer, subject_dat
     with _read(export) as archive:
         assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
     assert any("COPY" in query["sql"] for query in connection.queries)
+
+
+@pytest.mark.parametrize("named", ["abc", "99999", "unverified"])
+def test_command_refuses_a_bad_request_and_writes_nothing(customer, officer, tmp_path, named):
+    """--request naming an unknown, malformed or unverified request: an error, no file."""
+    from compliance.services import request_create
+
+    unverified = request_create(subject=customer, kind="access", jurisdiction="gdpr", actor=None)
+    value = str(unverified.pk) if named == "unverified" else named
+    target = tmp_path / "out.zip"
+    for command, args in [
+        ("export_subject", [str(customer.pk), "--output", str(target)]),
+        ("erase_subject", [str(customer.pk), "--yes"]),
+    ]:
+        with pytest.raises(CommandError, match="request"):
+            call_command(command, *args, "--reason", "r", "--request", value, stdout=StringIO())
+    assert not target.exists() and not SubjectExport.objects.exists()
+    assert Customer.objects.get(pk=customer.pk).email == customer.email
