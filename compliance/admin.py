@@ -10,8 +10,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -52,11 +54,13 @@ from .selectors import (
 )
 from .services import (
     ANSWERABLE,
+    DOWNLOAD_PERMISSION,
     ERASE_PERMISSION,
     NOTHING_LEFT,
     ComplianceRefused,
     consent_record,
     export_download,
+    export_may_download,
     request_complete,
     request_create,
     request_extend,
@@ -632,7 +636,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
         return [
             path("run/<str:subject_pk>/", view(self.run_view), name="compliance_subject_export"),
             path(
-                "<int:export_pk>/download/",
+                "download/<str:key>/",
                 view(self.download_view),
                 name="compliance_subjectexport_download",
             ),
@@ -678,11 +682,29 @@ class SubjectExportAdmin(admin.ModelAdmin):
     def expires(self, obj):
         return _short(obj.expires_at)
 
+    def get_queryset(self, request):
+        """Each export knows whether the viewing officer may download it (they ran it or it
+        names them): the list and the page show the link to that officer only."""
+        mine = Q(requested_by_id=request.user.pk) | Q(recipient_id=request.user.pk)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _downloadable=Case(
+                    When(mine, then=Value(True)), default=Value(False), output_field=BooleanField()
+                )
+            )
+        )
+
     @admin.display(description="download")
     def download_link(self, obj):
-        if obj.status != SubjectExport.Status.DONE or not obj.filename:
+        """A link to the download page, for the officer the export is for: the page asks to
+        confirm and downloads by POST."""
+        if obj.status != SubjectExport.Status.DONE or not obj.filename or not obj.download_key:
             return ""
-        url = reverse("admin:compliance_subjectexport_download", args=[obj.pk])
+        if not getattr(obj, "_downloadable", False):
+            return ""
+        url = reverse("admin:compliance_subjectexport_download", args=[obj.download_key])
         return format_html('<a href="{}" class="nowrap">Download ZIP</a>', url)
 
     def run_view(self, request, subject_pk):
@@ -700,13 +722,29 @@ class SubjectExportAdmin(admin.ModelAdmin):
             if request.method == "POST":
                 return HttpResponseRedirect(request.path)
             answered = None
+        recipients = (
+            get_user_model()
+            .objects.with_perm(DOWNLOAD_PERMISSION, include_superusers=False)
+            .exclude(pk=request.user.pk)
+            .order_by("username")
+        )
         if request.method == "POST":
+            named = request.POST.get("recipient", "")
+            recipient = recipients.filter(pk=named).first() if named.isdigit() else None
+            if named and recipient is None:
+                self.message_user(
+                    request,
+                    "Choose the officer who may download the export from the list.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.path)
             try:
                 export = subject_export_queue(
                     subject=subject,
                     actor=request.user,
                     reason=request.POST.get("reason", "").strip(),
                     request=answered,
+                    recipient=recipient,
                 )
             except ComplianceRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
@@ -733,28 +771,44 @@ class SubjectExportAdmin(admin.ModelAdmin):
             "expiry_days": config.export_expiry_days(),
             "reason": _request_reason(answered),
             "answered": answered,
+            "recipients": recipients,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/compliance/subject_export.html", context)
 
-    def download_view(self, request, export_pk):
-        """Stream a finished export's ZIP to a permitted user; refused once it has expired."""
+    def download_view(self, request, key):
+        """The download page of one export, addressed by its unguessable key: a GET shows
+        what will be downloaded and changes nothing; the POST streams the ZIP and writes the
+        ledger entry. Only the officer who ran the export, or the one it names, gets either."""
         if not self.has_download_permission(request):
             raise PermissionDenied
-        export = get_object_or_404(SubjectExport, pk=export_pk)
-        try:
-            handle = export_download(export=export, actor=request.user)
-        except ComplianceRefused as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(
-                reverse("admin:compliance_subjectexport_change", args=[export.pk])
+        export = SubjectExport.objects.filter(download_key=key).first() if key else None
+        if export is None:
+            raise Http404("No such export.")
+        if not export_may_download(export, request.user):
+            raise PermissionDenied
+        if request.method == "POST":
+            try:
+                handle = export_download(export=export, actor=request.user)
+            except ComplianceRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(
+                    reverse("admin:compliance_subjectexport_change", args=[export.pk])
+                )
+            return FileResponse(
+                handle,
+                as_attachment=True,
+                filename=f"subject-{export.subject_key}-export-{export.pk}.zip",
+                content_type="application/zip",
             )
-        return FileResponse(
-            handle,
-            as_attachment=True,
-            filename=f"subject-{export.subject_key}-export-{export.pk}.zip",
-            content_type="application/zip",
-        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Download {export}",
+            "opts": self.model._meta,
+            "export": export,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/compliance/export_download.html", context)
 
 
 # Consents ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -74,12 +75,14 @@ from .selectors import (
 
 __all__ = [
     "ANSWERABLE",
+    "DOWNLOAD_PERMISSION",
     "ComplianceRefused",
     "ErasureResult",
     "subject_erase",
     "consent_record",
     "EXPORT_FORMAT",
     "export_download",
+    "export_may_download",
     "exports_expire",
     "subject_export",
     "subject_export_queue",
@@ -769,6 +772,7 @@ def subject_export(
     export: SubjectExport | None = None,
     output: Path | str | None = None,
     request: SubjectRequest | None = None,
+    recipient=None,
     chunk_size: int = EXPORT_CHUNK_SIZE,
     progress: Callable[[str, int], None] | None = None,
 ) -> SubjectExport:
@@ -779,7 +783,8 @@ def subject_export(
     It is written to a temporary file beside its destination and renamed into place only
     when complete, so a failure leaves no partial file; the record then says "failed" with
     the error, and the error is raised again. `progress(model label, rows)` is called after
-    each model. A new record names `request`, the data-subject request it answers.
+    each model. A new record names `request`, the data-subject request it answers, and
+    `recipient`, an officer besides `actor` who may download it.
     """
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     if subject is None:
@@ -794,7 +799,9 @@ def subject_export(
     if export is None:
         _answered(request, subject, what="export", reason=reason)
         export = SubjectExport.objects.create(
-            **_export_subject(subject), requested_by=actor, reason=reason, request=request
+            **_export_record(
+                subject, actor=actor, reason=reason, request=request, recipient=recipient
+            )
         )
     elif export.status not in (SubjectExport.Status.PENDING, SubjectExport.Status.FAILED):
         raise ComplianceRefused(
@@ -812,7 +819,8 @@ def subject_export(
             raise
     export.status, export.started_at = SubjectExport.Status.RUNNING, timezone.now()
     export.error = ""
-    export.save(update_fields=["status", "started_at", "error"])
+    export.download_key = export.download_key or secrets.token_urlsafe(32)
+    export.save(update_fields=["status", "started_at", "error", "download_key"])
 
     if output is not None:
         final = Path(output).resolve()
@@ -932,10 +940,23 @@ def _answered(
     return current
 
 
-def _export_subject(subject) -> dict:
-    """How an export names its subject: the row, and its key, which outlives the row (a
-    subject known from history only has the key alone)."""
-    return {"subject": None if subject_gone(subject) else subject, "subject_key": str(subject.pk)}
+def _export_record(subject, *, actor, reason: str, request, recipient) -> dict:
+    """A new export's fields. It names its subject by the row and by the key, which outlives
+    the row (a subject known from history only has the key alone); its download page is
+    addressed by an unguessable key, and `recipient` must be an officer who may download."""
+    if recipient is not None and not recipient.has_perm(DOWNLOAD_PERMISSION):
+        raise ComplianceRefused(
+            f"{recipient} may not download data-subject exports: name a privacy officer."
+        )
+    return {
+        "subject": None if subject_gone(subject) else subject,
+        "subject_key": str(subject.pk),
+        "requested_by": actor,
+        "reason": reason,
+        "request": request,
+        "recipient": recipient,
+        "download_key": secrets.token_urlsafe(32),
+    }
 
 
 def export_subject_of(export: SubjectExport):
@@ -948,7 +969,7 @@ def export_subject_of(export: SubjectExport):
 
 
 def subject_export_queue(
-    *, subject, actor, reason: str, request: SubjectRequest | None = None
+    *, subject, actor, reason: str, request: SubjectRequest | None = None, recipient=None
 ) -> SubjectExport:
     """Record a pending export of `subject` (answering `request`, if given) and run it in a
     Celery task once committed; an export of the subject already queued or running is
@@ -969,7 +990,9 @@ def subject_export_queue(
         if waiting is not None:
             return waiting  # a second click while one is queued or running queues nothing
         export = SubjectExport.objects.create(
-            **_export_subject(subject), requested_by=actor, reason=reason, request=request
+            **_export_record(
+                subject, actor=actor, reason=reason, request=request, recipient=recipient
+            )
         )
         transaction.on_commit(lambda: export_run.delay(export.pk))
     return export
@@ -1017,13 +1040,31 @@ def subject_exports_remove(*, subject) -> int:
     return len(exports)
 
 
+DOWNLOAD_PERMISSION = "compliance.download_subjectexport"
+
+
+def export_may_download(export: SubjectExport, actor) -> bool:
+    """Whether `actor` may download `export`: an officer with the permission who ran it or
+    whom it names (None, the system, may). Reads only."""
+    return actor is None or (
+        actor.has_perm(DOWNLOAD_PERMISSION)
+        and actor.pk in (export.requested_by_id, export.recipient_id)
+    )
+
+
 def export_download(*, export: SubjectExport, actor, reason: str = ""):
     """Open the export's ZIP for download and write the ledger entry for it.
 
-    Refused (ComplianceRefused) when the export is not done, has expired (its file is then
-    deleted) or its file is missing. The caller streams and closes the returned file.
+    Only the officer who ran the export, or the one it names, may (PermissionDenied for
+    anyone else). Refused (ComplianceRefused) when the export is not done, has expired (its
+    file is then deleted) or its file is missing. The caller streams and closes the file.
     """
-    _require_perm(actor, "compliance.download_subjectexport", "download data-subject exports")
+    _require_perm(actor, DOWNLOAD_PERMISSION, "download data-subject exports")
+    if not export_may_download(export, actor):
+        raise PermissionDenied(
+            f"Export #{export.pk} is downloaded only by the officer who ran it or the one it "
+            "names: ask them, or run a new export."
+        )
     if export.status == SubjectExport.Status.DONE and export.expires_at <= timezone.now():
         exports_expire()
         export.refresh_from_db()

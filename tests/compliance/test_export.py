@@ -400,8 +400,9 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
         reverse("admin:compliance_subjectexport_changelist"), {"q": str(customer.pk)}
     )
     assert search.status_code == 200 and str(export) in search.content.decode()
-    download = reverse("admin:compliance_subjectexport_download", args=[export.pk])
+    download = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
     assert auditor_client.get(download).status_code == 403
+    assert auditor_client.post(download).status_code == 403
     change = reverse("admin:compliance_subjectexport_change", args=[export.pk])
     assert auditor_client.get(change).status_code == 200
     assert auditor_client.post(change, {"reason": "edited"}).status_code == 403
@@ -416,13 +417,14 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
 def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
     officer_client, officer, customer, subject_data
 ):
-    """The list links the download; it streams the stored ZIP and appends a ledger entry."""
+    """The list links the download page (by the export's key); its POST streams the stored
+    ZIP and appends a ledger entry."""
     export = subject_export(subject=customer, actor=officer, reason="test")
-    url = reverse("admin:compliance_subjectexport_download", args=[export.pk])
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
     changelist = officer_client.get(reverse("admin:compliance_subjectexport_changelist"))
     assert f'href="{url}"'.encode() in changelist.content
     for _ in range(2):
-        response = officer_client.get(url)
+        response = officer_client.post(url)
         assert response.status_code == 200
         assert response["Content-Type"] == "application/zip"
         assert "attachment" in response["Content-Disposition"]
@@ -434,15 +436,15 @@ def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
     assert entries.first().details["export"] == export.pk
 
 
-def test_expired_link_is_refused_and_its_file_deleted(officer_client, customer):
+def test_expired_link_is_refused_and_its_file_deleted(officer_client, officer, customer):
     """Past its expiry the download is refused with a message, and the file is gone."""
-    export = subject_export(subject=customer, actor=None, reason="test")
+    export = subject_export(subject=customer, actor=officer, reason="test")
     path = export_path(export)
     SubjectExport.objects.filter(pk=export.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
     )
-    url = reverse("admin:compliance_subjectexport_download", args=[export.pk])
-    response = officer_client.get(url, follow=True)
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
+    response = officer_client.post(url, follow=True)
     assert b"expired" in response.content and b"run a new export" in response.content
     assert not path.exists()
     assert SubjectExport.objects.get().status == SubjectExport.Status.EXPIRED
@@ -688,3 +690,86 @@ def test_command_refuses_a_bad_request_and_writes_nothing(customer, officer, tmp
             call_command(command, *args, "--reason", "r", "--request", value, stdout=StringIO())
     assert not target.exists() and not SubjectExport.objects.exists()
     assert Customer.objects.get(pk=customer.pk).email == customer.email
+
+
+def _second_officer(username="officer2"):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from compliance.roles import OFFICER
+
+    user = get_user_model().objects.create_user(username, is_staff=True)
+    user.groups.add(Group.objects.get(name=OFFICER))
+    return user
+
+
+def test_download_is_bound_to_the_officer_who_ran_it_or_one_it_names(
+    client, officer, customer, subject_data
+):
+    """Another officer gets 403 on the page and on the POST, and no link; an officer the
+    export names may download; a sequential id or an unknown key is a 404."""
+    export = subject_export(subject=customer, actor=officer, reason="test")
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
+    other = _second_officer()
+    client.force_login(other)
+    assert client.get(url).status_code == 403
+    assert client.post(url).status_code == 403
+    changelist = client.get(reverse("admin:compliance_subjectexport_changelist"))
+    assert b"Download ZIP" not in changelist.content
+    with pytest.raises(PermissionDenied):
+        export_download(export=export, actor=other)
+    for key in [str(export.pk), "x" * 43]:
+        guessed = reverse("admin:compliance_subjectexport_download", args=[key])
+        assert client.post(guessed).status_code == 404
+    assert not LedgerEntry.objects.filter(action=LedgerAction.EXPORT_DOWNLOAD).exists()
+
+    named = subject_export(subject=customer, actor=officer, reason="for delivery", recipient=other)
+    url = reverse("admin:compliance_subjectexport_download", args=[named.download_key])
+    response = client.post(url)
+    assert response.status_code == 200
+    assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == named.sha256
+    entry = LedgerEntry.objects.get(action=LedgerAction.EXPORT_DOWNLOAD)
+    assert entry.actor == other and entry.details["export"] == named.pk
+    assert len(export.download_key) >= 40 and export.download_key != named.download_key
+
+
+def test_a_get_of_the_download_page_changes_nothing(officer_client, officer, customer):
+    """A GET (what a third-party page's <img> sends) shows the confirmation and writes no
+    ledger entry, no history, no file."""
+    export = subject_export(subject=customer, actor=officer, reason="test")
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
+    ledgered = LedgerEntry.objects.count()
+    response = officer_client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert '<form method="post">' in response.content.decode()
+    assert LedgerEntry.objects.count() == ledgered
+
+
+def test_a_named_recipient_must_be_an_officer(customer, officer, auditor):
+    """An export names as its recipient only someone who may download exports."""
+    with pytest.raises(ComplianceRefused, match="may not download"):
+        subject_export(subject=customer, actor=officer, reason="r", recipient=auditor)
+    assert not SubjectExport.objects.exists()
+
+
+def test_run_page_names_the_officer_who_may_download(officer_client, officer, customer):
+    """The run page offers the other officers; the one chosen is recorded as recipient,
+    an auditor or a malformed id is refused and nothing is queued."""
+    from compliance.roles import AUDITOR
+
+    other = _second_officer()
+    url = reverse("admin:compliance_subject_export", args=[customer.pk])
+    page = officer_client.get(url).content.decode()
+    assert f'<option value="{other.pk}">{other.username}</option>' in page
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    auditor = get_user_model().objects.create_user("aud", is_staff=True)
+    auditor.groups.add(Group.objects.get(name=AUDITOR))
+    for bad in [str(auditor.pk), "abc"]:
+        officer_client.post(url, {"reason": "r", "recipient": bad})
+    assert not SubjectExport.objects.exists()
+    with transaction.atomic():  # the task is not run: the record is what is checked
+        officer_client.post(url, {"reason": "r", "recipient": str(other.pk)})
+    assert SubjectExport.objects.get().recipient == other
