@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import zipfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -826,13 +826,12 @@ def subject_export(
         final = Path(output).resolve()
         filename = ""
     else:
-        directory = config.export_dir()
-        directory.mkdir(parents=True, exist_ok=True)
         filename = f"subject-export-{export.pk}-{uuid4().hex}.zip"
-        final = directory / filename
+        final = config.export_dir() / filename
     temporary = final.with_name(f".{final.name}.{uuid4().hex}.part")
     renamed = False
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)  # a failure here is recorded too
         with change_context(user=actor, reason=reason), _snapshot():
             counts, _ = _write_archive(temporary, subject, export, chunk_size, progress)
         with open(temporary, "rb+") as handle:
@@ -879,18 +878,37 @@ def subject_export(
             renamed = True
             fsync_dir(final.parent)
     except BaseException as exc:
-        temporary.unlink(missing_ok=True)
-        if renamed:
-            final.unlink(missing_ok=True)  # in place, then the commit failed
+        with suppress(OSError):  # the clean-up must not hide what failed
+            temporary.unlink(missing_ok=True)
+            if renamed:
+                final.unlink(missing_ok=True)  # in place, then the commit failed
         SubjectExport.objects.filter(pk=export.pk).update(
             status=SubjectExport.Status.FAILED,
             finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            error=export_failure(exc, final.parent, output is None)[:2000],
             filename="",
         )
         export.refresh_from_db()
         raise
     return export
+
+
+def export_failure(exc: BaseException, directory: Path, stored: bool) -> str:
+    """What failed, in words an officer can act on; the traceback stays in the log."""
+    where = "The export directory (COMPLIANCE_EXPORT_DIR)" if stored else "The output directory"
+    if isinstance(exc, ComplianceRefused):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return (
+            f"{where} {directory} could not be written: {exc.strerror or exc}. Ask the "
+            "operator to check that it exists, is writable by the application and has free "
+            "space, then run the export again."
+        )
+    return (
+        f"The export stopped on an unexpected error ({type(exc).__name__}: {exc}). Run it "
+        "again; if it fails again, give the operator this export's number: the full error "
+        "is in the application's log."
+    )
 
 
 ANSWERABLE = (State.VERIFIED, State.IN_PROGRESS)
@@ -994,7 +1012,9 @@ def subject_export_queue(
                 subject, actor=actor, reason=reason, request=request, recipient=recipient
             )
         )
-        transaction.on_commit(lambda: export_run.delay(export.pk))
+        # robust: a task run in-process (no broker) that fails has recorded its failure on
+        # the export and logged it; it must not turn the officer's page into an error.
+        transaction.on_commit(lambda: export_run.delay(export.pk), robust=True)
     return export
 
 

@@ -773,3 +773,29 @@ def test_run_page_names_the_officer_who_may_download(officer_client, officer, cu
     with transaction.atomic():  # the task is not run: the record is what is checked
         officer_client.post(url, {"reason": "r", "recipient": str(other.pk)})
     assert SubjectExport.objects.get().recipient == other
+
+
+def test_a_failed_export_is_a_failed_task_with_its_traceback_and_an_actionable_record(
+    customer, officer, settings, tmp_path, caplog
+):
+    """The task fails (not "success"), the log keeps the traceback, and the record says
+    what failed and what to do, in words; the export is not left running."""
+    import logging
+
+    from compliance.tasks import export_run
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.COMPLIANCE_EXPORT_DIR = blocker / "exports"  # cannot be created
+    pending = SubjectExport.objects.create(
+        subject=customer, subject_key=str(customer.pk), requested_by=officer, reason="r"
+    )
+    with caplog.at_level(logging.ERROR, logger="compliance.tasks"):
+        result = export_run.apply((pending.pk,), throw=False)
+    assert result.failed()
+    records = [r for r in caplog.records if r.name == "compliance.tasks"]
+    assert records and records[0].exc_info is not None
+    assert "Traceback" in caplog.text or records[0].exc_text or records[0].exc_info[2]
+    export = SubjectExport.objects.get()
+    assert export.status == SubjectExport.Status.FAILED
+    assert "export directory" in export.error and "COMPLIANCE_EXPORT_DIR" in export.error
