@@ -798,7 +798,7 @@ def subject_export(
         raise ValueError("chunk_size must be at least 1")
     if export is None:
         _answered(request, subject, what="export", reason=reason)
-        export = SubjectExport.objects.create(
+        export = _export_create(
             **_export_record(
                 subject, actor=actor, reason=reason, request=request, recipient=recipient
             )
@@ -958,6 +958,23 @@ def _answered(
     return current
 
 
+def _export_create(**fields) -> SubjectExport:
+    """A new export record; refused while another export of the subject waits or runs."""
+    try:
+        with transaction.atomic():
+            return SubjectExport.objects.create(**fields)
+    except IntegrityError:
+        waiting = SubjectExport.objects.filter(
+            subject_key=fields["subject_key"], status__in=SubjectExport.WAITING
+        ).first()
+        if waiting is None:
+            raise
+        raise ComplianceRefused(
+            f"Export #{waiting.pk} of this subject is {waiting.get_status_display().lower()}: "
+            "wait for it to finish, then export again if still needed."
+        ) from None
+
+
 def _export_record(subject, *, actor, reason: str, request, recipient) -> dict:
     """A new export's fields. It names its subject by the row and by the key, which outlives
     the row (a subject known from history only has the key alone); its download page is
@@ -996,22 +1013,31 @@ def subject_export_queue(
     _answered(request, subject, what="export", reason=reason)
     from .tasks import export_run  # the task module imports this one
 
+    waiting = SubjectExport.objects.select_for_update().filter(
+        subject_key=str(subject.pk), status__in=SubjectExport.WAITING
+    )
     with change_context(user=actor, reason=reason), transaction.atomic():
-        waiting = (
-            SubjectExport.objects.select_for_update()
-            .filter(
-                subject_key=str(subject.pk),
-                status__in=[SubjectExport.Status.PENDING, SubjectExport.Status.RUNNING],
-            )
-            .first()
-        )
-        if waiting is not None:
-            return waiting  # a second click while one is queued or running queues nothing
-        export = SubjectExport.objects.create(
-            **_export_record(
-                subject, actor=actor, reason=reason, request=request, recipient=recipient
-            )
-        )
+        # The lock finds a committed waiting export; one inserted by a queue not yet committed
+        # is invisible, and the partial unique constraint (one waiting export per subject)
+        # then makes this insert wait for it: once it commits, it is returned instead.
+        for attempt in range(2):
+            if (found := waiting.first()) is not None:
+                return found  # a second click while one is queued or running queues nothing
+            try:
+                with transaction.atomic():  # a savepoint: the concurrent queue may win
+                    export = SubjectExport.objects.create(
+                        **_export_record(
+                            subject,
+                            actor=actor,
+                            reason=reason,
+                            request=request,
+                            recipient=recipient,
+                        )
+                    )
+                break
+            except IntegrityError:
+                if attempt:
+                    raise
         # robust: a task run in-process (no broker) that fails has recorded its failure on
         # the export and logged it; it must not turn the officer's page into an error.
         transaction.on_commit(lambda: export_run.delay(export.pk), robust=True)

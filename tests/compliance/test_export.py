@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import threading
 import time
 import uuid
 import zipfile
@@ -15,7 +16,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -647,15 +648,54 @@ def test_run_page_with_a_malformed_subject_id_is_a_404(officer_client, db):
     assert officer_client.get(url).status_code == 404
 
 
-def test_a_second_queue_while_one_waits_queues_nothing(customer, officer):
-    """Clicking "Run export" twice: one export, the second call returns the waiting one."""
+def test_a_second_queue_while_one_waits_queues_nothing(
+    postgres, transactional_db, customer, monkeypatch
+):
+    """Two officers queue an export of one subject at the same moment on two connections
+    (PostgreSQL): the first has inserted and not yet committed, so the second's lock finds
+    no row; still one export is queued, one task sent, and both get that export."""
     from compliance.services import subject_export_queue
+    from compliance.tasks import export_run
 
-    with transaction.atomic():  # on_commit callbacks never run: the first stays pending
-        first = subject_export_queue(subject=customer, actor=officer, reason="test")
-        second = subject_export_queue(subject=customer, actor=officer, reason="test")
-    assert first.pk == second.pk
+    sent = []
+    monkeypatch.setattr(export_run, "delay", lambda pk: sent.append(pk))
+    first_officer, second_officer = _second_officer("queue-a"), _second_officer("queue-b")
+    inserted, results, errors = threading.Event(), {}, []
+
+    def first():
+        try:
+            with transaction.atomic():
+                results["first"] = subject_export_queue(
+                    subject=customer, actor=first_officer, reason="one"
+                )
+                inserted.set()
+                time.sleep(1)  # the second queue runs while this one is uncommitted
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            inserted.set()
+            connections.close_all()
+
+    def second():
+        try:
+            inserted.wait(10)
+            results["second"] = subject_export_queue(
+                subject=customer, actor=second_officer, reason="two"
+            )
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
     assert SubjectExport.objects.count() == 1
+    assert results["first"].pk == results["second"].pk == SubjectExport.objects.get().pk
+    assert sent == [results["first"].pk]
 
 
 def test_export_runs_with_debug_on_on_postgresql(postgres, customer, subject_data, settings):
