@@ -66,6 +66,7 @@ from .selectors import (
     erasure_scope,
     erasure_targets,
     erasure_values,
+    export_orphans,
     still_personal_q,
     subject_gone,
     subject_identifiers,
@@ -1058,7 +1059,11 @@ def _file_remove(export: SubjectExport) -> None:
 
 
 def exports_expire(*, now: datetime | None = None) -> int:
-    """Delete the files of exports past their expiry and mark them expired; return how many."""
+    """Delete the files of exports past their expiry and mark them expired; return how many.
+
+    Then sweep the export directory against the catalogue: a file no finished export keeps
+    (an erased subject's ZIP whose after-commit delete was lost to a crash, a file with no
+    row, a stale .part) is deleted too, so no copy outlives its export or an erasure."""
     now = now or timezone.now()
     expired = SubjectExport.objects.filter(status=SubjectExport.Status.DONE, expires_at__lte=now)
     count = 0
@@ -1067,6 +1072,8 @@ def exports_expire(*, now: datetime | None = None) -> int:
         export.status = SubjectExport.Status.EXPIRED
         export.save(update_fields=["status"])
         count += 1
+    for orphan in export_orphans(now=now):
+        orphan.unlink(missing_ok=True)
     return count
 
 

@@ -839,3 +839,48 @@ def test_a_failed_export_is_a_failed_task_with_its_traceback_and_an_actionable_r
     export = SubjectExport.objects.get()
     assert export.status == SubjectExport.Status.FAILED
     assert "export directory" in export.error and "COMPLIANCE_EXPORT_DIR" in export.error
+
+
+def _aged(path, minutes=60):
+    """Date `path` `minutes` ago, as a file left by an earlier crash would be."""
+    import os
+
+    moment = time.time() - minutes * 60
+    os.utime(path, (moment, moment))
+    return path
+
+
+def test_expiry_sweep_removes_files_the_catalogue_does_not_keep(customer, officer, export_dir):
+    """A ZIP whose export was erased (the hook's delete lost to a crash), one with no row, a
+    stale .part: the daily sweep deletes them; a finished export's file and a file still
+    being written stay. doctor reports the orphans until then."""
+    from compliance.tasks import exports_expire_scheduled
+    from versions.doctor import ACTION, OK, Thresholds, doctor_run
+
+    kept = subject_export(subject=customer, actor=officer, reason="test")
+    erased = subject_export(subject=customer, actor=officer, reason="test")
+    # The erasure marked it expired and committed; the process died before the file went.
+    SubjectExport.objects.filter(pk=erased.pk).update(status=SubjectExport.Status.EXPIRED)
+    _aged(export_path(erased))
+    stray = export_dir / "subject-export-999-0123456789abcdef.zip"
+    stray.write_bytes(b"PK")
+    _aged(stray)
+    part = export_dir / ".subject-export-7-ab.zip.cd.part"
+    part.write_bytes(b"PK")
+    _aged(part)
+    writing = export_dir / ".subject-export-8-ab.zip.ef.part"
+    writing.write_bytes(b"PK")  # modified just now: an export still writing it
+
+    def doctor():
+        return doctor_run(thresholds=Thresholds.from_settings(), names=["export-orphans"])
+
+    [finding] = doctor()
+    assert finding.status == ACTION and "3 file(s)" in finding.summary
+    assert sorted(finding.data["files"]) == sorted(
+        [export_path(erased).name, stray.name, part.name]
+    )
+    exports_expire_scheduled.apply()
+    assert not export_path(erased).exists() and not stray.exists() and not part.exists()
+    assert export_path(kept).exists() and writing.exists()
+    [finding] = doctor()
+    assert finding.status == OK
