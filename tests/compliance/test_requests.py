@@ -573,3 +573,91 @@ def test_an_erasure_that_commits_completes_its_request_with_the_certificate(cust
     assert step.details["transition"] == "complete"
     assert step.details["certificate"] == result.certificate.pk
     assert step.id > result.certificate.ledger_entry_id
+
+
+# Two connections at once (PostgreSQL) ----------------------------------------------------
+
+
+def _race(first, second):
+    """Run `first` in a transaction that stays open a second after it acted, and `second`
+    on another connection meanwhile; return their results (or exceptions) and how long the
+    second waited."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    acted, results = threading.Event(), {}
+
+    def run_first():
+        try:
+            with transaction.atomic():
+                results["first"] = first()
+                acted.set()
+                time.sleep(1)  # holding whatever `first` locked
+        except Exception as exc:  # returned to the test
+            results["first"] = exc
+        finally:
+            acted.set()
+            connections.close_all()
+
+    def run_second():
+        try:
+            acted.wait(10)
+            started = time.monotonic()
+            try:
+                results["second"] = second()
+            finally:
+                results["waited"] = time.monotonic() - started
+        except Exception as exc:  # returned to the test
+            results["second"] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_erasures_of_one_subject_at_once_erase_once(
+    postgres, transactional_db, customer, officer
+):
+    """The second erasure waits for the first's lock on the subject, then finds nothing
+    left: one certificate, one ledger entry, no error."""
+    from compliance.models import ErasureCertificate
+    from compliance.services import subject_erase
+
+    def erase():
+        return subject_erase(subject=customer, actor=officer, reason="asked twice")
+
+    results = _race(erase, erase)
+    assert not isinstance(results["first"], Exception), results["first"]
+    assert not isinstance(results["second"], Exception), results["second"]
+    assert results["waited"] >= 0.5  # it waited for the lock, then read the committed state
+    assert results["first"].certificate is not None and results["second"].nothing_left
+    assert ErasureCertificate.objects.count() == 1
+    assert LedgerEntry.objects.filter(action=LedgerAction.ERASURE).count() == 1
+
+
+def test_two_state_changes_of_one_request_at_once_take_turns(
+    postgres, transactional_db, customer, officer
+):
+    """A rejection and a verification of one request at the same moment: the second waits
+    for the first's row lock and is refused on the state it then reads; one step recorded."""
+    request = _create(customer, officer)
+
+    results = _race(
+        lambda: request_reject(request=request, actor=officer, reason="Unfounded"),
+        lambda: request_verify(request=request, actor=officer, method=Method.EMAIL),
+    )
+    assert results["first"].state == State.REJECTED
+    assert isinstance(results["second"], ComplianceRefused), results["second"]
+    assert "final" in str(results["second"])
+    assert results["waited"] >= 0.5
+    request.refresh_from_db()
+    assert request.state == State.REJECTED and request.verified_at is None
+    steps = LedgerEntry.objects.filter(action=LedgerAction.REQUEST, details__request=request.pk)
+    assert [e.details["transition"] for e in steps.order_by("id")] == ["create", "reject"]
