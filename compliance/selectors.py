@@ -364,14 +364,15 @@ def request_due_soon_q(now: datetime | None = None, days: int = DUE_SOON_DAYS) -
 
 
 # Files of exports: a ZIP or a temporary .part of one, in the export directory.
-_EXPORT_FILE = re.compile(r"^\.?subject-export-.*\.(zip|part)$")
+_EXPORT_FILE = re.compile(r"^\.?subject-export-.*\.(zip|part|part\.staging)$")
 #: A file modified more recently may belong to an export still being written or committed.
 EXPORT_ORPHAN_GRACE = timedelta(minutes=10)
 
 
 def export_orphans(*, now: datetime | None = None) -> list[Path]:
     """Export files on disk that the catalogue does not keep: no finished export names them
-    (no row, or its export expired, failed or was erased), older than the grace period."""
+    (no row, or its export expired, failed or was erased), older than the grace period; a
+    ZIP, a .part, or the staging directory of an export that died while writing."""
     directory = config.export_dir()
     if not directory.is_dir():
         return []
@@ -386,7 +387,7 @@ def export_orphans(*, now: datetime | None = None) -> list[Path]:
         if path.name in kept or not _EXPORT_FILE.match(path.name):
             continue
         try:
-            if path.is_file() and path.stat().st_mtime <= cutoff:
+            if path.stat().st_mtime <= cutoff:  # a staging directory of a dead export too
                 orphans.append(path)
         except FileNotFoundError:  # removed meanwhile
             continue

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -692,59 +693,100 @@ def _write_rows_python(
     return rows
 
 
+class _Staged:
+    """Stands in for the ZIP while the snapshot is open: each entry is written as it comes,
+    uncompressed, to a file of its own; `compress_into` then deflates them into the ZIP."""
+
+    def __init__(self, directory: Path):
+        self.directory, self.entries = directory, []
+
+    def open(self, info: zipfile.ZipInfo, mode: str = "w", force_zip64: bool = False):
+        path = self.directory / str(len(self.entries))
+        self.entries.append((info, path))
+        return open(path, "wb")  # noqa: SIM115 - the caller's with closes it
+
+    def writestr(self, info: zipfile.ZipInfo, data: str) -> None:
+        with self.open(info) as out:
+            out.write(data.encode())
+
+    def compress_into(self, path: Path) -> None:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+            for info, staged in self.entries:
+                with open(staged, "rb") as source, zf.open(info, "w", force_zip64=True) as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+
+
 def _write_archive(
     path: Path, subject, export: SubjectExport, chunk_size: int, progress
 ) -> tuple[dict, dict]:
-    """Write the ZIP at `path`; return (rows per file, the manifest's per-model metadata)."""
+    """Write the ZIP at `path`; return (rows per file, the manifest's per-model metadata).
+
+    Every file is read in one snapshot and staged uncompressed beside `path`; the snapshot
+    then ends and the staged files are compressed into the ZIP: the transaction lasts as
+    long as the database takes to hand the rows over, not as long as deflating them."""
+    staging = path.with_name(f"{path.name}.staging")
+    staging.mkdir(mode=0o700)
+    try:
+        staged = _Staged(staging)
+        with _snapshot():
+            result = _stage_archive(staged, subject, export, chunk_size, progress)
+        staged.compress_into(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _stage_archive(
+    zf: _Staged, subject, export: SubjectExport, chunk_size: int, progress
+) -> tuple[dict, dict]:
     stats: dict[str, _FileStat] = {}
     models_meta = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
-        for walked in subject_walk(subject):
-            meta = _entry_metadata(walked)
-            models_meta.append(meta)
-            if not walked.entry.exported:
-                meta["rows"] = walked.rows.count()
-                continue
-            base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
-            meta["rows"] = _write_rows(
-                zf, base, walked.rows, export_fields(walked.entry), chunk_size, stats
+    for walked in subject_walk(subject):
+        meta = _entry_metadata(walked)
+        models_meta.append(meta)
+        if not walked.entry.exported:
+            meta["rows"] = walked.rows.count()
+            continue
+        base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
+        meta["rows"] = _write_rows(
+            zf, base, walked.rows, export_fields(walked.entry), chunk_size, stats
+        )
+        meta["files"] = [f"{base}.json", f"{base}.csv"]
+        if walked.history is not None:
+            meta["history_rows"] = _write_rows(
+                zf,
+                f"{base}.history",
+                walked.history,
+                export_fields(walked.entry, walked.history.model),
+                chunk_size,
+                stats,
             )
-            meta["files"] = [f"{base}.json", f"{base}.csv"]
-            if walked.history is not None:
-                meta["history_rows"] = _write_rows(
-                    zf,
-                    f"{base}.history",
-                    walked.history,
-                    export_fields(walked.entry, walked.history.model),
-                    chunk_size,
-                    stats,
-                )
-                meta["files"] += [f"{base}.history.json", f"{base}.history.csv"]
-            if progress is not None:
-                progress(walked.entry.label, meta["rows"] + meta.get("history_rows", 0))
-        subject_model = registry.subject_model()
-        manifest = {
-            "format": EXPORT_FORMAT,
-            "export": export.pk,
-            "created_at": timezone.now().isoformat(),
-            "subject": {
-                "model": subject_model._meta.label,
-                "pk": subject.pk if isinstance(subject.pk, int) else str(subject.pk),
-            },
-            "note": (
-                "One JSON and one CSV file per kind of record, with the same rows; *.history.* "
-                "files hold earlier versions of the records (history_type + created, ~ changed, "
-                "- deleted). models lists why and on which basis each is processed, who "
-                "receives it, how long it is kept and where it comes from (GDPR Art. 15)."
-            ),
-            "models": models_meta,
-            "files": {
-                name: {"rows": s.rows, "bytes": s.bytes, "sha256": s.sha256}
-                for name, s in stats.items()
-            },
-        }
-        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
-        zf.writestr(_entry(_MANIFEST), manifest_text)
+            meta["files"] += [f"{base}.history.json", f"{base}.history.csv"]
+        if progress is not None:
+            progress(walked.entry.label, meta["rows"] + meta.get("history_rows", 0))
+    subject_model = registry.subject_model()
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "export": export.pk,
+        "created_at": timezone.now().isoformat(),
+        "subject": {
+            "model": subject_model._meta.label,
+            "pk": subject.pk if isinstance(subject.pk, int) else str(subject.pk),
+        },
+        "note": (
+            "One JSON and one CSV file per kind of record, with the same rows; *.history.* "
+            "files hold earlier versions of the records (history_type + created, ~ changed, "
+            "- deleted). models lists why and on which basis each is processed, who "
+            "receives it, how long it is kept and where it comes from (GDPR Art. 15)."
+        ),
+        "models": models_meta,
+        "files": {
+            name: {"rows": s.rows, "bytes": s.bytes, "sha256": s.sha256}
+            for name, s in stats.items()
+        },
+    }
+    manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
+    zf.writestr(_entry(_MANIFEST), manifest_text)
     # Rows per data set ("shop.order", "shop.order.history"): its JSON and CSV hold the same.
     counts = {name[: -len(".json")]: s.rows for name, s in stats.items() if name.endswith(".json")}
     return counts, models_meta
@@ -833,7 +875,7 @@ def subject_export(
     renamed = False
     try:
         final.parent.mkdir(parents=True, exist_ok=True)  # a failure here is recorded too
-        with change_context(user=actor, reason=reason), _snapshot():
+        with change_context(user=actor, reason=reason):
             counts, _ = _write_archive(temporary, subject, export, chunk_size, progress)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
@@ -1073,7 +1115,10 @@ def exports_expire(*, now: datetime | None = None) -> int:
         export.save(update_fields=["status"])
         count += 1
     for orphan in export_orphans(now=now):
-        orphan.unlink(missing_ok=True)
+        if orphan.is_dir():
+            shutil.rmtree(orphan, ignore_errors=True)
+        else:
+            orphan.unlink(missing_ok=True)
     return count
 
 

@@ -868,6 +868,10 @@ def test_expiry_sweep_removes_files_the_catalogue_does_not_keep(customer, office
     part = export_dir / ".subject-export-7-ab.zip.cd.part"
     part.write_bytes(b"PK")
     _aged(part)
+    staging = export_dir / ".subject-export-9-ab.zip.cd.part.staging"  # killed mid-read
+    staging.mkdir()
+    (staging / "0").write_bytes(b"[]")
+    _aged(staging)
     writing = export_dir / ".subject-export-8-ab.zip.ef.part"
     writing.write_bytes(b"PK")  # modified just now: an export still writing it
 
@@ -875,12 +879,40 @@ def test_expiry_sweep_removes_files_the_catalogue_does_not_keep(customer, office
         return doctor_run(thresholds=Thresholds.from_settings(), names=["export-orphans"])
 
     [finding] = doctor()
-    assert finding.status == ACTION and "3 file(s)" in finding.summary
+    assert finding.status == ACTION and "4 file(s)" in finding.summary
     assert sorted(finding.data["files"]) == sorted(
-        [export_path(erased).name, stray.name, part.name]
+        [export_path(erased).name, stray.name, part.name, staging.name]
     )
     exports_expire_scheduled.apply()
     assert not export_path(erased).exists() and not stray.exists() and not part.exists()
+    assert not staging.exists()
     assert export_path(kept).exists() and writing.exists()
     [finding] = doctor()
     assert finding.status == OK
+
+
+def test_export_reads_in_one_snapshot_and_compresses_outside_it(
+    postgres, transactional_db, customer, subject_data, monkeypatch
+):
+    """No ZIP entry is compressed while the export's transaction is open: the repeatable-read
+    snapshot lasts as long as the reads, not the compression (PostgreSQL)."""
+    from django.db import connection
+
+    opened = []
+    original = zipfile.ZipFile.open
+
+    def watched(self, name, mode="r", *args, **kwargs):
+        if mode == "w":
+            opened.append(connection.in_atomic_block)
+        return original(self, name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", watched)
+    export = subject_export(subject=customer, actor=None, reason="test")
+    assert export.status == SubjectExport.Status.DONE
+    assert opened and not any(opened)  # every entry written with no transaction open
+    with _read(export) as archive:
+        assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
+        manifest = _json(archive, "manifest.json")
+        for name, stat in manifest["files"].items():
+            assert hashlib.sha256(archive.read(name)).hexdigest() == stat["sha256"]
+    assert not list(export_path(export).parent.glob("*.staging"))
