@@ -10,8 +10,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import quote, unquote
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -22,6 +24,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import capfirst
 
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
+from versions.models import LedgerAction
 
 from . import config
 from .models import (
@@ -41,18 +44,23 @@ from .selectors import (
     consent_timeline,
     erasure_plan,
     request_due_soon_q,
+    request_find,
     request_overdue_q,
     request_search_q,
+    request_steps,
     subject_find,
     subject_get,
     subject_gone,
 )
 from .services import (
+    ANSWERABLE,
+    DOWNLOAD_PERMISSION,
     ERASE_PERMISSION,
     NOTHING_LEFT,
     ComplianceRefused,
     consent_record,
     export_download,
+    export_may_download,
     request_complete,
     request_create,
     request_extend,
@@ -78,12 +86,13 @@ __all__ = [
 
 
 def subject_tools(
-    request, admin_site, subject_id, *, kind=None, request_id=None, gone=False
+    request, admin_site, subject_id, *, kind=None, request_id=None, gone=False, answerable=True
 ) -> list[tuple[str, str]]:
     """(label, url) of the pages about one data subject that `request.user` may open: the
     overview, consents, and the export, erasure and restriction pages. With a request's
-    `kind`, only the page that kind of request needs besides the overview. A subject whose
-    row is `gone` (known from history only) has no consents."""
+    `kind`, only the page that kind of request needs besides the overview, and no export or
+    erasure unless the request is `answerable` (verified and open). A subject whose row is
+    `gone` (known from history only) has no consents."""
     user = request.user
     opts = registry.subject_model()._meta
     pages = [
@@ -107,6 +116,9 @@ def subject_tools(
             continue
         if gone and "consent" in name:
             continue
+        answers = page_kind in (SubjectRequest.Kind.ACCESS, SubjectRequest.Kind.ERASURE)
+        if answers and not answerable:
+            continue
         if user.has_perm(permission):
             url = reverse(f"admin:{name}", args=[subject_id], current_app=admin_site.name)
             if request_id is not None and page_kind is not None:
@@ -117,16 +129,50 @@ def subject_tools(
 
 def _answered_request(http_request) -> SubjectRequest | None:
     """The request a page opened from a request's page answers (``?request=<id>``, then a
-    hidden field of its form), or None."""
-    request_id = http_request.POST.get("request") or http_request.GET.get("request", "")
-    if not str(request_id).isdigit():
+    hidden field of its form), or None when none is named. A named request that is
+    malformed or unknown is refused (ComplianceRefused): never run without the link."""
+    named = http_request.POST.get("request") or http_request.GET.get("request", "")
+    if not named:
         return None
-    return SubjectRequest.objects.filter(pk=request_id).first()
+    found = request_find(named) if named.isascii() else None
+    if found is None:
+        raise ComplianceRefused(
+            f"No data-subject request {named[:20]!r}: open the export or erasure from the "
+            "request's own page. Nothing was run."
+        )
+    return found
 
 
 def _request_reason(answered: SubjectRequest | None) -> str:
     """The default reason of a page that answers a request."""
     return f"Request #{answered.pk}" if answered is not None else ""
+
+
+_STEP_NAMES = {
+    "create": "Received",
+    "verify": "Identity verified",
+    "start": "Started",
+    "complete": "Completed",
+    "reject": "Rejected",
+    "extend": "Extended",
+}
+
+
+def _step_label(entry) -> str:
+    """One ledger entry about a request, as a step: "Identity verified", "Export #3 done"."""
+    details = entry.details
+    if entry.action == LedgerAction.REQUEST:
+        label = _STEP_NAMES.get(details.get("transition"), details.get("transition", ""))
+        if "export" in details:
+            label += f" (export #{details['export']} ready: awaiting delivery)"
+        if "certificate" in details:
+            label += f" (erasure certificate #{details['certificate']})"
+        return label
+    if entry.action == LedgerAction.EXPORT:
+        return f"Export #{details.get('export')} written"
+    if entry.action == LedgerAction.EXPORT_DOWNLOAD:
+        return f"Export #{details.get('export')} downloaded"
+    return "Erasure committed"
 
 
 def _local(moment, pattern="j M Y, H:i") -> str:
@@ -361,6 +407,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
                     "rejected_at",
                     "rejection_reason",
                     "answered_by",
+                    "steps",
                 ]
             },
         ),
@@ -382,6 +429,27 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         if not links:
             return "—"
         return format_html_join("", '<a href="{}">{}</a><br>', links)
+
+    @admin.display(description="steps")
+    def steps(self, obj):
+        """Each step with who took it and when, from the ledger: the request's own changes
+        and the exports, downloads and erasures that answered it."""
+        rows = [
+            (
+                _when(entry.created_at),
+                _step_label(entry),
+                entry.actor_label,
+                entry.channel,
+            )
+            for entry in request_steps(obj)
+        ]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>When</th><th>Step</th><th>Who</th><th>Through</th></tr>"
+            "</thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
 
     @admin.display(description="subject")
     def about(self, obj):
@@ -464,6 +532,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             obj.subject_id or obj.subject_key,
             kind=obj.kind,
             request_id=obj.pk,
+            answerable=obj.state in ANSWERABLE and bool(obj.verification_method),
             # A row recovered since under its key is no longer gone.
             gone=obj.subject_id is None and subject_gone(subject_get(obj.subject_key)),
         )
@@ -557,7 +626,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     list_select_related = ["requested_by"]
     search_fields = ["=subject_key", "=id"]
-    readonly_fields = ["subject", "subject_key", "requested_by", "reason", "request",
+    readonly_fields = ["subject", "subject_key", "requested_by", "answers", "reason", "request",
                        "created_at", "started_at", "finished_at", "status", "error", "filename",
                        "size", "sha256", "counts", "expires_at"]  # fmt: skip
     show_full_result_count = False
@@ -567,7 +636,7 @@ class SubjectExportAdmin(admin.ModelAdmin):
         return [
             path("run/<str:subject_pk>/", view(self.run_view), name="compliance_subject_export"),
             path(
-                "<int:export_pk>/download/",
+                "download/<str:key>/",
                 view(self.download_view),
                 name="compliance_subjectexport_download",
             ),
@@ -613,11 +682,29 @@ class SubjectExportAdmin(admin.ModelAdmin):
     def expires(self, obj):
         return _short(obj.expires_at)
 
+    def get_queryset(self, request):
+        """Each export knows whether the viewing officer may download it (they ran it or it
+        names them): the list and the page show the link to that officer only."""
+        mine = Q(requested_by_id=request.user.pk) | Q(recipient_id=request.user.pk)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _downloadable=Case(
+                    When(mine, then=Value(True)), default=Value(False), output_field=BooleanField()
+                )
+            )
+        )
+
     @admin.display(description="download")
     def download_link(self, obj):
-        if obj.status != SubjectExport.Status.DONE or not obj.filename:
+        """A link to the download page, for the officer the export is for: the page asks to
+        confirm and downloads by POST."""
+        if obj.status != SubjectExport.Status.DONE or not obj.filename or not obj.download_key:
             return ""
-        url = reverse("admin:compliance_subjectexport_download", args=[obj.pk])
+        if not getattr(obj, "_downloadable", False):
+            return ""
+        url = reverse("admin:compliance_subjectexport_download", args=[obj.download_key])
         return format_html('<a href="{}" class="nowrap">Download ZIP</a>', url)
 
     def run_view(self, request, subject_pk):
@@ -628,14 +715,36 @@ class SubjectExportAdmin(admin.ModelAdmin):
         subject = subject_get(subject_pk)  # a subject whose row is gone: its history rows
         if subject is None:
             raise Http404(f"No {subject_model._meta.verbose_name} with id {subject_pk}.")
-        answered = _answered_request(request)
+        try:
+            answered = _answered_request(request)
+        except ComplianceRefused as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            if request.method == "POST":
+                return HttpResponseRedirect(request.path)
+            answered = None
+        recipients = (
+            get_user_model()
+            .objects.with_perm(DOWNLOAD_PERMISSION, include_superusers=False)
+            .exclude(pk=request.user.pk)
+            .order_by("username")
+        )
         if request.method == "POST":
+            named = request.POST.get("recipient", "")
+            recipient = recipients.filter(pk=named).first() if named.isdigit() else None
+            if named and recipient is None:
+                self.message_user(
+                    request,
+                    "Choose the officer who may download the export from the list.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.path)
             try:
                 export = subject_export_queue(
                     subject=subject,
                     actor=request.user,
                     reason=request.POST.get("reason", "").strip(),
                     request=answered,
+                    recipient=recipient,
                 )
             except ComplianceRefused as exc:
                 self.message_user(request, str(exc), messages.ERROR)
@@ -662,28 +771,44 @@ class SubjectExportAdmin(admin.ModelAdmin):
             "expiry_days": config.export_expiry_days(),
             "reason": _request_reason(answered),
             "answered": answered,
+            "recipients": recipients,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/compliance/subject_export.html", context)
 
-    def download_view(self, request, export_pk):
-        """Stream a finished export's ZIP to a permitted user; refused once it has expired."""
+    def download_view(self, request, key):
+        """The download page of one export, addressed by its unguessable key: a GET shows
+        what will be downloaded and changes nothing; the POST streams the ZIP and writes the
+        ledger entry. Only the officer who ran the export, or the one it names, gets either."""
         if not self.has_download_permission(request):
             raise PermissionDenied
-        export = get_object_or_404(SubjectExport, pk=export_pk)
-        try:
-            handle = export_download(export=export, actor=request.user)
-        except ComplianceRefused as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(
-                reverse("admin:compliance_subjectexport_change", args=[export.pk])
+        export = SubjectExport.objects.filter(download_key=key).first() if key else None
+        if export is None:
+            raise Http404("No such export.")
+        if not export_may_download(export, request.user):
+            raise PermissionDenied
+        if request.method == "POST":
+            try:
+                handle = export_download(export=export, actor=request.user)
+            except ComplianceRefused as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return HttpResponseRedirect(
+                    reverse("admin:compliance_subjectexport_change", args=[export.pk])
+                )
+            return FileResponse(
+                handle,
+                as_attachment=True,
+                filename=f"subject-{export.subject_key}-export-{export.pk}.zip",
+                content_type="application/zip",
             )
-        return FileResponse(
-            handle,
-            as_attachment=True,
-            filename=f"subject-{export.subject_key}-export-{export.pk}.zip",
-            content_type="application/zip",
-        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Download {export}",
+            "opts": self.model._meta,
+            "export": export,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/compliance/export_download.html", context)
 
 
 # Consents ------------------------------------------------------------------------------
@@ -1016,6 +1141,7 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "subject_model",
         "subject_ref",
         "actor_label",
+        "answers",
         "reason",
         "request",
         "plan_hash",
@@ -1084,9 +1210,15 @@ class ErasureCertificateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         subject = subject_get(subject_pk)  # a subject whose row is gone: its history rows
         if subject is None:
             raise Http404(f"No {model._meta.verbose_name} with the key {subject_pk!r}.")
-        answered = _answered_request(request)
-        error, reason = "", _request_reason(answered)
-        if request.method == "POST":
+        error = ""
+        try:
+            answered = _answered_request(request)
+        except ComplianceRefused as exc:
+            answered, error = None, str(exc)
+        reason = _request_reason(answered)
+        if request.method == "POST" and error:
+            reason = request.POST.get("reason", "")
+        elif request.method == "POST":
             reason = request.POST.get("reason", "")
             try:
                 result = subject_erase(

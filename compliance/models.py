@@ -234,10 +234,37 @@ class SubjectExport(models.Model):
     sha256 = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the ZIP.")
     counts = models.JSONField(default=dict, blank=True, help_text="Rows per file.")
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    download_key = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="The unguessable key that addresses the export's download page (never its id).",
+    )
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The officer, besides the one who ran it, who may download the export.",
+    )
+
+    WAITING = (Status.PENDING, Status.RUNNING)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = "subject export"
+        constraints = [
+            # One export of a subject queued or running at a time: two officers queueing at
+            # once cannot both insert (the queue's lock alone finds no row to lock).
+            models.UniqueConstraint(
+                fields=["subject_key"],
+                condition=models.Q(status__in=["pending", "running"]) & ~models.Q(subject_key=""),
+                name="subject_export_one_waiting",
+            )
+        ]
         # add: run an export; download: fetch its file (each download is a ledger entry).
         default_permissions = ("add", "change", "delete", "view", "download")
 
@@ -247,6 +274,17 @@ class SubjectExport(models.Model):
     @property
     def rows(self) -> int:
         return sum(self.counts.values()) if self.counts else 0
+
+    @property
+    def answers(self) -> str:
+        """What the export answers: its request, or no request and the officer's reason."""
+        return answered_text(self.request_id, self.reason)
+
+
+def answered_text(request_id: int | None, reason: str) -> str:
+    """ "request #12", or "no request: <the officer's reason>" (an export or erasure started
+    without a request states why)."""
+    return f"request #{request_id}" if request_id is not None else f"no request: {reason}"
 
 
 # Consents ------------------------------------------------------------------------------
@@ -527,6 +565,11 @@ class ErasureCertificate(models.Model):
 
     def __str__(self):
         return f"Erasure certificate #{self.pk}"
+
+    @property
+    def answers(self) -> str:
+        """What the erasure answers: its request, or no request and the officer's reason."""
+        return answered_text(self.request_id, self.reason)
 
     @property
     def totals(self) -> dict[str, int]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -15,10 +17,12 @@ from django.utils import timezone
 
 from retention.models import RESTRICTION_GROUNDS, LegalHold
 from retention.selectors import held_q
+from versions.models import LedgerAction, LedgerEntry
 from versions.setbased import history_model_of
 
+from . import config
 from .anonymisers import REDACTED, get_anonymiser, keyed_sha256, keyed_sha256_text
-from .models import ConsentEvent, ConsentState, SubjectRequest
+from .models import ConsentEvent, ConsentState, SubjectExport, SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, registry
 
 __all__ = [
@@ -49,7 +53,9 @@ __all__ = [
     "inventory",
     "request_due_soon_q",
     "request_overdue_q",
+    "export_orphans",
     "request_search_q",
+    "request_steps",
     "requests_due",
     "RequestsDue",
     "subject_find",
@@ -423,6 +429,56 @@ def request_due_soon_q(now: datetime | None = None, days: int = DUE_SOON_DAYS) -
     """Open requests due within `days` days from now (not yet overdue)."""
     now = now or timezone.now()
     return _OPEN & Q(due_at__gte=now, due_at__lt=now + timedelta(days=days))
+
+
+# Files of exports: a ZIP or a temporary .part of one, in the export directory.
+_EXPORT_FILE = re.compile(r"^\.?subject-export-.*\.(zip|part|part\.staging)$")
+#: A file modified more recently may belong to an export still being written or committed.
+EXPORT_ORPHAN_GRACE = timedelta(minutes=10)
+
+
+def export_orphans(*, now: datetime | None = None) -> list[Path]:
+    """Export files on disk that the catalogue does not keep: no finished export names them
+    (no row, or its export expired, failed or was erased), older than the grace period; a
+    ZIP, a .part, or the staging directory of an export that died while writing."""
+    directory = config.export_dir()
+    if not directory.is_dir():
+        return []
+    kept = set(
+        SubjectExport.objects.filter(status=SubjectExport.Status.DONE)
+        .exclude(filename="")
+        .values_list("filename", flat=True)
+    )
+    cutoff = ((now or timezone.now()) - EXPORT_ORPHAN_GRACE).timestamp()
+    orphans = []
+    for path in directory.iterdir():
+        if path.name in kept or not _EXPORT_FILE.match(path.name):
+            continue
+        try:
+            if path.stat().st_mtime <= cutoff:  # a staging directory of a dead export too
+                orphans.append(path)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+    return sorted(orphans)
+
+
+# Ledger actions that name the request they answer in their details ("request": id).
+_REQUEST_STEP_ACTIONS = (
+    LedgerAction.REQUEST,
+    LedgerAction.EXPORT,
+    LedgerAction.EXPORT_DOWNLOAD,
+    LedgerAction.ERASURE,
+)
+
+
+def request_steps(request: SubjectRequest):
+    """Each step of `request` in order, with who and when: its own state changes and the
+    exports, downloads and erasures that answered it, read from the ledger (one record)."""
+    return (
+        LedgerEntry.objects.filter(action__in=_REQUEST_STEP_ACTIONS, details__request=request.pk)
+        .select_related("actor")
+        .order_by("id")
+    )
 
 
 def request_search_q(term: str) -> Q:

@@ -13,10 +13,12 @@ import hashlib
 import io
 import json
 import os
+import secrets
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -69,6 +71,7 @@ from .selectors import (
     erasure_targets,
     erasure_values,
     export_masks,
+    export_orphans,
     still_personal_q,
     subject_gone,
     subject_identifiers,
@@ -78,12 +81,15 @@ from .selectors import (
 )
 
 __all__ = [
+    "ANSWERABLE",
+    "DOWNLOAD_PERMISSION",
     "ComplianceRefused",
     "ErasureResult",
     "subject_erase",
     "consent_record",
     "EXPORT_FORMAT",
     "export_download",
+    "export_may_download",
     "exports_expire",
     "subject_export",
     "subject_export_queue",
@@ -162,13 +168,26 @@ def _transition(
             raise ComplianceRefused(
                 refusal.format(request=locked, state=locked.get_state_display().lower())
             )
-        previous = locked.state
-        locked.state = to
-        for name, value in values.items():
-            setattr(locked, name, value)
-        locked.save()
-        _ledger(locked, transition=transition, previous=previous, actor=actor, reason=reason)
+        _move(locked, actor=actor, reason=reason, transition=transition, to=to, **values)
     return locked
+
+
+def _move(locked, *, actor, reason: str, transition: str, to: str, details=None, **values):
+    """Set `locked` (a request under its row lock) to state `to` and `values`, and write the
+    step's ledger entry; the caller's transaction holds both."""
+    previous = locked.state
+    locked.state = to
+    for name, value in values.items():
+        setattr(locked, name, value)
+    locked.save()
+    _ledger(
+        locked,
+        transition=transition,
+        previous=previous,
+        actor=actor,
+        reason=reason,
+        **(details or {}),
+    )
 
 
 def request_create(
@@ -685,66 +704,107 @@ def _write_rows_python(
     return rows
 
 
+class _Staged:
+    """Stands in for the ZIP while the snapshot is open: each entry is written as it comes,
+    uncompressed, to a file of its own; `compress_into` then deflates them into the ZIP."""
+
+    def __init__(self, directory: Path):
+        self.directory, self.entries = directory, []
+
+    def open(self, info: zipfile.ZipInfo, mode: str = "w", force_zip64: bool = False):
+        path = self.directory / str(len(self.entries))
+        self.entries.append((info, path))
+        return open(path, "wb")  # noqa: SIM115 - the caller's with closes it
+
+    def writestr(self, info: zipfile.ZipInfo, data: str) -> None:
+        with self.open(info) as out:
+            out.write(data.encode())
+
+    def compress_into(self, path: Path) -> None:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
+            for info, staged in self.entries:
+                with open(staged, "rb") as source, zf.open(info, "w", force_zip64=True) as out:
+                    shutil.copyfileobj(source, out, 1 << 20)
+
+
 def _write_archive(
     path: Path, subject, export: SubjectExport, chunk_size: int, progress
 ) -> tuple[dict, dict]:
-    """Write the ZIP at `path`; return (rows per file, the manifest's per-model metadata)."""
+    """Write the ZIP at `path`; return (rows per file, the manifest's per-model metadata).
+
+    Every file is read in one snapshot and staged uncompressed beside `path`; the snapshot
+    then ends and the staged files are compressed into the ZIP: the transaction lasts as
+    long as the database takes to hand the rows over, not as long as deflating them."""
+    staging = path.with_name(f"{path.name}.staging")
+    staging.mkdir(mode=0o700)
+    try:
+        staged = _Staged(staging)
+        with _snapshot():
+            result = _stage_archive(staged, subject, export, chunk_size, progress)
+        staged.compress_into(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _stage_archive(
+    zf: _Staged, subject, export: SubjectExport, chunk_size: int, progress
+) -> tuple[dict, dict]:
     stats: dict[str, _FileStat] = {}
     models_meta = []
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
-        for walked in subject_walk(subject):
-            meta = _entry_metadata(walked)
-            models_meta.append(meta)
-            if not walked.entry.exported:
-                meta["rows"] = walked.rows.count()
-                continue
-            base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
-            meta["rows"] = _write_rows(
+    for walked in subject_walk(subject):
+        meta = _entry_metadata(walked)
+        models_meta.append(meta)
+        if not walked.entry.exported:
+            meta["rows"] = walked.rows.count()
+            continue
+        base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
+        meta["rows"] = _write_rows(
+            zf,
+            base,
+            walked.rows,
+            export_fields(walked.entry),
+            chunk_size,
+            stats,
+            export_masks(walked, walked.model),
+        )
+        meta["files"] = [f"{base}.json", f"{base}.csv"]
+        if walked.history is not None:
+            meta["history_rows"] = _write_rows(
                 zf,
-                base,
-                walked.rows,
-                export_fields(walked.entry),
+                f"{base}.history",
+                walked.history,
+                export_fields(walked.entry, walked.history.model),
                 chunk_size,
                 stats,
-                export_masks(walked, walked.model),
+                export_masks(walked, walked.history.model),
             )
-            meta["files"] = [f"{base}.json", f"{base}.csv"]
-            if walked.history is not None:
-                meta["history_rows"] = _write_rows(
-                    zf,
-                    f"{base}.history",
-                    walked.history,
-                    export_fields(walked.entry, walked.history.model),
-                    chunk_size,
-                    stats,
-                    export_masks(walked, walked.history.model),
-                )
-                meta["files"] += [f"{base}.history.json", f"{base}.history.csv"]
-            if progress is not None:
-                progress(walked.entry.label, meta["rows"] + meta.get("history_rows", 0))
-        subject_model = registry.subject_model()
-        manifest = {
-            "format": EXPORT_FORMAT,
-            "export": export.pk,
-            "created_at": timezone.now().isoformat(),
-            "subject": {
-                "model": subject_model._meta.label,
-                "pk": subject.pk if isinstance(subject.pk, int) else str(subject.pk),
-            },
-            "note": (
-                "One JSON and one CSV file per kind of record, with the same rows; *.history.* "
-                "files hold earlier versions of the records (history_type + created, ~ changed, "
-                "- deleted). models lists why and on which basis each is processed, who "
-                "receives it, how long it is kept and where it comes from (GDPR Art. 15)."
-            ),
-            "models": models_meta,
-            "files": {
-                name: {"rows": s.rows, "bytes": s.bytes, "sha256": s.sha256}
-                for name, s in stats.items()
-            },
-        }
-        manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
-        zf.writestr(_entry(_MANIFEST), manifest_text)
+            meta["files"] += [f"{base}.history.json", f"{base}.history.csv"]
+        if progress is not None:
+            progress(walked.entry.label, meta["rows"] + meta.get("history_rows", 0))
+    subject_model = registry.subject_model()
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "export": export.pk,
+        "created_at": timezone.now().isoformat(),
+        "subject": {
+            "model": subject_model._meta.label,
+            "pk": subject.pk if isinstance(subject.pk, int) else str(subject.pk),
+        },
+        "note": (
+            "One JSON and one CSV file per kind of record, with the same rows; *.history.* "
+            "files hold earlier versions of the records (history_type + created, ~ changed, "
+            "- deleted). models lists why and on which basis each is processed, who "
+            "receives it, how long it is kept and where it comes from (GDPR Art. 15)."
+        ),
+        "models": models_meta,
+        "files": {
+            name: {"rows": s.rows, "bytes": s.bytes, "sha256": s.sha256}
+            for name, s in stats.items()
+        },
+    }
+    manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
+    zf.writestr(_entry(_MANIFEST), manifest_text)
     # Rows per data set ("shop.order", "shop.order.history"): its JSON and CSV hold the same.
     counts = {name[: -len(".json")]: s.rows for name, s in stats.items() if name.endswith(".json")}
     return counts, models_meta
@@ -773,6 +833,7 @@ def subject_export(
     export: SubjectExport | None = None,
     output: Path | str | None = None,
     request: SubjectRequest | None = None,
+    recipient=None,
     chunk_size: int = EXPORT_CHUNK_SIZE,
     progress: Callable[[str, int], None] | None = None,
 ) -> SubjectExport:
@@ -783,7 +844,8 @@ def subject_export(
     It is written to a temporary file beside its destination and renamed into place only
     when complete, so a failure leaves no partial file; the record then says "failed" with
     the error, and the error is raised again. `progress(model label, rows)` is called after
-    each model. A new record names `request`, the data-subject request it answers.
+    each model. A new record names `request`, the data-subject request it answers, and
+    `recipient`, an officer besides `actor` who may download it.
     """
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     if subject is None:
@@ -797,36 +859,49 @@ def subject_export(
         raise ValueError("chunk_size must be at least 1")
     _export_restriction_refuse(subject, request or (export.request if export else None))
     if export is None:
-        _answered(request, subject)
-        export = SubjectExport.objects.create(
-            **_export_subject(subject), requested_by=actor, reason=reason, request=request
+        _answered(request, subject, what="export", reason=reason)
+        export = _export_create(
+            **_export_record(
+                subject, actor=actor, reason=reason, request=request, recipient=recipient
+            )
         )
     elif export.status not in (SubjectExport.Status.PENDING, SubjectExport.Status.FAILED):
         raise ComplianceRefused(
             f"Export #{export.pk} has the status {export.get_status_display().lower()!r}: "
             "start a new export."
         )
+    else:
+        request = export.request  # queued: still verified and open now it runs?
+        try:
+            _answered(request, subject, what="export", reason=export.reason)
+        except ComplianceRefused as exc:
+            SubjectExport.objects.filter(pk=export.pk).update(
+                status=SubjectExport.Status.FAILED, finished_at=timezone.now(), error=str(exc)
+            )
+            raise
     export.status, export.started_at = SubjectExport.Status.RUNNING, timezone.now()
     export.error = ""
-    export.save(update_fields=["status", "started_at", "error"])
+    export.download_key = export.download_key or secrets.token_urlsafe(32)
+    export.save(update_fields=["status", "started_at", "error", "download_key"])
 
     if output is not None:
         final = Path(output).resolve()
         filename = ""
     else:
-        directory = config.export_dir()
-        directory.mkdir(parents=True, exist_ok=True)
         filename = f"subject-export-{export.pk}-{uuid4().hex}.zip"
-        final = directory / filename
+        final = config.export_dir() / filename
     temporary = final.with_name(f".{final.name}.{uuid4().hex}.part")
     renamed = False
     try:
-        with change_context(user=actor, reason=reason), _snapshot():
+        final.parent.mkdir(parents=True, exist_ok=True)  # a failure here is recorded too
+        with change_context(user=actor, reason=reason):
             counts, _ = _write_archive(temporary, subject, export, chunk_size, progress)
         with open(temporary, "rb+") as handle:
             os.fsync(handle.fileno())
         size, sha256 = temporary.stat().st_size, file_sha256(temporary)
         with change_context(user=actor, reason=reason), transaction.atomic():
+            # The request may have been rejected while the ZIP was written: then this fails.
+            answered = _answered(request, subject, what="export", reason=reason, lock=True)
             now = timezone.now()
             export.status, export.finished_at = SubjectExport.Status.DONE, now
             export.filename, export.size, export.sha256, export.counts = (
@@ -843,20 +918,36 @@ def subject_export(
                 reason=reason,
                 target=f"{registry.subject_model()._meta.label}:{subject.pk}",
                 counts=counts,
-                details={"export": export.pk, "sha256": sha256, "bytes": size},
+                details={
+                    "export": export.pk,
+                    "request": export.request_id,
+                    "sha256": sha256,
+                    "bytes": size,
+                },
             )
+            if answered is not None and answered.state == State.VERIFIED:
+                _move(  # the answer is ready: the request now awaits its delivery
+                    answered,
+                    actor=actor,
+                    reason=f"Export #{export.pk} finished: awaiting delivery",
+                    transition="start",
+                    to=State.IN_PROGRESS,
+                    details={"export": export.pk},
+                    started_at=now,
+                )
             os.chmod(temporary, 0o600)  # the subject's data: readable by the application only
             os.replace(temporary, final)
             renamed = True
             fsync_dir(final.parent)
     except BaseException as exc:
-        temporary.unlink(missing_ok=True)
-        if renamed:
-            final.unlink(missing_ok=True)  # in place, then the commit failed
+        with suppress(OSError):  # the clean-up must not hide what failed
+            temporary.unlink(missing_ok=True)
+            if renamed:
+                final.unlink(missing_ok=True)  # in place, then the commit failed
         SubjectExport.objects.filter(pk=export.pk).update(
             status=SubjectExport.Status.FAILED,
             finished_at=timezone.now(),
-            error=f"{type(exc).__name__}: {exc}"[:2000],
+            error=export_failure(exc, final.parent, output is None)[:2000],
             filename="",
         )
         export.refresh_from_db()
@@ -864,16 +955,69 @@ def subject_export(
     return export
 
 
-def _answered(request: SubjectRequest | None, subject) -> SubjectRequest | None:
-    """`request`, once it is known to be about `subject`: an export or erasure answers a
-    request of the person it is about, never another's."""
+def export_failure(exc: BaseException, directory: Path, stored: bool) -> str:
+    """What failed, in words an officer can act on; the traceback stays in the log."""
+    where = "The export directory (COMPLIANCE_EXPORT_DIR)" if stored else "The output directory"
+    if isinstance(exc, ComplianceRefused):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return (
+            f"{where} {directory} could not be written: {exc.strerror or exc}. Ask the "
+            "operator to check that it exists, is writable by the application and has free "
+            "space, then run the export again."
+        )
+    return (
+        f"The export stopped on an unexpected error ({type(exc).__name__}: {exc}). Run it "
+        "again; if it fails again, give the operator this export's number: the full error "
+        "is in the application's log."
+    )
+
+
+ANSWERABLE = (State.VERIFIED, State.IN_PROGRESS)
+_ANSWERED_KIND = {"export": SubjectRequest.Kind.ACCESS, "erasure": SubjectRequest.Kind.ERASURE}
+
+
+def _answered(
+    request: SubjectRequest | None, subject, *, what: str, reason: str, lock: bool = False
+) -> SubjectRequest | None:
+    """`request` as it is now (under its row lock with `lock`), once it is known that an
+    export or erasure (`what`) of `subject` may answer it: a request of that person, of that
+    kind, whose requester's identity was verified (how, and when) and that is still open.
+    Without a request the officer's `reason` is required: the record says why it was run."""
+    if request is None:
+        if not (reason or "").strip():
+            raise ComplianceRefused(
+                f"An {what} that answers no request needs the officer's reason: give it (it "
+                f"is recorded with the {what}). To answer a request, open the {what} from "
+                "the request's page."
+            )
+        return None
+    found = SubjectRequest.objects.filter(pk=request.pk)
+    current = (found.select_for_update() if lock else found).first()
+    if current is None:
+        raise ComplianceRefused(f"Request #{request.pk} does not exist: nothing was run.")
     # A request keeps the subject's key should the subject row go.
-    if request is not None and request.subject_key != str(subject.pk):
+    if current.subject_key != str(subject.pk):
         raise ComplianceRefused(
-            f"Request #{request.pk} is about another data subject: open the export or "
+            f"Request #{current.pk} is about another data subject: open the export or "
             "erasure from that request's own page."
         )
-    return request
+    if (
+        current.state not in ANSWERABLE
+        or not current.verification_method
+        or current.verified_at is None
+    ):
+        raise ComplianceRefused(
+            f"Request #{current.pk} is {current.get_state_display().lower()}: only an open "
+            "request whose requester's identity was verified can be answered. Verify the "
+            f"identity on the request's page (how, and by whom) before the {what}."
+        )
+    if current.kind != _ANSWERED_KIND[what]:
+        raise ComplianceRefused(
+            f"Request #{current.pk} asks for {current.get_kind_display().lower()}, which an "
+            f"{what} does not answer: open the page its kind needs from the request's page."
+        )
+    return current
 
 
 def _export_restriction_refuse(subject, request: SubjectRequest | None) -> None:
@@ -888,10 +1032,40 @@ def _export_restriction_refuse(subject, request: SubjectRequest | None) -> None:
         )
 
 
-def _export_subject(subject) -> dict:
-    """How an export names its subject: the row, and its key, which outlives the row (a
-    subject known from history only has the key alone)."""
-    return {"subject": None if subject_gone(subject) else subject, "subject_key": str(subject.pk)}
+def _export_create(**fields) -> SubjectExport:
+    """A new export record; refused while another export of the subject waits or runs."""
+    try:
+        with transaction.atomic():
+            return SubjectExport.objects.create(**fields)
+    except IntegrityError:
+        waiting = SubjectExport.objects.filter(
+            subject_key=fields["subject_key"], status__in=SubjectExport.WAITING
+        ).first()
+        if waiting is None:
+            raise
+        raise ComplianceRefused(
+            f"Export #{waiting.pk} of this subject is {waiting.get_status_display().lower()}: "
+            "wait for it to finish, then export again if still needed."
+        ) from None
+
+
+def _export_record(subject, *, actor, reason: str, request, recipient) -> dict:
+    """A new export's fields. It names its subject by the row and by the key, which outlives
+    the row (a subject known from history only has the key alone); its download page is
+    addressed by an unguessable key, and `recipient` must be an officer who may download."""
+    if recipient is not None and not recipient.has_perm(DOWNLOAD_PERMISSION):
+        raise ComplianceRefused(
+            f"{recipient} may not download data-subject exports: name a privacy officer."
+        )
+    return {
+        "subject": None if subject_gone(subject) else subject,
+        "subject_key": str(subject.pk),
+        "requested_by": actor,
+        "reason": reason,
+        "request": request,
+        "recipient": recipient,
+        "download_key": secrets.token_urlsafe(32),
+    }
 
 
 def export_subject_of(export: SubjectExport):
@@ -904,31 +1078,44 @@ def export_subject_of(export: SubjectExport):
 
 
 def subject_export_queue(
-    *, subject, actor, reason: str, request: SubjectRequest | None = None
+    *, subject, actor, reason: str, request: SubjectRequest | None = None, recipient=None
 ) -> SubjectExport:
     """Record a pending export of `subject` (answering `request`, if given) and run it in a
     Celery task once committed; an export of the subject already queued or running is
     returned instead of a second one."""
     _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
-    _answered(request, subject)
+    _answered(request, subject, what="export", reason=reason)
     _export_restriction_refuse(subject, request)
     from .tasks import export_run  # the task module imports this one
 
+    waiting = SubjectExport.objects.select_for_update().filter(
+        subject_key=str(subject.pk), status__in=SubjectExport.WAITING
+    )
     with change_context(user=actor, reason=reason), transaction.atomic():
-        waiting = (
-            SubjectExport.objects.select_for_update()
-            .filter(
-                subject_key=str(subject.pk),
-                status__in=[SubjectExport.Status.PENDING, SubjectExport.Status.RUNNING],
-            )
-            .first()
-        )
-        if waiting is not None:
-            return waiting  # a second click while one is queued or running queues nothing
-        export = SubjectExport.objects.create(
-            **_export_subject(subject), requested_by=actor, reason=reason, request=request
-        )
-        transaction.on_commit(lambda: export_run.delay(export.pk))
+        # The lock finds a committed waiting export; one inserted by a queue not yet committed
+        # is invisible, and the partial unique constraint (one waiting export per subject)
+        # then makes this insert wait for it: once it commits, it is returned instead.
+        for attempt in range(2):
+            if (found := waiting.first()) is not None:
+                return found  # a second click while one is queued or running queues nothing
+            try:
+                with transaction.atomic():  # a savepoint: the concurrent queue may win
+                    export = SubjectExport.objects.create(
+                        **_export_record(
+                            subject,
+                            actor=actor,
+                            reason=reason,
+                            request=request,
+                            recipient=recipient,
+                        )
+                    )
+                break
+            except IntegrityError:
+                if attempt:
+                    raise
+        # robust: a task run in-process (no broker) that fails has recorded its failure on
+        # the export and logged it; it must not turn the officer's page into an error.
+        transaction.on_commit(lambda: export_run.delay(export.pk), robust=True)
     return export
 
 
@@ -946,7 +1133,11 @@ def _file_remove(export: SubjectExport) -> None:
 
 
 def exports_expire(*, now: datetime | None = None) -> int:
-    """Delete the files of exports past their expiry and mark them expired; return how many."""
+    """Delete the files of exports past their expiry and mark them expired; return how many.
+
+    Then sweep the export directory against the catalogue: a file no finished export keeps
+    (an erased subject's ZIP whose after-commit delete was lost to a crash, a file with no
+    row, a stale .part) is deleted too, so no copy outlives its export or an erasure."""
     now = now or timezone.now()
     expired = SubjectExport.objects.filter(status=SubjectExport.Status.DONE, expires_at__lte=now)
     count = 0
@@ -955,6 +1146,11 @@ def exports_expire(*, now: datetime | None = None) -> int:
         export.status = SubjectExport.Status.EXPIRED
         export.save(update_fields=["status"])
         count += 1
+    for orphan in export_orphans(now=now):
+        if orphan.is_dir():
+            shutil.rmtree(orphan, ignore_errors=True)
+        else:
+            orphan.unlink(missing_ok=True)
     return count
 
 
@@ -974,13 +1170,31 @@ def subject_exports_remove(*, subject) -> int:
     return len(exports)
 
 
+DOWNLOAD_PERMISSION = "compliance.download_subjectexport"
+
+
+def export_may_download(export: SubjectExport, actor) -> bool:
+    """Whether `actor` may download `export`: an officer with the permission who ran it or
+    whom it names (None, the system, may). Reads only."""
+    return actor is None or (
+        actor.has_perm(DOWNLOAD_PERMISSION)
+        and actor.pk in (export.requested_by_id, export.recipient_id)
+    )
+
+
 def export_download(*, export: SubjectExport, actor, reason: str = ""):
     """Open the export's ZIP for download and write the ledger entry for it.
 
-    Refused (ComplianceRefused) when the export is not done, has expired (its file is then
-    deleted) or its file is missing. The caller streams and closes the returned file.
+    Only the officer who ran the export, or the one it names, may (PermissionDenied for
+    anyone else). Refused (ComplianceRefused) when the export is not done, has expired (its
+    file is then deleted) or its file is missing. The caller streams and closes the file.
     """
-    _require_perm(actor, "compliance.download_subjectexport", "download data-subject exports")
+    _require_perm(actor, DOWNLOAD_PERMISSION, "download data-subject exports")
+    if not export_may_download(export, actor):
+        raise PermissionDenied(
+            f"Export #{export.pk} is downloaded only by the officer who ran it or the one it "
+            "names: ask them, or run a new export."
+        )
     if export.status == SubjectExport.Status.DONE and export.expires_at <= timezone.now():
         exports_expire()
         export.refresh_from_db()
@@ -1014,7 +1228,12 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
                 actor=actor,
                 reason=reason,
                 target=f"{registry.subject_model()._meta.label}:{export.subject_key}",
-                details={"export": export.pk, "sha256": export.sha256, "bytes": export.size},
+                details={
+                    "export": export.pk,
+                    "request": export.request_id,
+                    "sha256": export.sha256,
+                    "bytes": export.size,
+                },
             )
     except BaseException:
         handle.close()
@@ -1247,10 +1466,12 @@ def subject_erase(
     model = registry.subject_model()
     if not isinstance(subject, model):
         raise ComplianceRefused(f"Only a {model._meta.verbose_name} can be erased.")
-    _answered(request, subject)
+    _answered(request, subject, what="erasure", reason=reason)
     with change_context(user=actor, reason=reason), transaction.atomic():
         # Two erasures of one subject run one after the other.
         list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
+        # Locked: a request rejected meanwhile is answered by nothing.
+        request = _answered(request, subject, what="erasure", reason=reason, lock=True)
         history = history_model_of(model)
         if subject_gone(subject) and history is not None:  # no row: lock its history rows
             rows = history._base_manager.select_for_update()
@@ -1281,6 +1502,18 @@ def subject_erase(
         certificate = _certify(
             subject, plan, counts, actor, reason, identifiers, exports, request=request
         )
+        if request is not None:  # the erasure is the answer: the request is complete
+            now = timezone.now()
+            _move(
+                request,
+                actor=actor,
+                reason=f"Answered by erasure certificate #{certificate.pk}",
+                transition="complete",
+                to=State.COMPLETED,
+                details={"certificate": certificate.pk},
+                started_at=request.started_at or now,
+                completed_at=now,
+            )
     return ErasureResult(
         plan=plan, certificate=certificate, counts=counts, exports_elsewhere=elsewhere
     )
@@ -1365,7 +1598,7 @@ def _certify(
             "plan_hash": plan.hash,
             "subject_ref": plan.subject_ref,
             "exports_removed": exports,
-            **({"request": request.pk} if request is not None else {}),
+            "request": request.pk if request is not None else None,
         },
     )
     certificate = ErasureCertificate.objects.create(

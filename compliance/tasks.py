@@ -44,10 +44,11 @@ def export_run(export_id: int) -> dict:
             reason=export.reason,
             export=export,
         )
-    except Exception as exc:
-        # The service recorded the failure on the export; a retry would fail the same way.
-        logger.error("export #%s failed: %s", export_id, exc)
-        return {"export": export_id, "status": SubjectExport.Status.FAILED}
+    except Exception:
+        # The service recorded what failed on the export, in words; the log keeps the
+        # traceback and the task fails (no retry: it would fail the same way).
+        logger.exception("export #%s failed", export_id)
+        raise
     return {"export": export.pk, "status": export.status, "rows": export.rows}
 
 

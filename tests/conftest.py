@@ -36,6 +36,13 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     cursor.execute(f"ALTER DATABASE {name} SET {LEDGER_TRUNCATE_SETTING} = 'allow'")
 
 
+@pytest.fixture(autouse=True)
+def _export_dir(settings, tmp_path_factory):
+    """Exports a test writes go to a directory of its own, never the project's var/exports
+    (where they would be orphans the doctor reports)."""
+    settings.COMPLIANCE_EXPORT_DIR = tmp_path_factory.mktemp("exports")
+
+
 @pytest.fixture
 def postgres(db):
     """Marks a test as PostgreSQL-only: skipped with a reason on SQLite."""

@@ -825,6 +825,30 @@ def _history_finding(model, history, live: int, rows: int) -> Finding:
     )
 
 
+def export_orphans_check(thresholds: Thresholds) -> list[Finding]:
+    """Files in the export directory that no finished export keeps (an erased subject's
+    ZIP left by a crash, a file with no row, a stale .part): personal data nobody tracks."""
+    from compliance.config import export_dir
+    from compliance.selectors import export_orphans
+
+    orphans = export_orphans()
+    if not orphans:
+        return _all_ok(
+            "export-orphans", f"Every file in {export_dir()} belongs to a finished export."
+        )
+    return [
+        Finding(
+            "export-orphans",
+            ACTION,
+            f"{len(orphans)} file(s) in {export_dir()} belong to no finished export: they may "
+            "hold the personal data of an erased or expired export.",
+            "Run the daily clean-up now (celery call compliance.tasks.exports_expire_scheduled, "
+            "or let beat run it): it deletes them. Check that beat runs it every day.",
+            data={"files": [path.name for path in orphans]},
+        )
+    ]
+
+
 CHECKS = [
     Check(
         "soft-delete-index",
@@ -880,5 +904,12 @@ CHECKS = [
         history_growth_check,
         "History tables with more than HISTORY_ROWS rows and more than HISTORY_RATIO per live "
         "row (PostgreSQL: the planner's estimate, no COUNT; SQLite: counted).",
+    ),
+    Check(
+        "export-orphans",
+        export_orphans_check,
+        "Files in COMPLIANCE_EXPORT_DIR that no finished export keeps (no row, or its export "
+        "expired, failed or was erased), older than ten minutes; the daily clean-up deletes "
+        "them.",
     ),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 __all__ = ["copy_blocks", "file_sha256", "fsync_dir", "write_atomically"]
@@ -56,7 +57,12 @@ def copy_blocks(cursor, sql: str, params: list):
     """The output of ``COPY … TO STDOUT`` (a psycopg 3 cursor) in blocks of about
     COPY_BLOCK bytes of whole lines; COPY hands it over a row at a time."""
     pending, size = [], 0
-    with cursor.copy(sql, params) as copy:
+    # Django's debug cursor (DEBUG=true) wraps copy() without parameters: COPY runs on the
+    # driver's cursor, and the debug cursor still logs the statement.
+    raw = getattr(cursor, "cursor", cursor)
+    debug = getattr(cursor, "debug_sql", None)
+    logged = debug(sql, params) if debug is not None else nullcontext()
+    with logged, raw.copy(sql, params) as copy:
         for data in copy:
             pending.append(data)
             size += len(data)

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+import threading
 import time
 import uuid
 import zipfile
@@ -15,7 +16,7 @@ import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.management import CommandError, call_command
-from django.db import transaction
+from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -126,7 +127,7 @@ def test_export_writes_json_and_csv_per_exported_model_with_history(customer, su
 
 def test_export_includes_soft_deleted_rows(customer, subject_data):
     """A soft-deleted document is part of the export, with its deletion date."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         documents = _json(archive, "shop.document.json")
         assert [d["title"] for d in documents] == ["Returns form"]
@@ -141,7 +142,7 @@ def test_export_leaves_out_fields_not_exported(customer, subject_data):
     """Fields declared exported=False (session tokens, reset token hashes) are in no file."""
     token = subject_data["session"].token
     token_hash = PasswordResetToken.objects.get(customer=customer).token_hash
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         assert "token" not in _json(archive, "shop.session.json")[0]
         assert "token_hash" not in _csv(archive, "shop.passwordresettoken.csv")[0]
@@ -155,7 +156,7 @@ def test_history_rows_leave_out_the_staff_member_who_made_the_change(customer, o
     with change_context(user=officer, ip="192.0.2.44", user_agent="StaffBrowser/1", reason="r"):
         customer.full_name = "Ada King"
         customer.save()
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         history = _json(archive, "shop.customer.history.json")
         assert [h["full_name"] for h in history] == ["Ada Lovelace", "Ada King"]
@@ -167,7 +168,7 @@ def test_history_rows_leave_out_the_staff_member_who_made_the_change(customer, o
 
 def test_manifest_counts_and_sha256_match_every_file(customer, subject_data):
     """The manifest gives each file's rows and SHA-256; both match what the ZIP holds."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         manifest = _json(archive, "manifest.json")
         files = manifest["files"]
@@ -203,7 +204,7 @@ def test_gdpr_art_15_export_carries_purposes_categories_recipients_retention_and
         period_days=30,
         enabled=False,
     )
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         models = {m["model"]: m for m in _json(archive, "manifest.json")["models"]}
     assert set(models) == {entry.label for entry in registry.entries()}
@@ -241,7 +242,7 @@ def test_gdpr_art_20_export_is_structured_and_machine_readable(customer, subject
     """Art. 20: UTF-8 JSON arrays of objects and CSV with a header, the same rows in both."""
     customer.full_name = "Ada Lovelace – Countess"  # non-ASCII survives as UTF-8
     customer.save()
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         manifest = _json(archive, "manifest.json")
         assert manifest["format"] == "subject-export/1"
@@ -264,7 +265,7 @@ def test_export_keeps_backslashes_quotes_and_line_breaks_exactly(customer):
     from both files."""
     awkward = 'C:\\new\\table "quoted" \\\\ \\n\nsecond line\ttab, comma; Łódź ✓'
     Document.objects.create(owner=customer, title="awkward", content=awkward)
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with _read(export) as archive:
         assert _json(archive, "shop.document.json")[0]["content"] == awkward
         assert _csv(archive, "shop.document.csv")[0]["content"] == awkward
@@ -274,7 +275,7 @@ def test_export_streams_in_chunks_and_keeps_every_row(customer):
     """Rows cross many chunk boundaries and still come out whole and in order."""
     for i in range(23):
         _session(customer, ip_address=f"198.51.100.{i}")
-    export = subject_export(subject=customer, actor=None, reason="", chunk_size=4)
+    export = subject_export(subject=customer, actor=None, reason="test", chunk_size=4)
     with _read(export) as archive:
         sessions = _json(archive, "shop.session.json")
         assert [s["ip_address"] for s in sessions] == [f"198.51.100.{i}" for i in range(23)]
@@ -304,7 +305,7 @@ def test_failed_export_leaves_no_partial_file_and_no_ledger_entry(
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        subject_export(subject=customer, actor=None, reason="", progress=fail_after_first_model)
+        subject_export(subject=customer, actor=None, reason="test", progress=fail_after_first_model)
     assert written == [registry.entries()[0].label]
     export = SubjectExport.objects.get()
     assert export.status == SubjectExport.Status.FAILED and "disk full" in export.error
@@ -323,7 +324,7 @@ def test_command_output_replaces_nothing_on_failure(customer, subject_data, tmp_
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError):
-        subject_export(subject=customer, actor=None, reason="", output=target, progress=fail)
+        subject_export(subject=customer, actor=None, reason="test", output=target, progress=fail)
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir() if p.name != "exports"] == ["out.zip"]
 
@@ -331,7 +332,7 @@ def test_command_output_replaces_nothing_on_failure(customer, subject_data, tmp_
 def test_expiry_days_are_configurable(customer, settings):
     """COMPLIANCE_EXPORT_EXPIRY_DAYS sets how long an export stays downloadable."""
     settings.COMPLIANCE_EXPORT_EXPIRY_DAYS = 2
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     assert export.expires_at - export.finished_at == timedelta(days=2)
 
 
@@ -350,7 +351,7 @@ def test_auditor_may_not_run_an_export(customer, auditor):
 
 def test_auditor_may_not_download_an_export(customer, auditor):
     """The download service refuses an auditor, without a ledger entry."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     with pytest.raises(PermissionDenied):
         export_download(export=export, actor=auditor)
     assert not LedgerEntry.objects.filter(action=LedgerAction.EXPORT_DOWNLOAD).exists()
@@ -391,7 +392,7 @@ def test_admin_run_page_of_unknown_subject_is_404(officer_client):
 
 def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, customer):
     """The auditor lists and opens export records; no download link, no add or change."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     changelist = auditor_client.get(reverse("admin:compliance_subjectexport_changelist"))
     assert changelist.status_code == 200
     assert str(export) in changelist.content.decode()
@@ -400,8 +401,9 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
         reverse("admin:compliance_subjectexport_changelist"), {"q": str(customer.pk)}
     )
     assert search.status_code == 200 and str(export) in search.content.decode()
-    download = reverse("admin:compliance_subjectexport_download", args=[export.pk])
+    download = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
     assert auditor_client.get(download).status_code == 403
+    assert auditor_client.post(download).status_code == 403
     change = reverse("admin:compliance_subjectexport_change", args=[export.pk])
     assert auditor_client.get(change).status_code == 200
     assert auditor_client.post(change, {"reason": "edited"}).status_code == 403
@@ -409,20 +411,21 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
     assert auditor_client.get(add).status_code == 403
     delete = reverse("admin:compliance_subjectexport_delete", args=[export.pk])
     assert auditor_client.post(delete, {"post": "yes"}).status_code == 403
-    assert SubjectExport.objects.get().reason == ""
+    assert SubjectExport.objects.get().reason == "test"
     assert not LedgerEntry.objects.filter(action=LedgerAction.EXPORT_DOWNLOAD).exists()
 
 
 def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
     officer_client, officer, customer, subject_data
 ):
-    """The list links the download; it streams the stored ZIP and appends a ledger entry."""
-    export = subject_export(subject=customer, actor=officer, reason="")
-    url = reverse("admin:compliance_subjectexport_download", args=[export.pk])
+    """The list links the download page (by the export's key); its POST streams the stored
+    ZIP and appends a ledger entry."""
+    export = subject_export(subject=customer, actor=officer, reason="test")
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
     changelist = officer_client.get(reverse("admin:compliance_subjectexport_changelist"))
     assert f'href="{url}"'.encode() in changelist.content
     for _ in range(2):
-        response = officer_client.get(url)
+        response = officer_client.post(url)
         assert response.status_code == 200
         assert response["Content-Type"] == "application/zip"
         assert "attachment" in response["Content-Disposition"]
@@ -434,15 +437,15 @@ def test_officer_downloads_the_zip_and_each_download_is_a_ledger_entry(
     assert entries.first().details["export"] == export.pk
 
 
-def test_expired_link_is_refused_and_its_file_deleted(officer_client, customer):
+def test_expired_link_is_refused_and_its_file_deleted(officer_client, officer, customer):
     """Past its expiry the download is refused with a message, and the file is gone."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=officer, reason="test")
     path = export_path(export)
     SubjectExport.objects.filter(pk=export.pk).update(
         expires_at=timezone.now() - timedelta(minutes=1)
     )
-    url = reverse("admin:compliance_subjectexport_download", args=[export.pk])
-    response = officer_client.get(url, follow=True)
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
+    response = officer_client.post(url, follow=True)
     assert b"expired" in response.content and b"run a new export" in response.content
     assert not path.exists()
     assert SubjectExport.objects.get().status == SubjectExport.Status.EXPIRED
@@ -453,8 +456,8 @@ def test_expired_link_is_refused_and_its_file_deleted(officer_client, customer):
 
 def test_daily_cleanup_deletes_expired_files_only(customer):
     """exports_expire removes the files of expired exports and leaves current ones."""
-    old = subject_export(subject=customer, actor=None, reason="")
-    current = subject_export(subject=customer, actor=None, reason="")
+    old = subject_export(subject=customer, actor=None, reason="test")
+    current = subject_export(subject=customer, actor=None, reason="test")
     SubjectExport.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=1))
     from compliance.tasks import exports_expire_scheduled
 
@@ -467,9 +470,9 @@ def test_erasure_hook_removes_the_subjects_stored_exports_on_commit(
     customer, django_capture_on_commit_callbacks
 ):
     """subject_exports_remove deletes the subject's ZIPs once the transaction commits."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     other = subject_export(subject=Customer.objects.create(email="b@example.org"), actor=None,
-                           reason="")  # fmt: skip
+                           reason="test")  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
         assert subject_exports_remove(subject=customer) == 1
         assert export_path(export).exists()  # not before the commit
@@ -484,7 +487,10 @@ def test_command_exports_by_primary_key(customer, subject_data, tmp_path):
     """export_subject <pk> --output PATH writes the ZIP and says so."""
     target = tmp_path / "ada.zip"
     out = StringIO()
-    call_command("export_subject", str(customer.pk), "--output", str(target), stdout=out)
+    call_command(
+        "export_subject", str(customer.pk), "--output", str(target), "--reason", "audit",
+        stdout=out,
+    )  # fmt: skip
     assert out.getvalue().startswith(f"Wrote {target}:")
     with zipfile.ZipFile(target) as archive:
         assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
@@ -497,9 +503,10 @@ def test_command_exports_by_primary_key(customer, subject_data, tmp_path):
 def test_command_request_names_the_request_the_export_answers(customer, officer, tmp_path):
     """--request N (or #N) records the request on the export; an unknown id is refused
     before anything is written."""
-    from compliance.services import request_create
+    from compliance.services import request_create, request_verify
 
     answered = request_create(subject=customer, kind="access", jurisdiction="gdpr", actor=officer)
+    answered = request_verify(request=answered, actor=officer, method="email")
     with pytest.raises(CommandError, match="No data-subject request #999"):
         call_command(
             "export_subject", str(customer.pk), "--output", str(tmp_path / "x.zip"),
@@ -560,7 +567,7 @@ def test_command_refuses_to_replace_an_existing_file_unless_told(customer, tmp_p
     assert not SubjectExport.objects.exists()
     call_command(
         "export_subject", str(customer.pk), "--output", str(target), "--overwrite",
-        stdout=StringIO(),
+        "--reason", "audit", stdout=StringIO(),
     )  # fmt: skip
     assert zipfile.is_zipfile(target)
 
@@ -631,7 +638,7 @@ def test_worker_process_writes_a_queued_export(export_worker, customer):
 
 def test_stored_export_is_readable_by_the_application_only(customer, subject_data):
     """The ZIP holds the subject's data: mode 0600, not world-readable."""
-    export = subject_export(subject=customer, actor=None, reason="")
+    export = subject_export(subject=customer, actor=None, reason="test")
     assert export_path(export).stat().st_mode & 0o777 == 0o600
 
 
@@ -641,12 +648,271 @@ def test_run_page_with_a_malformed_subject_id_is_a_404(officer_client, db):
     assert officer_client.get(url).status_code == 404
 
 
-def test_a_second_queue_while_one_waits_queues_nothing(customer, officer):
-    """Clicking "Run export" twice: one export, the second call returns the waiting one."""
+def test_a_second_queue_while_one_waits_queues_nothing(
+    postgres, transactional_db, customer, monkeypatch
+):
+    """Two officers queue an export of one subject at the same moment on two connections
+    (PostgreSQL): the first has inserted and not yet committed, so the second's lock finds
+    no row; still one export is queued, one task sent, and both get that export."""
     from compliance.services import subject_export_queue
+    from compliance.tasks import export_run
 
-    with transaction.atomic():  # on_commit callbacks never run: the first stays pending
-        first = subject_export_queue(subject=customer, actor=officer, reason="")
-        second = subject_export_queue(subject=customer, actor=officer, reason="")
-    assert first.pk == second.pk
+    sent = []
+    monkeypatch.setattr(export_run, "delay", lambda pk: sent.append(pk))
+    first_officer, second_officer = _second_officer("queue-a"), _second_officer("queue-b")
+    inserted, results, errors = threading.Event(), {}, []
+
+    def first():
+        try:
+            with transaction.atomic():
+                results["first"] = subject_export_queue(
+                    subject=customer, actor=first_officer, reason="one"
+                )
+                inserted.set()
+                time.sleep(1)  # the second queue runs while this one is uncommitted
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            inserted.set()
+            connections.close_all()
+
+    def second():
+        try:
+            inserted.wait(10)
+            results["second"] = subject_export_queue(
+                subject=customer, actor=second_officer, reason="two"
+            )
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
     assert SubjectExport.objects.count() == 1
+    assert results["first"].pk == results["second"].pk == SubjectExport.objects.get().pk
+    assert sent == [results["first"].pk]
+
+
+def test_export_runs_with_debug_on_on_postgresql(postgres, customer, subject_data, settings):
+    """With DEBUG on, Django wraps cursors to log queries: the COPY path still exports."""
+    from django.db import connection
+
+    settings.DEBUG = True
+    connection.force_debug_cursor = True  # what DEBUG=true gives each new connection
+    try:
+        export = subject_export(subject=customer, actor=None, reason="debug")
+    finally:
+        connection.force_debug_cursor = False
+    assert export.status == SubjectExport.Status.DONE
+    with _read(export) as archive:
+        assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
+    assert any("COPY" in query["sql"] for query in connection.queries)
+
+
+@pytest.mark.parametrize("named", ["abc", "99999", "unverified"])
+def test_command_refuses_a_bad_request_and_writes_nothing(customer, officer, tmp_path, named):
+    """--request naming an unknown, malformed or unverified request: an error, no file."""
+    from compliance.services import request_create
+
+    unverified = request_create(subject=customer, kind="access", jurisdiction="gdpr", actor=None)
+    value = str(unverified.pk) if named == "unverified" else named
+    target = tmp_path / "out.zip"
+    for command, args in [
+        ("export_subject", [str(customer.pk), "--output", str(target)]),
+        ("erase_subject", [str(customer.pk), "--yes"]),
+    ]:
+        with pytest.raises(CommandError, match="request"):
+            call_command(command, *args, "--reason", "r", "--request", value, stdout=StringIO())
+    assert not target.exists() and not SubjectExport.objects.exists()
+    assert Customer.objects.get(pk=customer.pk).email == customer.email
+
+
+def _second_officer(username="officer2"):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from compliance.roles import OFFICER
+
+    user = get_user_model().objects.create_user(username, is_staff=True)
+    user.groups.add(Group.objects.get(name=OFFICER))
+    return user
+
+
+def test_download_is_bound_to_the_officer_who_ran_it_or_one_it_names(
+    client, officer, customer, subject_data
+):
+    """Another officer gets 403 on the page and on the POST, and no link; an officer the
+    export names may download; a sequential id or an unknown key is a 404."""
+    export = subject_export(subject=customer, actor=officer, reason="test")
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
+    other = _second_officer()
+    client.force_login(other)
+    assert client.get(url).status_code == 403
+    assert client.post(url).status_code == 403
+    changelist = client.get(reverse("admin:compliance_subjectexport_changelist"))
+    assert b"Download ZIP" not in changelist.content
+    with pytest.raises(PermissionDenied):
+        export_download(export=export, actor=other)
+    for key in [str(export.pk), "x" * 43]:
+        guessed = reverse("admin:compliance_subjectexport_download", args=[key])
+        assert client.post(guessed).status_code == 404
+    assert not LedgerEntry.objects.filter(action=LedgerAction.EXPORT_DOWNLOAD).exists()
+
+    named = subject_export(subject=customer, actor=officer, reason="for delivery", recipient=other)
+    url = reverse("admin:compliance_subjectexport_download", args=[named.download_key])
+    response = client.post(url)
+    assert response.status_code == 200
+    assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == named.sha256
+    entry = LedgerEntry.objects.get(action=LedgerAction.EXPORT_DOWNLOAD)
+    assert entry.actor == other and entry.details["export"] == named.pk
+    assert len(export.download_key) >= 40 and export.download_key != named.download_key
+
+
+def test_a_get_of_the_download_page_changes_nothing(officer_client, officer, customer):
+    """A GET (what a third-party page's <img> sends) shows the confirmation and writes no
+    ledger entry, no history, no file."""
+    export = subject_export(subject=customer, actor=officer, reason="test")
+    url = reverse("admin:compliance_subjectexport_download", args=[export.download_key])
+    ledgered = LedgerEntry.objects.count()
+    response = officer_client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert '<form method="post">' in response.content.decode()
+    assert LedgerEntry.objects.count() == ledgered
+
+
+def test_a_named_recipient_must_be_an_officer(customer, officer, auditor):
+    """An export names as its recipient only someone who may download exports."""
+    with pytest.raises(ComplianceRefused, match="may not download"):
+        subject_export(subject=customer, actor=officer, reason="r", recipient=auditor)
+    assert not SubjectExport.objects.exists()
+
+
+def test_run_page_names_the_officer_who_may_download(officer_client, officer, customer):
+    """The run page offers the other officers; the one chosen is recorded as recipient,
+    an auditor or a malformed id is refused and nothing is queued."""
+    from compliance.roles import AUDITOR
+
+    other = _second_officer()
+    url = reverse("admin:compliance_subject_export", args=[customer.pk])
+    page = officer_client.get(url).content.decode()
+    assert f'<option value="{other.pk}">{other.username}</option>' in page
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    auditor = get_user_model().objects.create_user("aud", is_staff=True)
+    auditor.groups.add(Group.objects.get(name=AUDITOR))
+    for bad in [str(auditor.pk), "abc"]:
+        officer_client.post(url, {"reason": "r", "recipient": bad})
+    assert not SubjectExport.objects.exists()
+    with transaction.atomic():  # the task is not run: the record is what is checked
+        officer_client.post(url, {"reason": "r", "recipient": str(other.pk)})
+    assert SubjectExport.objects.get().recipient == other
+
+
+def test_a_failed_export_is_a_failed_task_with_its_traceback_and_an_actionable_record(
+    customer, officer, settings, tmp_path, caplog
+):
+    """The task fails (not "success"), the log keeps the traceback, and the record says
+    what failed and what to do, in words; the export is not left running."""
+    import logging
+
+    from compliance.tasks import export_run
+
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    settings.COMPLIANCE_EXPORT_DIR = blocker / "exports"  # cannot be created
+    pending = SubjectExport.objects.create(
+        subject=customer, subject_key=str(customer.pk), requested_by=officer, reason="r"
+    )
+    with caplog.at_level(logging.ERROR, logger="compliance.tasks"):
+        result = export_run.apply((pending.pk,), throw=False)
+    assert result.failed()
+    records = [r for r in caplog.records if r.name == "compliance.tasks"]
+    assert records and records[0].exc_info is not None
+    assert "Traceback" in caplog.text or records[0].exc_text or records[0].exc_info[2]
+    export = SubjectExport.objects.get()
+    assert export.status == SubjectExport.Status.FAILED
+    assert "export directory" in export.error and "COMPLIANCE_EXPORT_DIR" in export.error
+
+
+def _aged(path, minutes=60):
+    """Date `path` `minutes` ago, as a file left by an earlier crash would be."""
+    import os
+
+    moment = time.time() - minutes * 60
+    os.utime(path, (moment, moment))
+    return path
+
+
+def test_expiry_sweep_removes_files_the_catalogue_does_not_keep(customer, officer, export_dir):
+    """A ZIP whose export was erased (the hook's delete lost to a crash), one with no row, a
+    stale .part: the daily sweep deletes them; a finished export's file and a file still
+    being written stay. doctor reports the orphans until then."""
+    from compliance.tasks import exports_expire_scheduled
+    from versions.doctor import ACTION, OK, Thresholds, doctor_run
+
+    kept = subject_export(subject=customer, actor=officer, reason="test")
+    erased = subject_export(subject=customer, actor=officer, reason="test")
+    # The erasure marked it expired and committed; the process died before the file went.
+    SubjectExport.objects.filter(pk=erased.pk).update(status=SubjectExport.Status.EXPIRED)
+    _aged(export_path(erased))
+    stray = export_dir / "subject-export-999-0123456789abcdef.zip"
+    stray.write_bytes(b"PK")
+    _aged(stray)
+    part = export_dir / ".subject-export-7-ab.zip.cd.part"
+    part.write_bytes(b"PK")
+    _aged(part)
+    staging = export_dir / ".subject-export-9-ab.zip.cd.part.staging"  # killed mid-read
+    staging.mkdir()
+    (staging / "0").write_bytes(b"[]")
+    _aged(staging)
+    writing = export_dir / ".subject-export-8-ab.zip.ef.part"
+    writing.write_bytes(b"PK")  # modified just now: an export still writing it
+
+    def doctor():
+        return doctor_run(thresholds=Thresholds.from_settings(), names=["export-orphans"])
+
+    [finding] = doctor()
+    assert finding.status == ACTION and "4 file(s)" in finding.summary
+    assert sorted(finding.data["files"]) == sorted(
+        [export_path(erased).name, stray.name, part.name, staging.name]
+    )
+    exports_expire_scheduled.apply()
+    assert not export_path(erased).exists() and not stray.exists() and not part.exists()
+    assert not staging.exists()
+    assert export_path(kept).exists() and writing.exists()
+    [finding] = doctor()
+    assert finding.status == OK
+
+
+def test_export_reads_in_one_snapshot_and_compresses_outside_it(
+    postgres, transactional_db, customer, subject_data, monkeypatch
+):
+    """No ZIP entry is compressed while the export's transaction is open: the repeatable-read
+    snapshot lasts as long as the reads, not the compression (PostgreSQL)."""
+    from django.db import connection
+
+    opened = []
+    original = zipfile.ZipFile.open
+
+    def watched(self, name, mode="r", *args, **kwargs):
+        if mode == "w":
+            opened.append(connection.in_atomic_block)
+        return original(self, name, mode, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", watched)
+    export = subject_export(subject=customer, actor=None, reason="test")
+    assert export.status == SubjectExport.Status.DONE
+    assert opened and not any(opened)  # every entry written with no transaction open
+    with _read(export) as archive:
+        assert _json(archive, "shop.order.json")[0]["number"] == "ORD-1"
+        manifest = _json(archive, "manifest.json")
+        for name, stat in manifest["files"].items():
+            assert hashlib.sha256(archive.read(name)).hexdigest() == stat["sha256"]
+    assert not list(export_path(export).parent.glob("*.staging"))

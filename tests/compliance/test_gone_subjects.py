@@ -25,6 +25,7 @@ from compliance.services import (
     NOTHING_LEFT,
     export_path,
     request_create,
+    request_verify,
     subject_erase,
     subject_export_queue,
 )
@@ -193,7 +194,9 @@ def test_the_export_command_takes_a_gone_subject_by_email(db, officer, tmp_path)
     target = tmp_path / "grace.zip"
 
     out = StringIO()
-    call_command("export_subject", OLD_EMAIL, "--output", str(target), stdout=out)
+    call_command(
+        "export_subject", OLD_EMAIL, "--output", str(target), "--reason", "audit", stdout=out
+    )
 
     with zipfile.ZipFile(target) as archive:
         history = json.loads(archive.read("shop.customer.history.json"))
@@ -218,6 +221,7 @@ def test_a_request_about_a_gone_subject_keeps_their_key_and_is_answered(db, offi
         subject=subject_get(key), kind="erasure", jurisdiction="gdpr", actor=officer
     )
     assert request.subject_id is None and request.subject_key == str(key)
+    request = request_verify(request=request, actor=officer, method="document")
 
     result = subject_erase(subject=subject_get(key), actor=officer, reason=REASON, request=request)
     assert result.certificate.request == request
@@ -262,6 +266,7 @@ def test_a_request_whose_subject_row_went_still_leads_to_their_erasure(db, offic
     request = received[0]
     request.refresh_from_db()
     assert request.subject_id is None  # SET_NULL when her row went
+    request_verify(request=request, actor=officer, method="document")
     page = officer_client.get(
         reverse("admin:compliance_subjectrequest_change", args=[request.pk])
     ).content.decode()
@@ -362,6 +367,7 @@ def test_officer_records_a_request_about_a_gone_subject_by_email(db, officer, of
     assert officer_client.post(add, {**data, "subject": EMAIL}).status_code == 302
     request = SubjectRequest.objects.get()
     assert request.subject_id is None and request.subject_key == str(key)
+    request_verify(request=request, actor=officer, method="document")
     page = officer_client.get(reverse("admin:compliance_subjectrequest_change", args=[request.pk]))
     assert reverse("admin:compliance_subject_erasure", args=[key]) in page.content.decode()
     listed = officer_client.get(reverse("admin:compliance_subjectrequest_changelist"))

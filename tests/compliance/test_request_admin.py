@@ -267,6 +267,7 @@ def test_request_page_links_to_what_its_kind_needs(
     from django.urls import reverse
 
     request = _create(customer, officer, kind=kind)
+    request_verify(request=request, actor=officer, method="email")
     page = officer_client.get(_change_url(request)).content.decode()
     overview = reverse("admin:compliance_subject_overview", args=[customer.pk])
     action = reverse(f"admin:{url_name}", args=[customer.pk])
@@ -282,38 +283,42 @@ def test_request_page_links_to_what_its_kind_needs(
 
 
 def test_export_and_erasure_run_from_a_request_are_linked_to_it(officer_client, customer, officer):
-    """Opened from a request's page, the export and erasure pages say which request they
-    answer and record it; the request's page then links to both, and the erasure's ledger
-    entry names the request."""
+    """Opened from a verified request's page, the export and erasure pages say which request
+    they answer and record it; the request's page then links to both, and the erasure's
+    ledger entry names the request. Before verification the same POSTs run nothing."""
     from compliance.models import ErasureCertificate, SubjectExport
     from compliance.selectors import erasure_plan
 
     access = _create(customer, officer, kind="access")
     export_url = reverse("admin:compliance_subject_export", args=[customer.pk])
+    export_post = {"reason": f"Request #{access.pk}", "request": access.pk}
+    officer_client.post(export_url, export_post)
+    assert not SubjectExport.objects.exists()  # received, not verified: refused
+    request_verify(request=access, actor=officer, method="email")
     page = officer_client.get(export_url, {"request": access.pk})
     assert f'name="request" value="{access.pk}"' in page.content.decode()
     assert "This export answers" in page.content.decode()
-    response = officer_client.post(
-        export_url, {"reason": f"Request #{access.pk}", "request": access.pk}
-    )
+    response = officer_client.post(export_url, export_post)
     assert response.status_code == 302
     export = SubjectExport.objects.get()
     assert export.request == access
 
     erasure = _create(customer, officer, kind="erasure")
     erasure_url = reverse("admin:compliance_subject_erasure", args=[customer.pk])
+    erasure_post = {
+        "reason": f"Request #{erasure.pk}",
+        "plan_hash": erasure_plan(customer).hash,
+        "request": erasure.pk,
+    }
+    assert officer_client.post(erasure_url, erasure_post).status_code == 200
+    assert not ErasureCertificate.objects.exists()  # received, not verified: refused
+    request_verify(request=erasure, actor=officer, method="document")
+    erasure_post["plan_hash"] = erasure_plan(customer).hash  # the request is in the plan
     assert (
         "This erasure answers"
         in officer_client.get(erasure_url, {"request": erasure.pk}).content.decode()
     )
-    response = officer_client.post(
-        erasure_url,
-        {
-            "reason": f"Request #{erasure.pk}",
-            "plan_hash": erasure_plan(customer).hash,
-            "request": erasure.pk,
-        },
-    )
+    response = officer_client.post(erasure_url, erasure_post)
     assert response.status_code == 302
     certificate = ErasureCertificate.objects.get()
     assert certificate.request == erasure
@@ -349,3 +354,76 @@ def test_a_request_about_someone_else_is_refused_and_nothing_runs(
     )
     assert "is about another data subject" in response.content.decode()
     assert not SubjectExport.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "kind, label, url_name",
+    [
+        ("access", "Run export", "compliance_subject_export"),
+        ("erasure", "Preview erasure", "compliance_subject_erasure"),
+    ],
+)
+def test_unverified_request_offers_no_export_or_erasure(
+    officer_client, customer, officer, kind, label, url_name
+):
+    """A received request's page has no "Run export" or "Preview erasure"; once the
+    identity is verified it has."""
+    request = _create(customer, officer, kind=kind)
+    action = reverse(f"admin:{url_name}", args=[customer.pk])
+    page = officer_client.get(_change_url(request)).content.decode()
+    assert action not in page and label not in page
+    request_verify(request=request, actor=officer, method="email")
+    page = officer_client.get(_change_url(request)).content.decode()
+    assert f'<a href="{action}?request={request.pk}" class="request-tool">{label}</a>' in page
+
+
+@pytest.mark.parametrize("named", ["abc", "99999", "1\x00", "unverified"])
+def test_forged_post_naming_a_bad_request_is_refused_and_nothing_runs(
+    officer_client, customer, officer, named
+):
+    """A POST to the export or erasure page naming an unknown, malformed or unverified
+    request is refused with a message; nothing runs, not even unlinked."""
+    from compliance.models import ErasureCertificate, SubjectExport
+    from compliance.selectors import erasure_plan
+
+    unverified = _create(customer, officer)
+    value = str(unverified.pk) if named == "unverified" else named
+    ledgered = LedgerEntry.objects.count()
+    export_url = reverse("admin:compliance_subject_export", args=[customer.pk])
+    response = officer_client.post(export_url, {"reason": "r", "request": value}, follow=True)
+    assert response.status_code == 200
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("request" in m.lower() for m in shown), shown
+    erasure_url = reverse("admin:compliance_subject_erasure", args=[customer.pk])
+    response = officer_client.post(
+        erasure_url,
+        {"reason": "r", "plan_hash": erasure_plan(customer).hash, "request": value},
+    )
+    assert response.status_code == 200
+    assert "request" in response.context["error"].lower()
+    assert not SubjectExport.objects.exists() and not ErasureCertificate.objects.exists()
+    assert Customer.objects.get(pk=customer.pk).email == customer.email
+    assert LedgerEntry.objects.count() == ledgered
+
+
+def test_request_page_shows_each_step_with_who_and_when(officer_client, customer, officer):
+    """Received, verified, export written, started by that export, downloaded: each a row of
+    the request's page with the officer and the time, read from the ledger."""
+    from compliance.services import export_download, subject_export
+
+    access = _create(customer, officer)
+    request_verify(request=access, actor=officer, method="email")
+    export = subject_export(subject=customer, actor=officer, reason="", request=access)
+    export_download(export=export, actor=officer).close()
+    page = officer_client.get(_change_url(access)).content.decode()
+    steps = page[page.index("<th>When</th>") :]
+    order = [
+        "Received",
+        "Identity verified",
+        f"Export #{export.pk} written",
+        f"Started (export #{export.pk} ready: awaiting delivery)",
+        f"Export #{export.pk} downloaded",
+    ]
+    positions = [steps.index(f"<td>{label}</td><td>{officer.username}</td>") for label in order]
+    assert positions == sorted(positions)
+    assert timezone.localtime(export.finished_at).strftime("%Y-%m-%d %H:%M") in steps

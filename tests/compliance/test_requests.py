@@ -480,3 +480,191 @@ def test_demo_seeds_requests_in_every_situation(db):
     assert rejected.rejection_reason
     states = set(SubjectRequest.objects.values_list("state", flat=True))
     assert states == set(State.values)
+
+
+# Answering a request: exports and erasures --------------------------------------------
+
+
+def _answerable(customer, officer, *, kind=Kind.ACCESS):
+    request = _create(customer, officer, kind=kind)
+    return request_verify(request=request, actor=officer, method=Method.EMAIL)
+
+
+@pytest.mark.parametrize("end", ["received", "rejected"])
+def test_export_and_erasure_refuse_a_request_not_verified_and_nothing_runs(customer, officer, end):
+    """A request still received (an impostor's, maybe) or rejected answers to nothing:
+    export, queued export and erasure are refused and write nothing."""
+    from compliance.models import ErasureCertificate, SubjectExport
+    from compliance.services import subject_erase, subject_export, subject_export_queue
+
+    request = _create(customer, officer)
+    if end == "rejected":
+        request = request_reject(request=request, actor=officer, reason="Unfounded")
+    ledgered = LedgerEntry.objects.count()
+    with pytest.raises(ComplianceRefused, match="verif"):
+        subject_export(subject=customer, actor=officer, reason="r", request=request)
+    with pytest.raises(ComplianceRefused, match="verif"):
+        subject_export_queue(subject=customer, actor=officer, reason="r", request=request)
+    with pytest.raises(ComplianceRefused, match="verif"):
+        subject_erase(subject=customer, actor=officer, reason="r", request=request)
+    assert not SubjectExport.objects.exists() and not ErasureCertificate.objects.exists()
+    assert Customer.objects.get(pk=customer.pk).email == customer.email
+    assert LedgerEntry.objects.count() == ledgered
+
+
+def test_export_without_a_request_needs_the_officers_reason_and_says_so(customer, officer):
+    """No request: refused without a reason; with one, the record and its ledger entry say
+    it answers no request."""
+    from compliance.models import SubjectExport
+    from compliance.services import subject_export, subject_export_queue
+
+    with pytest.raises(ComplianceRefused, match="answers no request"):
+        subject_export(subject=customer, actor=officer, reason="  ")
+    with pytest.raises(ComplianceRefused, match="answers no request"):
+        subject_export_queue(subject=customer, actor=officer, reason="")
+    assert not SubjectExport.objects.exists()
+    export = subject_export(subject=customer, actor=officer, reason="Audit of the CRM")
+    assert export.request is None and export.answers == "no request: Audit of the CRM"
+    entry = LedgerEntry.objects.get(action=LedgerAction.EXPORT)
+    assert entry.details["request"] is None
+
+
+def test_export_and_erasure_answer_a_verified_request(customer, officer):
+    """A verified request is answered: the export and the certificate name it."""
+    from compliance.services import subject_erase, subject_export
+
+    access = _answerable(customer, officer)
+    export = subject_export(subject=customer, actor=officer, reason="", request=access)
+    assert export.request == access and export.answers == f"request #{access.pk}"
+    erasure = _answerable(customer, officer, kind=Kind.ERASURE)
+    result = subject_erase(subject=customer, actor=officer, reason="asked", request=erasure)
+    assert result.certificate.request == erasure
+
+
+def test_a_finished_export_moves_its_request_to_in_progress(customer, officer, settings, tmp_path):
+    """The export's ZIP is ready: its request awaits delivery (in progress), in one
+    transaction with the export's ledger entry; a failed export leaves the request verified."""
+    from compliance.services import subject_export
+
+    settings.COMPLIANCE_EXPORT_DIR = tmp_path
+    access = _answerable(customer, officer)
+
+    def fail(label, rows):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        subject_export(subject=customer, actor=officer, reason="", request=access, progress=fail)
+    access.refresh_from_db()
+    assert access.state == State.VERIFIED
+    export = subject_export(subject=customer, actor=officer, reason="", request=access)
+    access.refresh_from_db()
+    assert access.state == State.IN_PROGRESS and access.started_at == export.finished_at
+    step = LedgerEntry.objects.filter(action=LedgerAction.REQUEST).latest("id")
+    assert step.details["transition"] == "start" and step.details["export"] == export.pk
+    assert step.actor == officer
+    # A second export of the same request leaves it in progress.
+    subject_export(subject=customer, actor=officer, reason="", request=access)
+    access.refresh_from_db()
+    assert access.state == State.IN_PROGRESS
+
+
+def test_an_erasure_that_commits_completes_its_request_with_the_certificate(customer, officer):
+    """The erasure answers its request: completed, the certificate in the step's entry."""
+    from compliance.services import subject_erase
+
+    erasure = _answerable(customer, officer, kind=Kind.ERASURE)
+    result = subject_erase(subject=customer, actor=officer, reason="asked", request=erasure)
+    erasure.refresh_from_db()
+    assert erasure.state == State.COMPLETED and erasure.completed_at is not None
+    step = LedgerEntry.objects.filter(action=LedgerAction.REQUEST).latest("id")
+    assert step.details["transition"] == "complete"
+    assert step.details["certificate"] == result.certificate.pk
+    assert step.id > result.certificate.ledger_entry_id
+
+
+# Two connections at once (PostgreSQL) ----------------------------------------------------
+
+
+def _race(first, second):
+    """Run `first` in a transaction that stays open a second after it acted, and `second`
+    on another connection meanwhile; return their results (or exceptions) and how long the
+    second waited."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    acted, results = threading.Event(), {}
+
+    def run_first():
+        try:
+            with transaction.atomic():
+                results["first"] = first()
+                acted.set()
+                time.sleep(1)  # holding whatever `first` locked
+        except Exception as exc:  # returned to the test
+            results["first"] = exc
+        finally:
+            acted.set()
+            connections.close_all()
+
+    def run_second():
+        try:
+            acted.wait(10)
+            started = time.monotonic()
+            try:
+                results["second"] = second()
+            finally:
+                results["waited"] = time.monotonic() - started
+        except Exception as exc:  # returned to the test
+            results["second"] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_erasures_of_one_subject_at_once_erase_once(
+    postgres, transactional_db, customer, officer
+):
+    """The second erasure waits for the first's lock on the subject, then finds nothing
+    left: one certificate, one ledger entry, no error."""
+    from compliance.models import ErasureCertificate
+    from compliance.services import subject_erase
+
+    def erase():
+        return subject_erase(subject=customer, actor=officer, reason="asked twice")
+
+    results = _race(erase, erase)
+    assert not isinstance(results["first"], Exception), results["first"]
+    assert not isinstance(results["second"], Exception), results["second"]
+    assert results["waited"] >= 0.5  # it waited for the lock, then read the committed state
+    assert results["first"].certificate is not None and results["second"].nothing_left
+    assert ErasureCertificate.objects.count() == 1
+    assert LedgerEntry.objects.filter(action=LedgerAction.ERASURE).count() == 1
+
+
+def test_two_state_changes_of_one_request_at_once_take_turns(
+    postgres, transactional_db, customer, officer
+):
+    """A rejection and a verification of one request at the same moment: the second waits
+    for the first's row lock and is refused on the state it then reads; one step recorded."""
+    request = _create(customer, officer)
+
+    results = _race(
+        lambda: request_reject(request=request, actor=officer, reason="Unfounded"),
+        lambda: request_verify(request=request, actor=officer, method=Method.EMAIL),
+    )
+    assert results["first"].state == State.REJECTED
+    assert isinstance(results["second"], ComplianceRefused), results["second"]
+    assert "final" in str(results["second"])
+    assert results["waited"] >= 0.5
+    request.refresh_from_db()
+    assert request.state == State.REJECTED and request.verified_at is None
+    steps = LedgerEntry.objects.filter(action=LedgerAction.REQUEST, details__request=request.pk)
+    assert [e.details["transition"] for e in steps.order_by("id")] == ["create", "reject"]

@@ -55,8 +55,13 @@ def test_officer_handles_a_request_from_receipt_to_erasure(
     page.locator("input[type=submit][value='Run export']").click()
     export = SubjectExport.objects.get()
     assert export.status == SubjectExport.Status.DONE
+    request.refresh_from_db()
+    assert request.state == SubjectRequest.State.IN_PROGRESS  # awaiting delivery
+    # The link opens a confirmation page (a GET writes nothing); its button downloads.
+    page.locator("a", has_text="Download ZIP").first.click()
+    expect(page.locator("#content form[method=post]")).to_be_visible()
     with page.expect_download() as download_info:
-        page.locator("a", has_text="Download ZIP").first.click()
+        page.locator("input[type=submit][value='Download ZIP']").click()
     path = tmp_path / "download.zip"
     download_info.value.save_as(path)
     with zipfile.ZipFile(path) as archive:
