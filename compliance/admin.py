@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
@@ -24,6 +24,7 @@ from django.utils.text import capfirst
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
 
 from . import config
+from .forms import ConsentRecordForm
 from .models import (
     ConsentEvent,
     ConsentPurpose,
@@ -856,7 +857,9 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
     verb = "Grant" if granted else "Withdraw"
     collection_point = request.POST.get("collection_point", ADMIN_COLLECTION_POINT).strip()
     reason = request.POST.get("reason", "").strip()
-    if request.POST.get("post") == "yes":
+    posted = request.POST.get("post") == "yes"
+    form = ConsentRecordForm(request.POST if posted else None)
+    if posted and form.is_valid():
         try:
             with transaction.atomic():  # all of the selection or none of it
                 for subject, purpose in pairs:
@@ -864,9 +867,9 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
                         subject=subject,
                         purpose=purpose,
                         granted=granted,
-                        collection_point=collection_point,
+                        collection_point=form.cleaned_data["collection_point"],
                         actor=request.user,
-                        reason=reason,
+                        reason=form.cleaned_data["reason"],
                     )
         except ComplianceRefused as exc:
             messages.error(request, str(exc))
@@ -887,6 +890,7 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
         ],
         "collection_point": collection_point,
         "reason": reason,
+        "form": form,
         "opts": ConsentState._meta,
     }
     request.current_app = admin_site.name
@@ -987,7 +991,9 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         subject = _subject_or_404(subject_id)
         purpose = get_object_or_404(ConsentPurpose, slug=request.POST.get("purpose", ""))
-        granted = request.POST.get("granted") == "yes"
+        if request.POST.get("granted") not in ("yes", "no"):
+            raise BadRequest("Say whether consent is granted (yes) or withdrawn (no).")
+        granted = request.POST["granted"] == "yes"
         timeline = reverse("admin:compliance_consent_timeline", args=[subject.pk])
         return _confirm_record(
             request,
