@@ -200,3 +200,24 @@ def test_a_collection_point_longer_than_its_field_is_refused(admin_client, demo)
     _refused(response)
     assert "at most 100 characters" in response.content.decode()
     assert ConsentEvent.objects.count() == before
+
+
+# Error pages -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/admin/no-such-page/", "/no-such-page/"])
+def test_a_missing_page_is_a_404_in_the_admin_layout(admin_client, url):
+    """A 404 shows the admin's header and the way back, like the 403 page."""
+    response = admin_client.get(url)
+    assert response.status_code == 404
+    page = response.content.decode()
+    assert 'id="site-name"' in page and "There is no page at this address." in page
+    assert 'href="/admin/"' in page
+
+
+def test_a_bad_request_says_what_was_wrong_in_the_admin_layout(admin_client, db):
+    """A 400 shows the admin's header and the refused filter's reason."""
+    response = admin_client.get("/admin/shop/customer/?created_at__year=99999")
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert 'id="site-name"' in page and "cannot be filtered so" in page

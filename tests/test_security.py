@@ -104,3 +104,17 @@ def test_the_configured_access_log_is_filtered():
         handler.setStream(previous)
     assert "/admin/shop/customer/ HTTP/1.1" in stream.getvalue()
     assert "example.org" not in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "url", ["/admin/", "/admin/login/", "/admin/no-such-page/", "/admin/versions/changes/"]
+)
+def test_every_page_carries_a_policy_that_runs_no_inline_script(admin_client, url):
+    """The Content-Security-Policy header is on each page; scripts come from the site only."""
+    response = admin_client.get(url)
+    policy = dict(
+        directive.strip().split(" ", 1)
+        for directive in response["Content-Security-Policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'"
+    assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
