@@ -11,6 +11,9 @@ rules.
   is the field's error; the widget shows it again without querying with it.
 - JSON fields: only JSON PostgreSQL stores (no NaN or infinity, no NUL character).
 - An empty `_to_field=` on a change or delete page means the key.
+- Searches (`q`), which can hold an email, a name or a phone, are posted (and a `?q=` link
+  is turned into one): the list's address carries a short-lived search token instead
+  (versions/search_tokens.py, DESIGN.md contract 8).
 
 NUL characters anywhere in a request are refused before any view (versions/middleware.py).
 """
@@ -22,11 +25,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import BadRequest, EmptyResultSet, FullResultSet, ValidationError
 from django.db import models
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, QueryDict
+
+from versions.search_tokens import SEARCH_TOKEN_PARAM, search_token_load, search_token_store
 
 __all__ = ["StrictJSONField", "ValidatedInputsAdminMixin", "with_validated_inputs"]
 
@@ -134,14 +139,50 @@ class ValidatedInputsAdminMixin:
             return changelist
         return type("Validated" + changelist.__name__, (ValidatedChangeList, changelist), {})
 
+    def changelist_view(self, request, extra_context=None):
+        term = None
+        if request.method == "POST" and not {"index", "_save"} & set(request.POST):
+            term = request.POST.get(SEARCH_VAR)
+        elif request.method == "GET" and self.search_fields:
+            term = request.GET.get(SEARCH_VAR)
+        if term is None:
+            return super().changelist_view(request, extra_context)
+        # A search can name a person: the list's address carries a token instead of the term.
+        query = request.GET.copy()
+        for name in (SEARCH_VAR, SEARCH_TOKEN_PARAM, PAGE_VAR):
+            query.pop(name, None)
+        if term.strip():
+            query[SEARCH_TOKEN_PARAM] = search_token_store(request, {SEARCH_VAR: term})
+        return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+
     def get_changelist_instance(self, request):
+        original, token = request.GET, request.GET.get(SEARCH_TOKEN_PARAM)
+        if token is not None:
+            # The list searches for the token's term; its links carry the token again.
+            stored = search_token_load(request, token)
+            if stored is None:
+                messages.warning(request, "This search has expired: search again.")
+            request.GET = original.copy()
+            request.GET.pop(SEARCH_TOKEN_PARAM)
+            request.GET[SEARCH_VAR] = (stored or {}).get(SEARCH_VAR, "")
         try:
-            return super().get_changelist_instance(request)
+            changelist = super().get_changelist_instance(request)
         except IncorrectLookupParameters as exc:
             raise BadRequest(
                 f"This list cannot be filtered so: {exc or 'a filter value is malformed'}. "
                 "Remove the filter and choose it again from the list."
             ) from exc
+        finally:
+            request.GET = original
+        if token is not None:
+            changelist.params.pop(SEARCH_VAR, None)
+            changelist.filter_params.pop(SEARCH_VAR, None)
+            changelist.params[SEARCH_TOKEN_PARAM] = token
+            changelist.filter_params[SEARCH_TOKEN_PARAM] = [token]
+            # The links the list built while it searched: the token again, not the term.
+            for name in ("add_facet_link", "remove_facet_link", "clear_all_filters_qs"):
+                setattr(changelist, name, _with_token(getattr(changelist, name), token))
+        return changelist
 
     def get_object(self, request, object_id, from_field=None):
         # An empty `_to_field=` means the key, as no parameter does (Django looks up a field
@@ -177,6 +218,15 @@ class ValidatedInputsAdminMixin:
         if isinstance(db_field, models.JSONField):
             kwargs.setdefault("form_class", StrictJSONField)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+def _with_token(query_string, token):
+    if not query_string:
+        return query_string
+    query = QueryDict(query_string.lstrip("?"), mutable=True)
+    if query.pop(SEARCH_VAR, None) is not None:
+        query[SEARCH_TOKEN_PARAM] = token
+    return f"?{query.urlencode()}"
 
 
 def with_validated_inputs(admin_class):

@@ -118,3 +118,26 @@ def test_every_page_carries_a_policy_that_runs_no_inline_script(admin_client, ur
     )
     assert policy["script-src"] == "'self'"
     assert policy["object-src"] == "'none'" and policy["base-uri"] == "'none'"
+
+
+def test_a_list_search_carries_a_token_not_the_term(officer_client, customer):
+    """The list's search box posts; the list, its filters and its pages carry a token."""
+    other = customer.__class__.objects.create(email="bob@example.org", full_name="Bob Byron")
+    url = reverse("admin:shop_customer_changelist")
+    assert 'id="changelist-search" method="post"' in officer_client.get(url).content.decode()
+    response = officer_client.post(url + "?o=1", {"q": EMAIL}, follow=True)
+    (location, _status), *_ = response.redirect_chain
+    assert EMAIL not in location and "%40" not in location and SEARCH_TOKEN_PARAM in location
+    assert "o=1" in location, "the list's other parameters are kept"
+    assert list(response.context["cl"].result_list) == [customer]
+    assert other not in response.context["cl"].result_list
+    links = re.findall(r'(?:href|action)="([^"]*)"', response.content.decode())
+    assert not [link for link in links if EMAIL in link or "%40" in link]
+
+
+def test_a_list_search_in_the_address_is_moved_to_a_token(officer_client, customer):
+    """A `?q=` link is redirected to the token's address, and still finds the person."""
+    url = reverse("admin:shop_customer_changelist")
+    response = officer_client.get(url, {"q": EMAIL}, follow=True)
+    assert all(EMAIL not in u and "%40" not in u for u, _ in response.redirect_chain)
+    assert list(response.context["cl"].result_list) == [customer]
