@@ -53,7 +53,7 @@ def test_changes_filter_by_subject_carries_a_token_not_the_email(officer_client,
     }
     assert EMAIL not in location and "%40" not in location
     assert response.context["rows"], "the token's search finds the subject's changes"
-    assert {row["change"].row.id for row in response.context["rows"]} <= set(
+    assert {row["change"].row.history_id for row in response.context["rows"]} <= set(
         customer.history.values_list("history_id", flat=True)
     )
     links = re.findall(r'(?:href|action)="([^"]*)"', response.content.decode())

@@ -36,7 +36,7 @@ def _transition_url(request, name):
 
 
 def _listed(client, **params):
-    response = client.get(reverse(CHANGELIST), params)
+    response = client.get(reverse(CHANGELIST), params, follow=True)
     assert response.status_code == 200
     return sorted(obj.pk for obj in response.context["cl"].result_list)
 
