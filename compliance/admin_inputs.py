@@ -15,7 +15,7 @@ rules.
   is turned into one): the list's address carries a short-lived search token instead
   (versions/search_tokens.py, DESIGN.md contract 8).
 
-NUL characters anywhere in a request are refused before any view (versions/middleware.py).
+NUL characters anywhere in a request are refused before any view (project/middleware.py).
 """
 
 import json

@@ -11,7 +11,7 @@ Four surfaces, each walked for every model admin of the site in every example:
   malformed path arguments, query strings and posted forms.
 
 The examples are derandomized (a fixed seed) and few, so a run is repeatable and bounded
-(about a minute per database); tests/test_inputs.py holds the reproductions of each cause
+(two to four minutes per database); tests/test_inputs.py holds the reproductions of each cause
 found so far, one test each.
 """
 
