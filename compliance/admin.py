@@ -11,7 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
@@ -27,6 +27,7 @@ from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
 from versions.models import LedgerAction
 
 from . import config
+from .forms import ConsentRecordForm
 from .models import (
     ConsentEvent,
     ConsentPurpose,
@@ -981,7 +982,9 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
     verb = "Grant" if granted else "Withdraw"
     collection_point = request.POST.get("collection_point", ADMIN_COLLECTION_POINT).strip()
     reason = request.POST.get("reason", "").strip()
-    if request.POST.get("post") == "yes":
+    posted = request.POST.get("post") == "yes"
+    form = ConsentRecordForm(request.POST if posted else None)
+    if posted and form.is_valid():
         try:
             with transaction.atomic():  # all of the selection or none of it
                 for subject, purpose in pairs:
@@ -989,9 +992,9 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
                         subject=subject,
                         purpose=purpose,
                         granted=granted,
-                        collection_point=collection_point,
+                        collection_point=form.cleaned_data["collection_point"],
                         actor=request.user,
-                        reason=reason,
+                        reason=form.cleaned_data["reason"],
                     )
         except ComplianceRefused as exc:
             messages.error(request, str(exc))
@@ -1012,6 +1015,7 @@ def _confirm_record(request, admin_site, *, granted, pairs, hidden, done_url):
         ],
         "collection_point": collection_point,
         "reason": reason,
+        "form": form,
         "opts": ConsentState._meta,
     }
     request.current_app = admin_site.name
@@ -1112,7 +1116,9 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         subject = _subject_or_404(subject_id)
         purpose = get_object_or_404(ConsentPurpose, slug=request.POST.get("purpose", ""))
-        granted = request.POST.get("granted") == "yes"
+        if request.POST.get("granted") not in ("yes", "no"):
+            raise BadRequest("Say whether consent is granted (yes) or withdrawn (no).")
+        granted = request.POST["granted"] == "yes"
         timeline = reverse("admin:compliance_consent_timeline", args=[subject.pk])
         return _confirm_record(
             request,

@@ -4,7 +4,15 @@ from django import forms
 
 from retention.models import RESTRICTION_GROUNDS, LegalHold
 
-__all__ = ["REQUESTERS", "RestrictionForm", "RestrictionLiftForm", "SubjectSearchForm"]
+from .models import ConsentEvent
+
+__all__ = [
+    "REQUESTERS",
+    "ConsentRecordForm",
+    "RestrictionForm",
+    "RestrictionLiftForm",
+    "SubjectSearchForm",
+]
 
 REQUESTERS = [
     "The data subject",
@@ -44,3 +52,12 @@ class RestrictionLiftForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), help_text="Why the restriction ends."
     )
+
+
+class ConsentRecordForm(forms.Form):
+    """Where a grant or withdrawal an officer records was collected, and why it is recorded."""
+
+    collection_point = forms.CharField(
+        max_length=ConsentEvent._meta.get_field("collection_point").max_length
+    )
+    reason = forms.CharField(required=False, max_length=2000)

@@ -13,6 +13,7 @@ from django.urls import NoReverseMatch, path, reverse
 from retention.models import LegalHold
 from retention.services import RetentionRefused, hold_place, hold_release
 
+from .admin_inputs import with_validated_inputs
 from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
 from .registry import registry
 from .registry_admin import with_registry_rules
@@ -41,9 +42,10 @@ class ComplianceAdminSite(admin.AdminSite):
     index_title = "Personal data, history and compliance"
 
     def register(self, model_or_iterable, admin_class=None, **options):
-        """Register as usual, with `RegistryAdminMixin` added to whatever admin class."""
+        """Register as usual, with `RegistryAdminMixin` and `ValidatedInputsAdminMixin` added
+        to whatever admin class."""
 
-        admin_class = with_registry_rules(admin_class or admin.ModelAdmin)
+        admin_class = with_registry_rules(with_validated_inputs(admin_class or admin.ModelAdmin))
         super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self):
@@ -106,7 +108,8 @@ class ComplianceAdminSite(admin.AdminSite):
         """Find a data subject by email or id, then open their overview."""
         if not self.can_view_subjects(request):
             raise PermissionDenied
-        form = SubjectSearchForm(request.GET or None)
+        # Posted, never in the address: the term is an email (contract 8).
+        form = SubjectSearchForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
             try:
                 subject = subject_find(form.cleaned_data["q"])

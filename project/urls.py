@@ -7,5 +7,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-# A refusal in the admin's layout, saying what was refused (templates/403.html).
+# Refusals and missing pages in the admin's layout, saying what happened (templates/4xx.html).
+handler400 = "project.views.bad_request"
 handler403 = "project.views.permission_denied"
+handler404 = "project.views.page_not_found"

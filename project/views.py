@@ -1,14 +1,16 @@
-"""The project's error pages: a refusal is shown in the admin's layout, saying what was refused."""
+"""The project's error pages, in the admin's layout: a refusal says what was refused, a
+malformed request what was wrong with it, a missing page where to go instead."""
 
 from urllib.parse import urlsplit
 
 from django.contrib import admin
-from django.http import HttpResponseForbidden
+from django.core.exceptions import BadRequest, DisallowedHost
+from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotFound
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-__all__ = ["permission_denied"]
+__all__ = ["bad_request", "page_not_found", "permission_denied"]
 
 # What a refused admin view would have done, by the last part of its URL name.
 _READ, _WRITE = "GET", "POST"
@@ -82,3 +84,33 @@ def permission_denied(request, exception):
         "previous_url": referer if safe_referer and urlsplit(referer).path != back_url else "",
     }
     return HttpResponseForbidden(render_to_string("403.html", context, request))
+
+
+def _layout(request) -> dict:
+    """The admin site's context, when the request got far enough to have a user."""
+    if not hasattr(request, "user"):
+        return {"site_header": admin.site.site_header, "site_title": admin.site.site_title}
+    return admin.site.each_context(request)
+
+
+def bad_request(request, exception):
+    """handler400: the request was malformed; say what, when the refusal says so."""
+    if isinstance(exception, DisallowedHost):
+        # No page of the site for a host it does not serve, and no host to link back to.
+        return HttpResponseBadRequest("Bad request: this host is not served here.")
+    message = str(exception or "")
+    context = {
+        **_layout(request),
+        "title": "Bad request",
+        "reason": message if isinstance(exception, BadRequest) else "",
+    }
+    return HttpResponseBadRequest(render_to_string("400.html", context, request))
+
+
+def page_not_found(request, exception):
+    """handler404: nothing here; the reason when the view gave one, and the way home."""
+    reason = ""
+    if type(exception) is Http404 and exception.args and isinstance(exception.args[0], str):
+        reason = exception.args[0]
+    context = {**_layout(request), "title": "Page not found", "reason": reason}
+    return HttpResponseNotFound(render_to_string("404.html", context, request))

@@ -11,6 +11,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import model_ngettext
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -444,6 +445,15 @@ class PurgeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return f"{timezone.localtime(obj.started_at):%Y-%m-%d %H:%M}"
 
 
+def _record(model, object_id):
+    """The row of `model` with key `object_id`, None when there is none or it is no key."""
+    try:
+        pk = model._meta.pk.to_python(object_id)
+    except ValidationError:
+        return None
+    return model._base_manager.filter(pk=pk).first()
+
+
 class LegalHoldForm(forms.ModelForm):
     """Place a hold: which record (a subject holds everything about them), ground, reason."""
 
@@ -457,7 +467,7 @@ class LegalHoldForm(forms.ModelForm):
         content_type, object_id = data.get("content_type"), data.get("object_id")
         if content_type and object_id:
             model = content_type.model_class()
-            self.record = model._base_manager.filter(pk=object_id).first()
+            self.record = _record(model, object_id)
             if self.record is None:
                 raise forms.ValidationError(
                     f"There is no {model._meta.verbose_name} with id {object_id}."

@@ -1,5 +1,7 @@
 """Forms of the versions pages on the admin site."""
 
+import datetime
+
 from django import forms
 
 __all__ = ["ChangeFilterForm"]
@@ -29,3 +31,11 @@ class ChangeFilterForm(forms.Form):
             (m._meta.label, f"{m._meta.verbose_name.capitalize()} ({m._meta.label})")
             for m in models
         ]
+
+    def clean_until(self):
+        until = self.cleaned_data.get("until")
+        # The list runs up to the start of the next day, which the last day of the calendar
+        # does not have.
+        if until is not None and until >= datetime.date.max:
+            raise forms.ValidationError("Choose a day before 31 December 9999.")
+        return until

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from urllib.parse import urlencode
 
 from django.apps import apps
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -15,6 +18,7 @@ from django.utils.safestring import mark_safe
 
 from .forms import ChangeFilterForm
 from .rendering import text
+from .search_tokens import SEARCH_TOKEN_PARAM, search_token_load, search_token_store
 from .selectors import ChangeFilter, changes_page, tracked_models
 
 __all__ = ["changes_view", "viewable_tracked_models"]
@@ -38,7 +42,15 @@ def changes_view(request, admin_site):
     allowed = viewable_tracked_models(request.user)
     if not allowed:
         raise PermissionDenied
-    form = ChangeFilterForm(request.GET or None, models=allowed)
+    if request.method == "POST":
+        # The filter may name a data subject: it is posted, and the address carries a token.
+        form = ChangeFilterForm(request.POST, models=allowed)
+        if form.is_valid():
+            data = {name: request.POST.get(name, "") for name in form.fields}
+            token = search_token_store(request, data)
+            return HttpResponseRedirect(f"?{urlencode({SEARCH_TOKEN_PARAM: token})}")
+    else:
+        form = ChangeFilterForm(_filter_data(request), models=allowed)
     changes, next_cursor = [], None
     if not form.is_bound or form.is_valid():
         data = form.cleaned_data if form.is_bound else {}
@@ -71,6 +83,24 @@ def changes_view(request, admin_site):
         "first_url": f"?{query.urlencode()}" if request.GET.get("after") else None,
     }
     return TemplateResponse(request, "versions/changes.html", context)
+
+
+def _filter_data(request):
+    """The filter a GET names: by its token, or by parameters that name no person."""
+    token = request.GET.get(SEARCH_TOKEN_PARAM)
+    if token:
+        data = search_token_load(request, token)
+        if data is None:
+            messages.warning(request, "This search has expired: filter again.")
+        return data
+    data = request.GET.copy()
+    data.pop("after", None)
+    if data.pop("subject", None):
+        messages.warning(
+            request,
+            "A data subject is searched with the form, never in the address: filter again.",
+        )
+    return data or None
 
 
 def _with(query, **values) -> str:

@@ -398,7 +398,7 @@ def test_auditor_sees_export_records_but_no_run_or_download(auditor_client, cust
     assert str(export) in changelist.content.decode()
     assert b"Download ZIP" not in changelist.content
     search = auditor_client.get(
-        reverse("admin:compliance_subjectexport_changelist"), {"q": str(customer.pk)}
+        reverse("admin:compliance_subjectexport_changelist"), {"q": str(customer.pk)}, follow=True
     )
     assert search.status_code == 200 and str(export) in search.content.decode()
     download = reverse("admin:compliance_subjectexport_download", args=[export.download_key])

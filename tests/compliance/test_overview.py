@@ -50,9 +50,9 @@ def test_overview_is_reached_from_the_subject_page_and_from_search(officer_clien
     assert overview in change.content.decode()
 
     search = reverse("admin:compliance_subject_search")
-    assert officer_client.get(search, {"q": "ADA@example.org"}).url == overview
-    assert officer_client.get(search, {"q": str(customer.pk)}).url == overview
-    missing = officer_client.get(search, {"q": "nobody@example.org"})
+    assert officer_client.post(search, {"q": "ADA@example.org"}).url == overview
+    assert officer_client.post(search, {"q": str(customer.pk)}).url == overview
+    missing = officer_client.post(search, {"q": "nobody@example.org"})
     assert missing.status_code == 200
     assert "No customer has this email or id." in missing.content.decode()
 

@@ -101,9 +101,9 @@ def test_page_filters_and_refuses_unknown_input_clearly(officer_client, customer
     """Unknown user or subject: the form says so, no traceback."""
     page = officer_client.get(URL, {"user": "nobody"}).content.decode()
     assert "No user has this username." in page
-    page = officer_client.get(URL, {"subject": "nobody@example.org"}).content.decode()
+    page = officer_client.post(URL, {"subject": "nobody@example.org"}, follow=True).content.decode()
     assert "No data subject has this email or id." in page
-    page = officer_client.get(URL, {"subject": customer.email}).content.decode()
+    page = officer_client.post(URL, {"subject": customer.email}, follow=True).content.decode()
     assert "shop.Customer" in page
 
 

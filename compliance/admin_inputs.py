@@ -1,0 +1,237 @@
+"""Every value a model admin takes from a request is validated before it reaches a query
+(DESIGN.md contract 9); the admin site adds this to each ModelAdmin, as it adds the registry's
+rules.
+
+- List filters: the changelist's query is built, and compiled, before anything runs; a filter
+  value its field cannot take (`?created_at__year=99999`, `?id__exact=abc`, a 13th month) is
+  a 400 that says which, not Django's "database installation" page or a server error.
+- Actions: each selected id (`_selected_action`) must be a value of the model's key, else the
+  list comes back with a message and nothing runs.
+- Foreign keys picked by search (autocomplete): a posted value that is no key (`customer=abc`)
+  is the field's error; the widget shows it again without querying with it.
+- JSON fields: only JSON PostgreSQL stores (no NaN or infinity, no NUL character).
+- An empty `_to_field=` on a change or delete page means the key.
+- Searches (`q`), which can hold an email, a name or a phone, are posted (and a `?q=` link
+  is turned into one): the list's address carries a short-lived search token instead
+  (versions/search_tokens.py, DESIGN.md contract 8).
+
+NUL characters anywhere in a request are refused before any view (project/middleware.py).
+"""
+
+import json
+import math
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
+from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
+from django.core.exceptions import BadRequest, EmptyResultSet, FullResultSet, ValidationError
+from django.db import models
+from django.http import HttpResponseRedirect, QueryDict
+
+from versions.search_tokens import SEARCH_TOKEN_PARAM, search_token_load, search_token_store
+
+__all__ = ["StrictJSONField", "ValidatedInputsAdminMixin", "with_validated_inputs"]
+
+_MALFORMED = (ValidationError, ValueError, TypeError, OverflowError)
+
+
+class ValidatedChangeList(ChangeList):
+    """A changelist whose query is compiled when it is built, so that a filter value its
+    field cannot take is refused before the page runs it."""
+
+    def get_queryset(self, request, exclude_parameters=None):
+        try:
+            # The date hierarchy's values become dates here: a year past 9999 overflows.
+            queryset = super().get_queryset(request, exclude_parameters)
+        except _MALFORMED as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        try:
+            queryset.query.get_compiler(using=queryset.db).as_sql()
+        except (EmptyResultSet, FullResultSet):
+            pass  # valid: a filter that matches nothing, or everything
+        except _MALFORMED as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset
+
+
+class _KnownKeysOnly:
+    """An autocomplete widget that shows again only the posted values that are keys: the
+    form says what is wrong with the others, and no query runs with them."""
+
+    def optgroups(self, name, value, attr=None):
+        target = self.field.target_field
+        return super().optgroups(name, [v for v in value if _is_key(target, v)], attr)
+
+
+def _is_key(field, value) -> bool:
+    if value in (None, ""):
+        return True
+    try:
+        field.get_prep_value(field.to_python(value))
+    except _MALFORMED:
+        return False
+    return True
+
+
+class _Autocomplete(_KnownKeysOnly, AutocompleteSelect):
+    pass
+
+
+class _AutocompleteMultiple(_KnownKeysOnly, AutocompleteSelectMultiple):
+    pass
+
+
+def _finite(value):
+    raise ValueError(f"{value} is not a number JSON can store")
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class StrictJSONField(forms.JSONField):
+    """JSON as PostgreSQL's jsonb stores it: no NaN, no infinity (1e309), no NUL character."""
+
+    default_error_messages = {
+        "invalid": "Enter valid JSON: numbers must be finite (no NaN or Infinity), and text "
+        "may not contain the NUL character (\\u0000).",
+    }
+
+    def to_python(self, value):
+        if self.disabled or isinstance(value, (dict, list, int, float)):
+            return super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            converted = json.loads(value, cls=self.decoder, parse_constant=_finite)
+        except (json.JSONDecodeError, ValueError):
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if _not_storable(converted):
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return converted if not isinstance(converted, str) else forms.fields.JSONString(converted)
+
+
+def _not_storable(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_not_storable(v) for v in value.values()) or _has_nul(list(value))
+    if isinstance(value, list):
+        return any(_not_storable(v) for v in value)
+    return _has_nul(value)
+
+
+class ValidatedInputsAdminMixin:
+    """The checks above on a model admin (see the module's docstring)."""
+
+    def get_changelist(self, request, **kwargs):
+        changelist = super().get_changelist(request, **kwargs)
+        if issubclass(changelist, ValidatedChangeList):
+            return changelist
+        return type("Validated" + changelist.__name__, (ValidatedChangeList, changelist), {})
+
+    def changelist_view(self, request, extra_context=None):
+        term = None
+        if request.method == "POST" and not {"index", "_save"} & set(request.POST):
+            term = request.POST.get(SEARCH_VAR)
+        elif request.method == "GET" and self.search_fields:
+            term = request.GET.get(SEARCH_VAR)
+        if term is None:
+            return super().changelist_view(request, extra_context)
+        # A search can name a person: the list's address carries a token instead of the term.
+        query = request.GET.copy()
+        for name in (SEARCH_VAR, SEARCH_TOKEN_PARAM, PAGE_VAR):
+            query.pop(name, None)
+        if term.strip():
+            query[SEARCH_TOKEN_PARAM] = search_token_store(request, {SEARCH_VAR: term})
+        return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+
+    def get_changelist_instance(self, request):
+        original, token = request.GET, request.GET.get(SEARCH_TOKEN_PARAM)
+        if token is not None:
+            # The list searches for the token's term; its links carry the token again.
+            stored = search_token_load(request, token)
+            if stored is None:
+                messages.warning(request, "This search has expired: search again.")
+            request.GET = original.copy()
+            request.GET.pop(SEARCH_TOKEN_PARAM)
+            request.GET[SEARCH_VAR] = (stored or {}).get(SEARCH_VAR, "")
+        try:
+            changelist = super().get_changelist_instance(request)
+        except IncorrectLookupParameters as exc:
+            raise BadRequest(
+                f"This list cannot be filtered so: {exc or 'a filter value is malformed'}. "
+                "Remove the filter and choose it again from the list."
+            ) from exc
+        finally:
+            request.GET = original
+        if token is not None:
+            changelist.params.pop(SEARCH_VAR, None)
+            changelist.filter_params.pop(SEARCH_VAR, None)
+            changelist.params[SEARCH_TOKEN_PARAM] = token
+            changelist.filter_params[SEARCH_TOKEN_PARAM] = [token]
+            # The links the list built while it searched: the token again, not the term.
+            for name in ("add_facet_link", "remove_facet_link", "clear_all_filters_qs"):
+                setattr(changelist, name, _with_token(getattr(changelist, name), token))
+        return changelist
+
+    def get_object(self, request, object_id, from_field=None):
+        # An empty `_to_field=` means the key, as no parameter does (Django looks up a field
+        # named "" otherwise).
+        return super().get_object(request, object_id, from_field or None)
+
+    def response_action(self, request, queryset):
+        pk = self.model._meta.pk
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_is_key(pk, value) and value != "" for value in selected):
+            self.message_user(
+                request,
+                "The selection holds a value that is not an item of this list: select the "
+                "items again. Nothing was done.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = _Autocomplete(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = _AutocompleteMultiple(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.JSONField):
+            kwargs.setdefault("form_class", StrictJSONField)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+def _with_token(query_string, token):
+    if not query_string:
+        return query_string
+    query = QueryDict(query_string.lstrip("?"), mutable=True)
+    if query.pop(SEARCH_VAR, None) is not None:
+        query[SEARCH_TOKEN_PARAM] = token
+    return f"?{query.urlencode()}"
+
+
+def with_validated_inputs(admin_class):
+    """`admin_class` with `ValidatedInputsAdminMixin` in front (itself if it has it already)."""
+    if issubclass(admin_class, ValidatedInputsAdminMixin):
+        return admin_class
+    attrs = {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__}
+    return type(admin_class.__name__, (ValidatedInputsAdminMixin, admin_class), attrs)
