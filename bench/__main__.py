@@ -87,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if config.quick else "full"
     print(f"bench ({mode}): {database}; {config.rounds} rounds, variants interleaved")
     results = []
-    for module in modules:
-        for result in module.run(config):
-            report(result)
-            results.append(result)
+    try:
+        for module in modules:
+            for result in module.run(config):
+                report(result)
+                results.append(result)
+    except SetupError as exc:  # a fixture found below its size when its benchmark starts
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     summary(results)
     return 0
 

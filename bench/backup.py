@@ -40,8 +40,8 @@ def setup_fixtures(config: Config) -> None:
 
 def check_fixtures(config: Config) -> str:
     """What the dumps carry, for ``--setup-only``."""
-    export.setup_fixtures(config)  # again: the erasure benchmark's rebuild empties them
-    return f"database {_database_size() / 2**20:,.0f} MiB on disk; {export.check_fixtures(config)}"
+    subjects = export.check_fixtures(config)  # made again if the erasure's rebuild emptied them
+    return f"database {_database_size() / 2**20:,.0f} MiB on disk; {subjects}"
 
 
 def _database_size() -> int:
