@@ -1,7 +1,9 @@
 """``python -m bench``: set up the bench database, run the registered benchmarks, report.
 
 Exit status: 0 whenever the benchmarks ran (PASS or OVER alike: the numbers are for
-people, not a gate), 2 when setup failed (PostgreSQL unreachable, migrate failed, …).
+people, not a gate), 2 when setup failed (PostgreSQL unreachable, migrate failed, a fixture
+below its stated size, …). ``--setup-only`` builds the fixtures, says what each holds, and
+stops.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME",
         help="run only this benchmark (repeatable); one of: " + ", ".join(BENCHMARKS),
     )
+    parser.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="build and check the fixtures at this run's size, print what they hold, stop",
+    )
     parser.add_argument("--rounds", type=int, help="override the number of rounds")
     parser.add_argument("--batch", type=int, help="override the operations per batch")
     return parser.parse_args(argv)
@@ -65,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         modules = [importlib.import_module(f"{__package__}.{name}") for name in names]
         for module in modules:
             module.setup_fixtures(config)
+        if args.setup_only:
+            for name, module in zip(names, modules, strict=True):
+                check = getattr(module, "check_fixtures", None)
+                print(f"{name}: {check(config) if check else 'fixtures ready'}")
+            return 0
     except SetupError as exc:
         print(f"bench: setup failed: {exc}", file=sys.stderr)
         return 2
@@ -75,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if config.quick else "full"
     print(f"bench ({mode}): {database}; {config.rounds} rounds, variants interleaved")
     results = []
-    for module in modules:
-        for result in module.run(config):
-            report(result)
-            results.append(result)
+    try:
+        for module in modules:
+            for result in module.run(config):
+                report(result)
+                results.append(result)
+    except SetupError as exc:  # a fixture found below its size when its benchmark starts
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     summary(results)
     return 0
 

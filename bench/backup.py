@@ -7,7 +7,9 @@
   which runs first, several rounds; the ratio is the median of the per-round ratios.
 
 The database is the bench database with the export benchmark's subjects in it (1.1M rows in
-a full run, 100k with --quick), generated set-based on the first run and reused.
+a full run, 100k with --quick), generated set-based on the first run and reused. The
+erasure benchmark, which runs before this one, empties the tables those rows are in, so the
+run makes sure of them again before it measures.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ ROUNDS = {"full": 5, "quick": 2}
 def setup_fixtures(config: Config) -> None:
     """The export benchmark's subjects: the rows the dumps carry."""
     export.setup_fixtures(config)
+
+
+def check_fixtures(config: Config) -> str:
+    """What the dumps carry, for ``--setup-only``."""
+    subjects = export.check_fixtures(config)  # made again if the erasure's rebuild emptied them
+    return f"database {_database_size() / 2**20:,.0f} MiB on disk; {subjects}"
 
 
 def _database_size() -> int:
@@ -63,6 +71,7 @@ def _backup(directory: Path) -> int:
 
 
 def run(config: Config) -> list[Result]:
+    export.setup_fixtures(config)  # again: the erasure benchmark's rebuild empties them
     rounds = ROUNDS["quick" if config.quick else "full"]
     seconds: dict[str, list[float]] = {"backup": [], "pg_dump": []}
     sizes = {}

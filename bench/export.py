@@ -32,8 +32,9 @@ from django.db import connection, transaction
 from compliance.selectors import subject_walk
 from compliance.services import subject_export
 from shop.models import AnalyticsEvent, Customer, Notification, Session
+from versions.setbased import history_record
 
-from .harness import Config, Result, VariantStats
+from .harness import Config, Result, SetupError, VariantStats
 
 DESCRIPTION = "subject export (streamed ZIP) vs Django's serializer; its peak memory at 2 sizes"
 SMALL, LARGE = 100_000, 1_000_000
@@ -70,10 +71,12 @@ def _subject(rows: int) -> Customer:
     subject = Customer.all_objects.filter(email=email).first()
     if subject is not None and _counted(subject) == rows:
         return subject
-    if subject is not None:
+    if subject is not None:  # what another run (or benchmark) left on it goes
         for model in SHARES:
             model.history.model.objects.filter(customer_id=subject.pk).delete()
             model.objects.filter(customer_id=subject.pk)._raw_delete("default")
+        Customer.history.filter(id=subject.pk).delete()
+        history_record(Customer.all_objects.filter(pk=subject.pk), history_type="+")
     else:
         subject = Customer.objects.create(email=email, full_name=f"Bench export {rows}")
     live = rows // 2 - 1  # the customer row and its history row count too
@@ -107,8 +110,22 @@ def _subject(rows: int) -> Customer:
     for model in SHARES:
         _execute(f"VACUUM ANALYZE {model._meta.db_table}")
         _execute(f"VACUUM ANALYZE {model.history.model._meta.db_table}")
-    assert _counted(subject) == rows, (_counted(subject), rows)
+    if _counted(subject) != rows:
+        raise SetupError(
+            f"export: the subject {email} holds {_counted(subject):,} rows, not {rows:,}: "
+            + ", ".join(f"{label} {count:,}" for label, count in _per_model(subject))
+            + ". Another benchmark wrote rows about it: drop the bench database and run again."
+        )
     return subject
+
+
+def _per_model(subject) -> list[tuple[str, int]]:
+    found = []
+    for walked in subject_walk(subject):
+        found.append((walked.model._meta.label, walked.rows.count()))
+        if walked.history is not None:
+            found.append((walked.history.model._meta.label, walked.history.count()))
+    return [(label, count) for label, count in found if count]
 
 
 def _counted(subject) -> int:
@@ -125,6 +142,15 @@ def setup_fixtures(config: Config) -> None:
     _subject(SMALL)
     if not config.quick:
         _subject(LARGE)
+
+
+def check_fixtures(config: Config) -> str:
+    """What the fixture holds, for ``--setup-only``: each subject as a run would find it
+    (rebuilt if another benchmark emptied it since `setup_fixtures`)."""
+    sizes = [SMALL] if config.quick else [SMALL, LARGE]
+    return ", ".join(
+        f"{_counted(_subject(size)):,} rows about the subject of {size:,}" for size in sizes
+    )
 
 
 def _export(subject, directory: Path) -> int:

@@ -179,6 +179,16 @@ def setup_django() -> str:
     return f"PostgreSQL {version} at {where}" + (" (database created)" if created else "")
 
 
+def require_size(benchmark: str, what: str, have: int, want: int) -> None:
+    """A fixture below its stated size would report ratios at another size: refuse."""
+    if have < want:
+        raise SetupError(
+            f"{benchmark}: the fixture holds {have:,} {what}, below the {want:,} this run "
+            "states, so its results would not be at that size. Drop the bench database "
+            "(or point BENCH_DATABASE_URL at a new one) and run again."
+        )
+
+
 # --- measuring ---------------------------------------------------------------------------
 
 

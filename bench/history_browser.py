@@ -1,6 +1,8 @@
 """Browsing history at scale: our pages against the stock admin changelist, p95 latency.
 
-The history of customers is filled to ROWS rows (set-based, kept between runs). Three
+The history of the benchmark's own customers is filled to ROWS rows (set-based, kept between
+runs, spread over the customers that exist whatever their ids: other benchmarks create and
+delete customers in between), and a run refuses to start below that size. Three
 scenarios, each requested REQUESTS times through Django's test client (the whole request:
 middleware, queries, template), ours and the stock changelist interleaved:
 
@@ -28,7 +30,7 @@ from django.test import Client, override_settings
 
 from shop.models import Customer
 
-from .harness import Config, Result, VariantStats
+from .harness import Config, Result, VariantStats, require_size
 
 DESCRIPTION = "history pages (all changes, one subject, one object) vs the stock changelist, p95"
 FULL = {"rows": 5_000_000, "customers": 50_000, "requests": 60, "depth": 20_000}
@@ -56,9 +58,7 @@ def setup_fixtures(config: Config) -> None:
     User = get_user_model()
     if not User.objects.filter(username=USERNAME).exists():
         User.objects.create_superuser(USERNAME, "bench-browser@bench.invalid", None)
-    history = Customer.history.model
     customers = Customer._meta.db_table
-    table = history._meta.db_table
     have = Customer.all_objects.filter(email__startswith="history-bench-").count()
     if have < sizes["customers"]:
         _execute(
@@ -68,12 +68,34 @@ def setup_fixtures(config: Config) -> None:
             "now() - interval '3 years', now() FROM generate_series(%s, %s) g",
             [have + 1, sizes["customers"]],
         )
-    rows = _execute(f"SELECT count(*) FROM {table}")[0]
-    if rows >= sizes["rows"]:
-        return
+    rows = _history_rows()
+    if rows < sizes["rows"]:
+        _fill(rows, sizes["rows"], User.objects.get(username=USERNAME).pk)
+    require_size("history_browser", "customer history rows", _history_rows(), sizes["rows"])
+
+
+def _bench_customers() -> str:
+    """SQL: the benchmark's customers, numbered from 0 in id order."""
+    return (
+        f"SELECT id, row_number() OVER (ORDER BY id) - 1 AS n "
+        f"FROM {Customer._meta.db_table} WHERE email LIKE 'history-bench-%%'"
+    )
+
+
+def _history_rows() -> int:
+    """History rows of the benchmark's customers (other benchmarks write customer history
+    too: those rows are not counted)."""
+    table = Customer.history.model._meta.db_table
+    query = f"SELECT count(*) FROM {table} WHERE id IN (SELECT id FROM ({_bench_customers()}) c)"
+    return _execute(query, [])[0]
+
+
+def _fill(first: int, last: int, user_id: int) -> None:
+    """History rows number `first + 1` to `last`, row g about the (g mod customers)-th
+    customer of the benchmark."""
+    history = Customer.history.model
+    table = history._meta.db_table
     tracked = [f.column for f in history.tracked_fields]
-    first = Customer.all_objects.filter(email=EMAIL.format(1)).values_list("pk", flat=True)[0]
-    user_id = User.objects.get(username=USERNAME).pk
     context = ["history_date", "history_type", "history_user_id", "history_channel", "history_ip",
                "history_user_agent", "history_request_id", "history_task_id"]  # fmt: skip
     columns = [*tracked, *context]
@@ -90,12 +112,21 @@ def setup_fixtures(config: Config) -> None:
     ]
     quote = connection.ops.quote_name
     _execute(
+        f"WITH people AS ({_bench_customers()}), "
+        "total AS (SELECT count(*) AS customers FROM people) "
         f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
-        f"SELECT {', '.join(values)} FROM generate_series(%s, %s) g "
-        f"JOIN {customers} c ON c.id = %s + (g %% %s)",
-        [rows + 1, sizes["rows"], first, sizes["customers"]],
+        f"SELECT {', '.join(values)} FROM generate_series(%s, %s) g CROSS JOIN total "
+        f"JOIN people p ON p.n = g %% total.customers "
+        f"JOIN {Customer._meta.db_table} c ON c.id = p.id",
+        [first + 1, last],
     )
     _execute(f"VACUUM ANALYZE {table}")
+
+
+def check_fixtures(config: Config) -> str:
+    """What the fixture holds (after `setup_fixtures`), for ``--setup-only``."""
+    customers = _execute(f"SELECT count(*) FROM ({_bench_customers()}) c", [])[0]
+    return f"{_history_rows():,} customer history rows about {customers:,} customers"
 
 
 def _p95(latencies: list[float]) -> float:
@@ -158,7 +189,8 @@ def run(config: Config) -> list[Result]:
     sizes = _sizes(config)
     rng = random.Random(SEED)
     requests = sizes["requests"]
-    table_rows = Customer.history.model._base_manager.count()
+    table_rows = _history_rows()
+    require_size("history_browser", "customer history rows", table_rows, sizes["rows"])
     note = f"{table_rows:,} customer history rows; a page is 50 rows (ours), 100 (stock)"
     stock_url = "/stock-admin/shop/historicalcustomer/"
     depths = [rng.randrange(sizes["depth"]) for _ in range(requests + 2)]

@@ -76,6 +76,11 @@ def setup_fixtures(config: Config) -> None:
     )
 
 
+def check_fixtures(config: Config) -> str:
+    """What the fixture holds (after `setup_fixtures`), for ``--setup-only``."""
+    return f"{len(_customers(config)):,} customers to save, of {config.batch:,} a batch"
+
+
 def _customers(config: Config) -> list[Customer]:
     emails = [EMAIL.format(i) for i in range(config.batch)]
     return list(Customer.objects.filter(email__in=emails).order_by("email"))

@@ -45,6 +45,15 @@ def setup_fixtures(config: Config) -> None:
     """Nothing lasting: each round builds its own rows."""
 
 
+def check_fixtures(config: Config) -> str:
+    """For ``--setup-only``: the rows each round builds (truncating what was there)."""
+    sizes = _sizes(config)
+    return (
+        f"each round builds its own rows: {sizes['plain']:,} plain, {sizes['tracked']:,} "
+        f"tracked, {sizes['soft']:,} customers"
+    )
+
+
 def _sizes(config: Config) -> dict:
     return QUICK if config.quick else FULL
 

@@ -12,6 +12,9 @@ them all. SQLite (the demo) gets the plain operations.
 - `RemoveIndexConcurrently`: ``DROP INDEX CONCURRENTLY IF EXISTS``.
 - `RemoveFieldIndex`: a field's ``db_index=True`` becomes ``False``. Django's ``AlterField``
   would rebuild the whole table on SQLite for it; this drops the one index.
+- `TrimHistoryIndexes`: the history tables' user index becomes partial (rows no user made
+  are left out) and the history copies of who-acted foreign keys lose their index, with the
+  three operations above, new indexes built before old ones are dropped.
 - `SetNotNull`: a nullable column becomes NOT NULL without holding the table's exclusive lock
   through a scan of every row.
 """
@@ -20,9 +23,15 @@ from __future__ import annotations
 
 from django.contrib.postgres import operations as postgres
 from django.db import DatabaseError, migrations, models
-from django.db.migrations.operations.base import OperationCategory
+from django.db.migrations.operations.base import Operation, OperationCategory
 
-__all__ = ["AddIndexConcurrently", "RemoveFieldIndex", "RemoveIndexConcurrently", "SetNotNull"]
+__all__ = [
+    "AddIndexConcurrently",
+    "RemoveFieldIndex",
+    "RemoveIndexConcurrently",
+    "SetNotNull",
+    "TrimHistoryIndexes",
+]
 
 
 def _on_postgresql(schema_editor) -> bool:
@@ -171,6 +180,88 @@ class RemoveFieldIndex(postgres.NotInTransactionMixin, migrations.AlterField):
             schema_editor.execute(
                 schema_editor._create_index_sql(model, fields=[field], **extra), params=None
             )
+
+
+class TrimHistoryIndexes(Operation):
+    """The history index trim of one app (docs/migrations.md, ``shop/0007``), in one place.
+
+    ``indexes`` maps each history model to the stem of its user index names: the index
+    ``<stem>_user`` on (history_user_id, -history_date) gives way to ``<stem>_who``, the same
+    columns without the rows no user made. ``unindexed`` maps history models to their
+    who-acted foreign keys, whose index goes. The steps are the operations above, in the
+    order that keeps every filter indexed: every new index is built, then the old ones are
+    dropped, then the field indexes. So it inherits what they do: routers, the SQL that
+    ``sqlmigrate`` shows, a run again after a stop (the migration sets ``atomic = False``),
+    reversal, and plain statements on SQLite.
+    """
+
+    reduces_to_sql = True
+    reversible = True
+    category = OperationCategory.ALTERATION
+
+    def __init__(self, indexes: dict[str, str], unindexed: dict[str, list[str]] | None = None):
+        self.indexes = dict(indexes)
+        self.unindexed = {model: list(names) for model, names in (unindexed or {}).items()}
+
+    def deconstruct(self):
+        kwargs = {"indexes": self.indexes}
+        if self.unindexed:
+            kwargs["unindexed"] = self.unindexed
+        return self.__class__.__qualname__, [], kwargs
+
+    def describe(self):
+        return f"Trim the indexes of {len(self.indexes)} history tables"
+
+    @property
+    def migration_name_fragment(self):
+        return "history_index_trim"
+
+    def steps(self, app_label, state) -> list[Operation]:
+        """The operations it is made of; a field keeps its definition in ``state`` but for
+        its index."""
+        steps = [
+            AddIndexConcurrently(
+                model_name=model_name,
+                index=models.Index(
+                    fields=["history_user_id", "-history_date"],
+                    condition=models.Q(history_user_id__isnull=False),
+                    name=f"{stem}_who",
+                ),
+            )
+            for model_name, stem in self.indexes.items()
+        ]
+        steps += [
+            RemoveIndexConcurrently(model_name=model_name, name=f"{stem}_user")
+            for model_name, stem in self.indexes.items()
+        ]
+        for model_name, names in self.unindexed.items():
+            for name in names:
+                field = state.models[app_label, model_name.lower()].fields[name]
+                *_, args, kwargs = field.deconstruct()
+                kwargs["db_index"] = False
+                steps.append(RemoveFieldIndex(model_name, name, field.__class__(*args, **kwargs)))
+        return steps
+
+    def state_forwards(self, app_label, state):
+        for step in self.steps(app_label, state):
+            step.state_forwards(app_label, state)
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        for step in self.steps(app_label, from_state):
+            to_state = from_state.clone()
+            step.state_forwards(app_label, to_state)
+            step.database_forwards(app_label, schema_editor, from_state, to_state)
+            from_state = to_state
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        before = []  # the state before each step, forwards from the migration's own
+        for step in self.steps(app_label, to_state):
+            before.append((step, to_state))
+            to_state = to_state.clone()
+            step.state_forwards(app_label, to_state)
+        for step, to_state in reversed(before):
+            step.database_backwards(app_label, schema_editor, from_state, to_state)
+            from_state = to_state
 
 
 def _field_indexes(schema_editor, model, column: str) -> list[str]:

@@ -1,16 +1,10 @@
-"""History indexes trimmed, as `shop/0007_history_index_trim` explains: the user index of
-each history table leaves out rows no user made, and the copies of foreign keys recording
-which staff member acted lose their index. Not atomic; every operation can run again."""
+"""The history indexes of holds and policies trimmed as `shop/0007_history_index_trim` explains,
+by the same operation."""
 
-import django.db.models.deletion
 from django.conf import settings
-from django.db import migrations, models
+from django.db import migrations
 
-from project.migration_operations import (
-    AddIndexConcurrently,
-    RemoveFieldIndex,
-    RemoveIndexConcurrently,
-)
+from project.migration_operations import TrimHistoryIndexes
 
 
 class Migration(migrations.Migration):
@@ -23,54 +17,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexConcurrently(
-            model_name="historicallegalhold",
-            index=models.Index(
-                condition=models.Q(("history_user_id__isnull", False)),
-                fields=["history_user_id", "-history_date"],
-                name="h_legalhold_870751_who",
-            ),
-        ),
-        AddIndexConcurrently(
-            model_name="historicalretentionpolicy",
-            index=models.Index(
-                condition=models.Q(("history_user_id__isnull", False)),
-                fields=["history_user_id", "-history_date"],
-                name="h_retentionpolic_cb70e7_who",
-            ),
-        ),
-        RemoveIndexConcurrently(
-            model_name="historicallegalhold",
-            name="h_legalhold_870751_user",
-        ),
-        RemoveIndexConcurrently(
-            model_name="historicalretentionpolicy",
-            name="h_retentionpolic_cb70e7_user",
-        ),
-        RemoveFieldIndex(
-            model_name="historicallegalhold",
-            name="placed_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
-        ),
-        RemoveFieldIndex(
-            model_name="historicallegalhold",
-            name="released_by",
-            field=models.ForeignKey(
-                blank=True,
-                db_constraint=False,
-                db_index=False,
-                null=True,
-                on_delete=django.db.models.deletion.DO_NOTHING,
-                related_name="+",
-                to=settings.AUTH_USER_MODEL,
-            ),
+        TrimHistoryIndexes(
+            indexes={
+                "historicallegalhold": "h_legalhold_870751",
+                "historicalretentionpolicy": "h_retentionpolic_cb70e7",
+            },
+            unindexed={"historicallegalhold": ["placed_by", "released_by"]},
         ),
     ]

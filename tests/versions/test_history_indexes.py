@@ -4,6 +4,8 @@ Each history row written maintains every index of its table: an index no lookup 
 write for nothing, on every save, purge and erasure.
 """
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -101,9 +103,58 @@ def test_trim_interrupted_halfway_runs_again(postgres, at_latest):
     # the operation was done before.
     [(oid,)] = _sql("SELECT to_regclass(%s)::oid", [WHO])
     executor = MigrationExecutor(connection)
-    operation = executor.loader.get_migration(*TRIM).operations[1]
-    assert operation.index.name == WHO
+    [trim] = executor.loader.get_migration(*TRIM).operations
     state = executor.loader.project_state(TRIM)
+    operation = trim.steps("shop", state)[1]
+    assert operation.index.name == WHO
     with connection.schema_editor(atomic=False) as editor:
         operation.database_forwards("shop", editor, state, state)
     assert _sql("SELECT to_regclass(%s)::oid", [WHO]) == [(oid,)]
+
+
+def _trim_states():
+    """The trim operation of the shop and the states before and after it."""
+    executor = MigrationExecutor(connection)
+    [trim] = executor.loader.get_migration(*TRIM).operations
+    before = executor.loader.project_state(BEFORE)
+    after = before.clone()
+    trim.state_forwards("shop", after)
+    return trim, before, after
+
+
+class _NoShop:
+    """A router that keeps the shop's tables off this database."""
+
+    def allow_migrate(self, db, app_label, **hints):
+        return app_label != "shop"
+
+
+def test_trim_leaves_what_a_router_keeps_away_and_reverses_with_no_router(at_latest, settings):
+    """The trim asks the routers per table; reversed and reapplied, each table is as before."""
+    trim, before, after = _trim_states()
+    history = Customer.history.model
+    settings.DATABASE_ROUTERS = [f"{__name__}._NoShop"]
+    with connection.schema_editor(atomic=False) as editor:
+        trim.database_backwards("shop", editor, after, before)
+    assert WHO in _index_names(history) and "h_customer_f11efd_user" not in _index_names(history)
+    settings.DATABASE_ROUTERS = []
+    with connection.schema_editor(atomic=False) as editor:
+        trim.database_backwards("shop", editor, after, before)
+    assert WHO not in _index_names(history) and "h_customer_f11efd_user" in _index_names(history)
+    assert ["deleted_by_id"] in _indexed_columns(Document.history.model)
+    with connection.schema_editor(atomic=False) as editor:
+        trim.database_forwards("shop", editor, before, after)
+    assert WHO in _index_names(history) and "h_customer_f11efd_user" not in _index_names(history)
+    assert ["deleted_by_id"] not in _indexed_columns(Document.history.model)
+
+
+def test_trim_shows_each_statement_in_sqlmigrate(transactional_db):
+    """`sqlmigrate` prints every index built and dropped, new ones before old ones."""
+    out = StringIO()
+    call_command("sqlmigrate", "retention", "0002_history_index_trim", stdout=out)
+    sql = out.getvalue()
+    built = sql.index('"h_legalhold_870751_who"')
+    dropped = sql.index('"h_legalhold_870751_user"')
+    assert built < dropped < sql.index("placed_by_id")
+    for name in ("h_retentionpolic_cb70e7_who", "h_retentionpolic_cb70e7_user", "released_by"):
+        assert name in sql
