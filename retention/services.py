@@ -70,7 +70,8 @@ class RetentionRefused(Exception):
 
 
 class PolicyPending(RetentionRefused):
-    """The policy's change awaits a second officer's approval: purges skip it until then."""
+    """The policy is not in effect (new, or disabled) and its change awaits a second officer's
+    approval: purges refuse it until then. An approved policy with a pending change runs."""
 
 
 @dataclass(frozen=True)
@@ -304,11 +305,16 @@ def policy_purge(
     from where it stopped. The failure is on the returned run (`run.failure`).
     """
     _require(actor, RetentionPolicy, "run_purge")
-    if RetentionPolicy.objects.filter(pk=policy.pk, pending_change__isnull=False).exists():
+    # A pending change halts nothing: the row keeps the approved values and they run. Only
+    # a policy not in effect whose change waits (a new one, never approved) is refused.
+    live = RetentionPolicy.objects.filter(pk=policy.pk).values("enabled", "pending_change")
+    if any(row["pending_change"] is not None and not row["enabled"] for row in live):
         raise PolicyPending(
-            f"Policy {policy.name!r} is skipped: a change to it awaits approval by a second "
-            "officer (Approve pending changes, in the policy list)."
+            f"Policy {policy.name!r} is skipped: it is not in effect until a second officer "
+            "approves its change (Approve pending changes, in the policy list)."
         )
+    if policy.pending_change is not None:  # the caller's copy may hold the proposal
+        policy = RetentionPolicy.objects.get(pk=policy.pk)
     try:
         policy_validate(policy)
     except ValidationError as exc:
@@ -714,7 +720,17 @@ def _why_approval(before: dict | None, after: dict) -> list[str]:
     )
     if shortened:
         reasons.append("it shortens the retention period")
+    if before is not None and _destroys_history(after) and _keeps_less(before, after):
+        reasons.append("it purges history rows it kept before")
     return reasons
+
+
+def _keeps_less(before: dict, after: dict) -> bool:
+    """A new basis field, or an exclusion removed or changed (an added one keeps more)."""
+    kept = after["exclusions"] or []
+    return before["basis_field"] != after["basis_field"] or any(
+        item not in kept for item in before["exclusions"] or []
+    )
 
 
 def _policy_clean(policy: RetentionPolicy, problem: str = "") -> None:
@@ -730,8 +746,10 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
     Four eyes: a change that makes the policy delete or anonymise a history table, or that
     shortens its period, does not take effect: it is kept as the policy's pending change,
     with who proposed it, until another officer approves it (`policy_approve`). Until then
-    the policy keeps its approved values (a new policy is stored disabled) and purges skip
-    it. Any other save takes effect at once and drops a pending change.
+    the policy keeps its approved values and purges run them (a new policy is stored
+    disabled and purges refuse it). On a policy destroying history, a new basis field or an
+    exclusion removed or changed purges sooner too and waits the same way. Any other save
+    takes effect at once and drops a pending change.
     """
     _require(actor, RetentionPolicy, "change" if policy.pk else "add")
     _policy_clean(policy)
