@@ -434,8 +434,8 @@ def _purge_batch(policy, model, run, actor, reason):
             # One snapshot of the batch's rows, locked: what is archived is what goes.
             keys = list(batch.select_for_update().values_list("pk", flat=True))
             name = _archive_name(policy, span)
+            _archive_range_remove(policy, span)  # an earlier attempt's file, under any name
             if not keys:  # nothing expired here (or all of it held): no archive, nothing to do
-                _archive_remove(config.archive_dir() / name)  # an earlier attempt's file
                 pending[:] = [0, None]
                 return {"purged": 0}
             batch = model._base_manager.filter(pk__in=keys)
@@ -445,6 +445,14 @@ def _purge_batch(policy, model, run, actor, reason):
                 "range": [span.lo, span.hi],
             }
             pause_point("archived")
+        try:
+            return _remove_and_record(batch, span, archive)
+        except BaseException:
+            if archive:  # it lists rows that stay: the range's retry writes it again
+                _archive_remove(config.archive_dir() / archive["file"])
+            raise
+
+    def _remove_and_record(batch, span, archive):
         where["step"] = "deleting" if policy.action != PolicyAction.ANONYMISE else "anonymising"
         if policy.action == PolicyAction.SOFT_DELETE:
             done, _ = model.all_objects.filter(pk__in=batch.values("pk")).delete()
@@ -619,30 +627,44 @@ def _backlog(policy: RetentionPolicy, *, default: int) -> int:
 
 
 def _archive_name(policy: RetentionPolicy, span) -> str:
-    """A batch's archive, named by its key range (and the range's id, unique per plan): a
-    retried range rewrites its own file."""
+    """A batch's archive, named by its key range (and the range's id, unique per plan) in
+    the policy's folder, named by its key alone: a retried range rewrites its own file,
+    whatever the policy is called by then."""
     lo, hi = slugify(span.lo) or "start", slugify(span.hi)
-    return f"{policy.pk}-{slugify(policy.name)}/range-{span.pk}-{lo}-{hi}.jsonl.gz"
+    return f"{policy.pk}/range-{span.pk}-{lo}-{hi}.jsonl.gz"
+
+
+def _archive_dirs(policy: RetentionPolicy) -> list[Path]:
+    """The policy's archive folders: its own, and those named ``{pk}-{name}`` by earlier
+    versions (under any name the policy had)."""
+    root = config.archive_dir()
+    return [d for d in [root / str(policy.pk), *root.glob(f"{policy.pk}-*")] if d.is_dir()]
 
 
 def _archive_remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    path.with_name(path.name + ".part").unlink(missing_ok=True)
+
+
+def _archive_range_remove(policy: RetentionPolicy, span) -> None:
+    """Remove an earlier attempt's archive of this range, in any of the policy's folders
+    (the range is claimed: no other worker writes it)."""
+    name = _archive_name(policy, span).rpartition("/")[2]
+    for directory in _archive_dirs(policy):
+        _archive_remove(directory / name)
 
 
 def _archive_parts_remove(policy: RetentionPolicy) -> list[Path]:
     """Remove the partial archives (``.part``) a killed run left, but those of ranges still
     pending: their retry writes them again (and a worker may be writing one now)."""
-    directory = config.archive_dir() / f"{policy.pk}-{slugify(policy.name)}"
-    if not directory.is_dir():
-        return []
     pending = set(
         BatchRange.objects.filter(job=f"purge:policy:{policy.pk}", done=False).values_list(
             "pk", flat=True
         )
     )
     removed = []
-    for part in directory.glob("*.part"):
+    for part in (p for d in _archive_dirs(policy) for p in d.glob("*.part")):
         match = re.match(r"range-(\d+)-", part.name)
         if match and int(match.group(1)) in pending:
             continue

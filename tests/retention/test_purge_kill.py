@@ -66,13 +66,23 @@ def _purge_process(tmp_path, pause_at):
     return process
 
 
-@pytest.mark.parametrize("pause_at", ["claimed:3", "archived:3", "deleted:3", "committed:3"])
+@pytest.mark.parametrize(
+    "pause_at, rename",
+    [
+        ("claimed:3", False),
+        ("archived:3", False),
+        ("archived:3", True),
+        ("deleted:3", False),
+        ("committed:3", False),
+    ],
+    ids=["claimed", "archived", "archived-renamed", "deleted", "committed"],
+)
 def test_a_killed_purge_loses_and_doubles_nothing(
-    postgres, transactional_db, settings, tmp_path, pause_at
+    postgres, transactional_db, settings, tmp_path, pause_at, rename
 ):
-    """Killed before the third batch's archive, after it, before its commit and after it:
-    after a second run, 0 rows lost, 0 archived twice, archived = deleted = the ledger's
-    counts, and no run left running."""
+    """Killed before the third batch's archive, after it (and the policy renamed before the
+    retry), before its commit and after it: after a second run, 0 rows lost, 0 archived
+    twice, archived = deleted = the ledger's counts, and no run left running."""
     settings.RETENTION_ARCHIVE_DIR = tmp_path / "archives"
     owner = Customer.objects.create(email="kill@example.org", full_name="Kill")
     # Ranges of 3 keys: expired, recent only (an empty batch), expired, expired.
@@ -92,6 +102,9 @@ def test_a_killed_purge_loses_and_doubles_nothing(
     process.stdout.close()
     killed = PurgeRun.objects.get()
     assert killed.status == "running"  # as the killed process left it
+    if rename:  # a rename needs no approval: the retry's archive must not depend on it
+        RetentionPolicy.objects.filter(pk=policy.pk).update(name="old sessions")
+        policy.refresh_from_db()
 
     again = policy_purge(policy=policy, actor=None, batch_size=3)
 
