@@ -44,6 +44,7 @@ def _purge_process(tmp_path, pause_at):
     signal_file = tmp_path / "paused"
     env = {
         **os.environ,
+        "PGAPPNAME": _app_name(tmp_path),  # libpq names its sessions so: see _backends
         "DATABASE_URL": database,
         "RETENTION_ARCHIVE_DIR": str(tmp_path / "archives"),
         "RETENTION_PAUSE_AT": pause_at,
@@ -64,6 +65,36 @@ def _purge_process(tmp_path, pause_at):
             pytest.fail(f"the purge never reached {pause_at}: {process.stdout.read()}")
         time.sleep(0.02)
     return process
+
+
+def _app_name(tmp_path) -> str:
+    return f"purge-kill-{tmp_path.name}"[:63]
+
+
+def _backends(tmp_path) -> list[int]:
+    """The server sessions of the purge process, and those holding a lock for it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid FROM pg_stat_activity a WHERE a.application_name = %s UNION "
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE a.application_name = %s",
+            [_app_name(tmp_path)] * 2,
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _kill(process, tmp_path) -> None:
+    """SIGKILL the purge, then wait until the server has ended its session: until then
+    the dead client's backend still holds the run's lock and the range's row lock."""
+    assert _backends(tmp_path), "the paused purge has no session to watch"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    process.stdout.close()
+    deadline = time.monotonic() + 30
+    while _backends(tmp_path):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the killed purge's session lives on: {_backends(tmp_path)}")
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -96,10 +127,7 @@ def test_a_killed_purge_loses_and_doubles_nothing(
         archive=True,
     )
 
-    process = _purge_process(tmp_path, pause_at)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    process.stdout.close()
+    _kill(_purge_process(tmp_path, pause_at), tmp_path)
     killed = PurgeRun.objects.get()
     assert killed.status == "running"  # as the killed process left it
     if rename:  # a rename needs no approval: the retry's archive must not depend on it
