@@ -22,6 +22,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
 
+from compliance.anonymisers import erasure_values, still_personal_q
 from compliance.registry import registry
 from versions.context import change_context, current
 from versions.models import LedgerAction
@@ -508,8 +509,6 @@ def _purge_batch(policy, model, run, actor, reason):
 
 def _still_personal_q(model):
     """Rows an anonymise policy still has to change (the erasure's own test)."""
-    from compliance.selectors import still_personal_q
-
     return still_personal_q(registry.get(getattr(model, "instance_type", model)), model)
 
 
@@ -691,8 +690,6 @@ def _anonymise(model, batch) -> int:
     """Anonymise the registry's personal fields of a batch, set-based, with history: the
     erasure's own UPDATE. The batch holds only rows that still hold personal data
     (`_still_personal_q`): a later run leaves rows an earlier one anonymised."""
-    from compliance.selectors import erasure_values
-
     values = erasure_values(registry.get(getattr(model, "instance_type", model)), model)
     if not values:
         return 0

@@ -415,3 +415,30 @@ def test_lengthening_or_disabling_takes_effect_at_once(db, officer, second_offic
     policy.refresh_from_db()
     assert not policy.is_pending
     assert all(getattr(policy, name) == value for name, value in change.items())
+
+
+def test_retention_imports_only_the_ground_layer_of_compliance():
+    """Retention sits below consents, requests and erasure: anywhere in its code, at module
+    level or inside a function, it imports only compliance's registry, anonymisers and
+    config (the ground layer)."""
+    import ast
+    from pathlib import Path
+
+    import retention
+
+    ground = {"compliance.registry", "compliance.anonymisers", "compliance.config"}
+    found = []
+    for path in Path(retention.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.name}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0] == "compliance" and name not in ground
+            ]
+    assert found == []
