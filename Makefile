@@ -35,5 +35,10 @@ lint: install
 	$(BIN)/ruff check .
 	DEMO=true COMPLIANCE_READ_DOTENV=false DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py lintmigrations
 
+# The demo's files: its database and what it writes in its data directory (var/, the
+# default): the ledger anchor (left beside a new database it would report the ledger cut),
+# exports, archives and backups. Nothing else in var/.
+DEMO_FILES := db.sqlite3 db.sqlite3-journal var/ledger.head var/exports var/archives var/backups
+
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_FILES) .pytest_cache .ruff_cache

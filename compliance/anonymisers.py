@@ -9,14 +9,30 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import models
+from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import SHA256, Cast, Concat, Left
 from django.utils.crypto import salted_hmac
 
 from . import config
 
-__all__ = ["Anonymiser", "ANONYMISERS", "get_anonymiser", "keyed_sha256", "keyed_sha256_text"]
+if TYPE_CHECKING:
+    from .registry import ModelPrivacy
+
+__all__ = [
+    "Anonymiser",
+    "ANONYMISERS",
+    "about_q",
+    "erasure_fields",
+    "erasure_values",
+    "get_anonymiser",
+    "keyed_sha256",
+    "keyed_sha256_text",
+    "still_personal_q",
+    "value_where",
+]
 
 REDACTED = "[redacted]"
 _TEXT = (models.CharField, models.TextField)
@@ -205,3 +221,79 @@ def get_anonymiser(name: str) -> Anonymiser:
         raise ValueError(
             f"unknown anonymiser {name!r}; choose one of {', '.join(sorted(ANONYMISERS))}"
         ) from None
+
+
+# What the anonymisers write on a registered model's rows (erasure and purge alike) -------
+
+
+def about_q(entry: ModelPrivacy, name: str, subject_pk, *, history: bool = False) -> Q:
+    """The rows whose personal field `name` is about the subject `subject_pk` (reached through
+    one of the paths the field is about); an empty Q when every path is (every row of the
+    subject's is)."""
+    if entry.is_about_every_path(name):
+        return Q()
+    q = Q(pk__in=[])
+    for path in entry.field_lookups(name, history=history):
+        q |= Q(**{path: subject_pk})
+    return q
+
+
+def erasure_fields(entry: ModelPrivacy, model) -> dict[str, str]:
+    """The entry's personal fields that `model` (the registered model or its history model)
+    has, with their anonymiser names: a history table may leave some out (a token)."""
+    present = {f.name for f in model._meta.concrete_fields}
+    return {name: p.anonymiser for name, p in entry.fields.items() if name in present}
+
+
+def erasure_values(entry: ModelPrivacy, model, subject_pk=None) -> dict[str, object]:
+    """The UPDATE that anonymises `model`'s rows: field -> the registry anonymiser's value.
+
+    With `subject_pk` (an erasure of that subject), a field about only some of the model's
+    subject paths is anonymised only on the rows where it is about that subject: a message's
+    sender name stays when its recipient is erased. Without (a purge), every row's."""
+    opts = model._meta
+    values = {}
+    for name, anonymiser in erasure_fields(entry, model).items():
+        field = opts.get_field(name)
+        value = get_anonymiser(anonymiser).expression(field)
+        about = Q() if subject_pk is None else _about(entry, name, subject_pk, model)
+        if about:
+            value = value_where(about, value, field)
+        values[name] = value
+    return values
+
+
+def _about(entry: ModelPrivacy, name: str, subject_pk, model) -> Q:
+    return about_q(entry, name, subject_pk, history=model is not entry.model)
+
+
+def value_where(condition: Q, value, field) -> Case:
+    """`value` on the rows `condition` matches; the others keep the field as it is."""
+    if not hasattr(value, "resolve_expression"):
+        value = Value(value)  # a plain value: When would read a string as a field name
+    return Case(When(condition, then=value), default=F(field.attname), output_field=field)
+
+
+def still_personal_q(entry: ModelPrivacy, model, subject_pk=None) -> Q:
+    """Rows of `model` with a personal field that differs from its anonymised form (with
+    `subject_pk`: a field about that subject, as `erasure_values` says).
+
+    `hash` is left out of the comparison: hashing a digest gives another digest, so it would
+    never look done. Its fields are rewritten together with the row's other fields.
+    """
+    opts = model._meta
+    fields = erasure_fields(entry, model)
+    settled = [name for name in fields if _settles(entry, name)]
+    if not settled:
+        return Q() if fields else Q(pk__in=[])
+    q = Q(pk__in=[])
+    for name in settled:
+        value = get_anonymiser(fields[name]).expression(opts.get_field(name))
+        differs = ~Q(**{name: value}) if value is not None else Q(**{f"{name}__isnull": False})
+        about = Q() if subject_pk is None else _about(entry, name, subject_pk, model)
+        q |= about & differs if about else differs
+    return q
+
+
+def _settles(entry, name) -> bool:
+    return entry.fields[name].anonymiser != "hash"

@@ -198,7 +198,7 @@ def _declaration_errors(entry, subject_model):
         error(
             f"{label}: subject_key_field '{entry.subject_key_field}' is not a text field.",
             "Name the CharField that keeps the subject's primary key, or leave it empty.",
-            "E003",
+            "E010",
         )
     for name in entry.not_personal:
         if _field(model, name) is None:
@@ -262,7 +262,7 @@ def _about_errors(entry) -> list[Error]:
 
 @register(Tags.models)
 def registry_check(app_configs, **kwargs):
-    """compliance.E001–E007, E009: classification complete and declarations valid."""
+    """compliance.E001–E007, E009, E010: classification complete and declarations valid."""
     errors = []
     try:
         subject_model = registry.subject_model()

@@ -21,7 +21,17 @@ from versions.models import LedgerAction, LedgerEntry
 from versions.setbased import history_model_of
 
 from . import config
-from .anonymisers import REDACTED, get_anonymiser, keyed_sha256, keyed_sha256_text
+from .anonymisers import (
+    REDACTED,
+    about_q,
+    erasure_fields,
+    erasure_values,
+    get_anonymiser,
+    keyed_sha256,
+    keyed_sha256_text,
+    still_personal_q,
+    value_where,
+)
 from .models import ConsentEvent, ConsentState, SubjectExport, SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, registry
 
@@ -49,6 +59,7 @@ __all__ = [
     "erasure_plan",
     "erasure_targets",
     "erasure_values",
+    "still_personal_q",
     "value_where",
     "inventory",
     "request_due_soon_q",
@@ -161,18 +172,6 @@ def subject_q(entry: ModelPrivacy, subject_pk, *, history: bool = False) -> Q:
         q |= Q(**{path: subject_pk})
     if entry.subject_key_field:  # rows whose link went with the subject row keep the key
         q |= Q(**{entry.subject_key_field: str(subject_pk)})
-    return q
-
-
-def about_q(entry: ModelPrivacy, name: str, subject_pk, *, history: bool = False) -> Q:
-    """The rows whose personal field `name` is about the subject `subject_pk` (reached through
-    one of the paths the field is about); an empty Q when every path is (every row of the
-    subject's is)."""
-    if entry.is_about_every_path(name):
-        return Q()
-    q = Q(pk__in=[])
-    for path in entry.field_lookups(name, history=history):
-        q |= Q(**{path: subject_pk})
     return q
 
 
@@ -589,63 +588,6 @@ def _holds():
     return LegalHold.objects.filter(released_at__isnull=True)
 
 
-def erasure_fields(entry: ModelPrivacy, model) -> dict[str, str]:
-    """The entry's personal fields that `model` (the registered model or its history model)
-    has, with their anonymiser names: a history table may leave some out (a token)."""
-    present = {f.name for f in model._meta.concrete_fields}
-    return {name: p.anonymiser for name, p in entry.fields.items() if name in present}
-
-
-def erasure_values(entry: ModelPrivacy, model, subject_pk=None) -> dict[str, object]:
-    """The UPDATE that anonymises `model`'s rows: field -> the registry anonymiser's value.
-
-    With `subject_pk` (an erasure of that subject), a field about only some of the model's
-    subject paths is anonymised only on the rows where it is about that subject: a message's
-    sender name stays when its recipient is erased. Without (a purge), every row's."""
-    opts = model._meta
-    values = {}
-    for name, anonymiser in erasure_fields(entry, model).items():
-        field = opts.get_field(name)
-        value = get_anonymiser(anonymiser).expression(field)
-        about = Q() if subject_pk is None else _about(entry, name, subject_pk, model)
-        if about:
-            value = value_where(about, value, field)
-        values[name] = value
-    return values
-
-
-def _about(entry: ModelPrivacy, name: str, subject_pk, model) -> Q:
-    return about_q(entry, name, subject_pk, history=model is not entry.model)
-
-
-def value_where(condition: Q, value, field) -> Case:
-    """`value` on the rows `condition` matches; the others keep the field as it is."""
-    if not hasattr(value, "resolve_expression"):
-        value = Value(value)  # a plain value: When would read a string as a field name
-    return Case(When(condition, then=value), default=F(field.attname), output_field=field)
-
-
-def still_personal_q(entry: ModelPrivacy, model, subject_pk=None) -> Q:
-    """Rows of `model` with a personal field that differs from its anonymised form (with
-    `subject_pk`: a field about that subject, as `erasure_values` says).
-
-    `hash` is left out of the comparison: hashing a digest gives another digest, so it would
-    never look done. Its fields are rewritten together with the row's other fields.
-    """
-    opts = model._meta
-    fields = erasure_fields(entry, model)
-    settled = [name for name in fields if _settles(entry, name)]
-    if not settled:
-        return Q() if fields else Q(pk__in=[])
-    q = Q(pk__in=[])
-    for name in settled:
-        value = get_anonymiser(fields[name]).expression(opts.get_field(name))
-        differs = ~Q(**{name: value}) if value is not None else Q(**{f"{name}__isnull": False})
-        about = Q() if subject_pk is None else _about(entry, name, subject_pk, model)
-        q |= about & differs if about else differs
-    return q
-
-
 # Where a change came from, on a history row (`versions.history.HistoryContextFields`). On a
 # change no staff member made (no user: a public site, the subject themselves) they are the
 # subject's own IP address and browser, and an erasure clears them; a staff member's stay.
@@ -661,10 +603,6 @@ def unattended_context_q(history_model) -> Q | None:
     return Q(history_user_id__isnull=True) & (
         Q(history_ip__isnull=False) | ~Q(history_user_agent="")
     )
-
-
-def _settles(entry, name) -> bool:
-    return entry.fields[name].anonymiser != "hash"
 
 
 def _kept_q(step_entry: ModelPrivacy, model, *, holds=None) -> Q:

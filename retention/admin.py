@@ -13,6 +13,7 @@ from django.contrib.admin.utils import model_ngettext
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -297,13 +298,14 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
         period = change["period_days"]
         return format_html(
             '<strong class="policy-pending">Awaits approval</strong>: {} {}, {}{} '
-            "(proposed by {} on {}); purges skip this policy until another officer approves.",
+            "(proposed by {} on {}); until another officer approves, {}.",
             dict(PolicyAction.choices).get(change["action"], change["action"]),
             ContentType.objects.get_for_id(change["target"]).model_class()._meta.label,
             "keep forever" if period is None else f"after {period} day(s)",
             "" if change["enabled"] else ", disabled",
             proposer,
             f"{timezone.localtime(obj.proposed_at):%Y-%m-%d %H:%M}" if obj.proposed_at else "?",
+            "purges run the values in effect" if obj.enabled else "purges skip this policy",
         )
 
     def has_approve_permission(self, request):
@@ -373,8 +375,8 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
             self.message_user(
                 request,
                 f"The change to {obj.name!r} deletes or anonymises history or shortens a "
-                "period: it awaits approval by another officer, and purges skip the policy "
-                "until then.",
+                "period: it awaits approval by another officer; until then purges "
+                + ("run the values in effect." if obj.enabled else "skip the policy."),
                 messages.WARNING,
             )
 
@@ -400,13 +402,18 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
 
     @admin.action(permissions=["run_purge"], description="Run selected policies now")
     def run_now(self, request, queryset):
-        pending = queryset.filter(pending_change__isnull=False)
+        # An approved policy with a pending change runs its approved values; a new one is
+        # not in effect until approved.
+        unapproved = Q(pending_change__isnull=False, enabled=False)
+        pending = queryset.filter(unapproved)
         if pending:
             names = ", ".join(p.name for p in pending)
             self.message_user(
-                request, f"Skipped {names}: a change awaits approval.", messages.WARNING
+                request,
+                f"Skipped {names}: not in effect until a second officer approves its change.",
+                messages.WARNING,
             )
-        ids = list(queryset.filter(pending_change__isnull=True).values_list("pk", flat=True))
+        ids = list(queryset.exclude(unapproved).values_list("pk", flat=True))
         for policy_id in ids:
             transaction.on_commit(partial(_purge_queue, policy_id))
         self.message_user(

@@ -22,6 +22,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.utils import timezone
 from django.utils.text import slugify
 
+from compliance.anonymisers import erasure_values, still_personal_q
 from compliance.registry import registry
 from versions.context import change_context, current
 from versions.models import LedgerAction
@@ -70,7 +71,8 @@ class RetentionRefused(Exception):
 
 
 class PolicyPending(RetentionRefused):
-    """The policy's change awaits a second officer's approval: purges skip it until then."""
+    """The policy is not in effect (new, or disabled) and its change awaits a second officer's
+    approval: purges refuse it until then. An approved policy with a pending change runs."""
 
 
 @dataclass(frozen=True)
@@ -304,11 +306,16 @@ def policy_purge(
     from where it stopped. The failure is on the returned run (`run.failure`).
     """
     _require(actor, RetentionPolicy, "run_purge")
-    if RetentionPolicy.objects.filter(pk=policy.pk, pending_change__isnull=False).exists():
+    # A pending change halts nothing: the row keeps the approved values and they run. Only
+    # a policy not in effect whose change waits (a new one, never approved) is refused.
+    live = RetentionPolicy.objects.filter(pk=policy.pk).values("enabled", "pending_change")
+    if any(row["pending_change"] is not None and not row["enabled"] for row in live):
         raise PolicyPending(
-            f"Policy {policy.name!r} is skipped: a change to it awaits approval by a second "
-            "officer (Approve pending changes, in the policy list)."
+            f"Policy {policy.name!r} is skipped: it is not in effect until a second officer "
+            "approves its change (Approve pending changes, in the policy list)."
         )
+    if policy.pending_change is not None:  # the caller's copy may hold the proposal
+        policy = RetentionPolicy.objects.get(pk=policy.pk)
     try:
         policy_validate(policy)
     except ValidationError as exc:
@@ -428,8 +435,8 @@ def _purge_batch(policy, model, run, actor, reason):
             # One snapshot of the batch's rows, locked: what is archived is what goes.
             keys = list(batch.select_for_update().values_list("pk", flat=True))
             name = _archive_name(policy, span)
+            _archive_range_remove(policy, span)  # an earlier attempt's file, under any name
             if not keys:  # nothing expired here (or all of it held): no archive, nothing to do
-                _archive_remove(config.archive_dir() / name)  # an earlier attempt's file
                 pending[:] = [0, None]
                 return {"purged": 0}
             batch = model._base_manager.filter(pk__in=keys)
@@ -439,6 +446,14 @@ def _purge_batch(policy, model, run, actor, reason):
                 "range": [span.lo, span.hi],
             }
             pause_point("archived")
+        try:
+            return _remove_and_record(batch, span, archive)
+        except BaseException:
+            if archive:  # it lists rows that stay: the range's retry writes it again
+                _archive_remove(config.archive_dir() / archive["file"])
+            raise
+
+    def _remove_and_record(batch, span, archive):
         where["step"] = "deleting" if policy.action != PolicyAction.ANONYMISE else "anonymising"
         if policy.action == PolicyAction.SOFT_DELETE:
             done, _ = model.all_objects.filter(pk__in=batch.values("pk")).delete()
@@ -494,8 +509,6 @@ def _purge_batch(policy, model, run, actor, reason):
 
 def _still_personal_q(model):
     """Rows an anonymise policy still has to change (the erasure's own test)."""
-    from compliance.selectors import still_personal_q
-
     return still_personal_q(registry.get(getattr(model, "instance_type", model)), model)
 
 
@@ -613,30 +626,44 @@ def _backlog(policy: RetentionPolicy, *, default: int) -> int:
 
 
 def _archive_name(policy: RetentionPolicy, span) -> str:
-    """A batch's archive, named by its key range (and the range's id, unique per plan): a
-    retried range rewrites its own file."""
+    """A batch's archive, named by its key range (and the range's id, unique per plan) in
+    the policy's folder, named by its key alone: a retried range rewrites its own file,
+    whatever the policy is called by then."""
     lo, hi = slugify(span.lo) or "start", slugify(span.hi)
-    return f"{policy.pk}-{slugify(policy.name)}/range-{span.pk}-{lo}-{hi}.jsonl.gz"
+    return f"{policy.pk}/range-{span.pk}-{lo}-{hi}.jsonl.gz"
+
+
+def _archive_dirs(policy: RetentionPolicy) -> list[Path]:
+    """The policy's archive folders: its own, and those named ``{pk}-{name}`` by earlier
+    versions (under any name the policy had)."""
+    root = config.archive_dir()
+    return [d for d in [root / str(policy.pk), *root.glob(f"{policy.pk}-*")] if d.is_dir()]
 
 
 def _archive_remove(path: Path) -> None:
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    path.with_name(path.name + ".part").unlink(missing_ok=True)
+
+
+def _archive_range_remove(policy: RetentionPolicy, span) -> None:
+    """Remove an earlier attempt's archive of this range, in any of the policy's folders
+    (the range is claimed: no other worker writes it)."""
+    name = _archive_name(policy, span).rpartition("/")[2]
+    for directory in _archive_dirs(policy):
+        _archive_remove(directory / name)
 
 
 def _archive_parts_remove(policy: RetentionPolicy) -> list[Path]:
     """Remove the partial archives (``.part``) a killed run left, but those of ranges still
     pending: their retry writes them again (and a worker may be writing one now)."""
-    directory = config.archive_dir() / f"{policy.pk}-{slugify(policy.name)}"
-    if not directory.is_dir():
-        return []
     pending = set(
         BatchRange.objects.filter(job=f"purge:policy:{policy.pk}", done=False).values_list(
             "pk", flat=True
         )
     )
     removed = []
-    for part in directory.glob("*.part"):
+    for part in (p for d in _archive_dirs(policy) for p in d.glob("*.part")):
         match = re.match(r"range-(\d+)-", part.name)
         if match and int(match.group(1)) in pending:
             continue
@@ -663,8 +690,6 @@ def _anonymise(model, batch) -> int:
     """Anonymise the registry's personal fields of a batch, set-based, with history: the
     erasure's own UPDATE. The batch holds only rows that still hold personal data
     (`_still_personal_q`): a later run leaves rows an earlier one anonymised."""
-    from compliance.selectors import erasure_values
-
     values = erasure_values(registry.get(getattr(model, "instance_type", model)), model)
     if not values:
         return 0
@@ -714,7 +739,17 @@ def _why_approval(before: dict | None, after: dict) -> list[str]:
     )
     if shortened:
         reasons.append("it shortens the retention period")
+    if before is not None and _destroys_history(after) and _keeps_less(before, after):
+        reasons.append("it purges history rows it kept before")
     return reasons
+
+
+def _keeps_less(before: dict, after: dict) -> bool:
+    """A new basis field, or an exclusion removed or changed (an added one keeps more)."""
+    kept = after["exclusions"] or []
+    return before["basis_field"] != after["basis_field"] or any(
+        item not in kept for item in before["exclusions"] or []
+    )
 
 
 def _policy_clean(policy: RetentionPolicy, problem: str = "") -> None:
@@ -730,8 +765,10 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
     Four eyes: a change that makes the policy delete or anonymise a history table, or that
     shortens its period, does not take effect: it is kept as the policy's pending change,
     with who proposed it, until another officer approves it (`policy_approve`). Until then
-    the policy keeps its approved values (a new policy is stored disabled) and purges skip
-    it. Any other save takes effect at once and drops a pending change.
+    the policy keeps its approved values and purges run them (a new policy is stored
+    disabled and purges refuse it). On a policy destroying history, a new basis field or an
+    exclusion removed or changed purges sooner too and waits the same way. Any other save
+    takes effect at once and drops a pending change.
     """
     _require(actor, RetentionPolicy, "change" if policy.pk else "add")
     _policy_clean(policy)

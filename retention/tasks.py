@@ -24,9 +24,9 @@ def purge_policy(policy_id: int, max_seconds: float | None = None) -> dict:
 
 @shared_task
 def purge_scheduled(workers: int = 1) -> list[int]:
-    """The daily purge: every enabled policy, each fanned out over `workers` tasks; a policy
-    whose change awaits approval is skipped."""
-    policies = RetentionPolicy.objects.filter(enabled=True, pending_change__isnull=True)
+    """The daily purge: every enabled policy, each fanned out over `workers` tasks; one whose
+    change awaits approval runs its approved values."""
+    policies = RetentionPolicy.objects.filter(enabled=True)
     ids = list(policies.values_list("pk", flat=True))
     for policy_id in ids:
         for _ in range(max(1, workers)):

@@ -68,6 +68,7 @@ class Thresholds:
     lock_wait_seconds: float
     purge_stale_days: float
     purge_running_hours: float
+    policy_pending_days: float
     ledger_days: float
     backup_days: float
     backup_verify_days: float
@@ -91,6 +92,7 @@ THRESHOLD_HELP = {
     "lock_wait_seconds": "lock-waits: sessions waiting for a lock longer than this",
     "purge_stale_days": "purge-backlog: an enabled policy that has not run for this long",
     "purge_running_hours": "purge-backlog: a run still marked running after this long died",
+    "policy_pending_days": "purge-backlog: a policy change awaiting approval longer than this",
     "ledger_days": "ledger-verification: newest passed verification older than this",
     "backup_days": "backups: newest backup older than this",
     "backup_verify_days": "backups: newest passed verification of a backup older than this",
@@ -482,6 +484,11 @@ def purge_backlog_check(thresholds: Thresholds) -> list[Finding]:
         started_at__gte=now - timedelta(days=thresholds.purge_stale_days),
     ).select_related("policy")
     findings = [_interrupted_finding(run, now) for run in interrupted.order_by("started_at")]
+    waiting = RetentionPolicy.objects.filter(
+        pending_change__isnull=False,
+        proposed_at__lt=now - timedelta(days=thresholds.policy_pending_days),
+    ).select_related("proposed_by")
+    findings += [_pending_finding(policy, now) for policy in waiting.order_by("proposed_at")]
     policies = list(RetentionPolicy.objects.filter(enabled=True).select_related("target"))
     findings += [f for policy in policies if (f := _policy_finding(policy, thresholds, now))]
     return findings or _all_ok(
@@ -503,6 +510,24 @@ def _interrupted_finding(run, now: datetime) -> Finding:
         "what stopped the process (out-of-memory killer, a restart during a deploy, a task "
         "time limit) in the system's log at that time.",
         {"policy": run.policy.name, "run": run.pk, "status": run.status},
+    )
+
+
+def _pending_finding(policy, now: datetime) -> Finding:
+    proposer = policy.proposed_by.get_username() if policy.proposed_by else "the system"
+    effect = (
+        "purges run the values in effect meanwhile"
+        if policy.enabled
+        else "the policy is not in effect until then"
+    )
+    return Finding(
+        "purge-backlog",
+        ACTION,
+        f'Policy "{policy.name}": a change proposed by {proposer} '
+        f"{_ago(policy.proposed_at, now)} awaits approval by a second officer ({effect}).",
+        "Have another officer approve it (Retention policies, Approve pending changes), or "
+        "save the policy with the values in effect to withdraw the change.",
+        {"policy": policy.name, "proposed_at": policy.proposed_at.isoformat()},
     )
 
 
@@ -885,7 +910,8 @@ CHECKS = [
         "in PURGE_STALE_DAYS; enabled retention policies whose last run failed or never "
         "finished (RUNNING after PURGE_RUNNING_HOURS), that have not run for "
         "PURGE_STALE_DAYS, or whose eligible rows now outnumber those at their last run, "
-        "which left a backlog.",
+        "which left a backlog; policy changes awaiting approval longer than "
+        "POLICY_PENDING_DAYS.",
     ),
     Check(
         "backups",

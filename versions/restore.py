@@ -32,7 +32,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.color import no_style
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 
@@ -566,7 +566,9 @@ def erasures_replay(*, actor, reason: str, certificates=None, subject_keys=None)
 
 def _replay_matches_list(matches, *, reason: str) -> int:
     """Record the matches by email alone that no earlier replay listed (the same subject,
-    field and keyed hash); return how many are new."""
+    field and keyed hash); return how many this call inserted. A match another replay
+    inserts meanwhile (its row not yet committed when this one looked) is a conflict on
+    the unique key: that insert waits for the other and is dropped, and is not counted."""
     from .models import ErasureReplayMatch
 
     if not matches:
@@ -589,8 +591,15 @@ def _replay_matches_list(matches, *, reason: str) -> int:
         for key, name, entry in matches
         if (key, name, digests[entry]) not in listed
     ]
-    ErasureReplayMatch.objects.bulk_create(new, ignore_conflicts=True)
-    return len(new)
+    inserted = 0
+    for match in new:  # one savepoint each: a conflict drops that row only
+        try:
+            with transaction.atomic():
+                match.save(force_insert=True)
+        except IntegrityError:
+            continue
+        inserted += 1
+    return inserted
 
 
 def _replay_match_decide(

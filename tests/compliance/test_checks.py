@@ -159,7 +159,8 @@ def test_the_sample_messages_say_whom_each_field_is_about():
 
 
 def test_a_subject_key_field_must_be_a_text_field(swap):
-    """subject_key_field names the text field keeping the subject's key, else E003."""
+    """subject_key_field names the text field keeping the subject's key, else E010 (its own
+    id: E003 is a subject path that does not reach the subject)."""
 
     class WrongKey(ModelPrivacy):
         subject = "customer"
@@ -167,8 +168,9 @@ def test_a_subject_key_field_must_be_a_text_field(swap):
         subject_key_field = "total"
 
     swap(Order, WrongKey)
-    errors = [e for e in registry_check(None) if e.id == "compliance.E003"]
+    errors = [e for e in registry_check(None) if e.id == "compliance.E010"]
     assert len(errors) == 1 and "subject_key_field 'total' is not a text field" in errors[0].msg
+    assert not [e for e in registry_check(None) if e.id == "compliance.E003"]
 
 
 def test_retain_needs_a_legal_ground_and_basis_a_date(swap):

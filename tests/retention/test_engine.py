@@ -11,6 +11,16 @@ from retention.models import BatchRange
 from shop.models import Session
 
 
+def _waits_for_advisory_lock() -> bool:
+    """Some session of this database waits for an advisory lock."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return cursor.fetchone()[0] > 0
+
+
 def test_a_job_planned_while_another_worker_closes_it_keeps_its_ranges(
     postgres, transactional_db, customer, tmp_path, monkeypatch
 ):
@@ -52,7 +62,12 @@ def test_a_job_planned_while_another_worker_closes_it_keeps_its_ranges(
     assert paused.exists(), errors  # A: no range pending, its ranges not yet removed
     b = threading.Thread(target=run, args=(worker_b,))
     b.start()
-    planned.wait(timeout=1.0)  # B plans now, or waits for A's lock
+    # B has planned, or waits for A's planning lock (PostgreSQL shows it not granted):
+    # either way B is at the planning before A goes on, however slow the machine.
+    deadline = time.monotonic() + 30
+    while not (planned.is_set() or _waits_for_advisory_lock()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert planned.is_set() or _waits_for_advisory_lock(), errors
     paused.unlink()
     a.join(timeout=30)
     b.join(timeout=30)

@@ -247,14 +247,45 @@ def test_an_auditor_sees_a_pending_policy_but_cannot_approve(officer_client, aud
     assert not LedgerEntry.objects.filter(action="policy_approve").exists()
 
 
-def test_run_now_skips_a_pending_policy(
+def test_run_now_skips_a_new_policy_awaiting_approval(
     officer_client, history_type, django_capture_on_commit_callbacks
 ):
-    """Run now queues nothing for a policy whose change awaits approval, and says so."""
+    """Run now queues nothing for a new policy that awaits approval, and says so."""
     policy = _propose(officer_client, history_type)
     with django_capture_on_commit_callbacks(execute=True):
         response = officer_client.post(
             POLICIES, {"action": "run_now", "_selected_action": [policy.pk]}, follow=True
         )
-    assert "Skipped session history: a change awaits approval" in response.content.decode()
+    message = "Skipped session history: not in effect until a second officer approves"
+    assert message in response.content.decode()
     assert not PurgeRun.objects.exists()
+
+
+def test_run_now_runs_an_approved_policy_with_a_pending_change(
+    officer, officer_client, history_type, django_capture_on_commit_callbacks
+):
+    """A change nobody approves halts nothing: Run now purges with the values in effect,
+    and the change page says so."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from compliance.roles import OFFICER
+    from retention.services import policy_approve, policy_save
+
+    second = get_user_model().objects.create_user("second", is_staff=True)
+    second.groups.add(Group.objects.get(name=OFFICER))
+    policy = policy_approve(policy=_propose(officer_client, history_type), actor=second)
+    policy.period_days = 100
+    policy_save(policy=policy, actor=officer, reason="")  # longer: in effect at once
+    policy.period_days = 2
+    policy_save(policy=policy, actor=officer, reason="")
+    policy.refresh_from_db()
+    assert policy.is_pending and policy.period_days == 100
+    page = officer_client.get(f"{POLICIES}{policy.pk}/change/").content.decode()
+    assert "purges run the values in effect" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = officer_client.post(
+            POLICIES, {"action": "run_now", "_selected_action": [policy.pk]}, follow=True
+        )
+    assert "Skipped" not in response.content.decode()
+    assert PurgeRun.objects.filter(policy=policy, status="succeeded").count() == 1

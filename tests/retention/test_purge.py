@@ -223,7 +223,7 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_retry_rewrites_i
     assert "disk gone" in failed.error
     archived = {row["fields"]["id"] for row in _archived(archive_dir)}
     deleted = set(Session.history.filter(history_type="-").values_list("id", flat=True))
-    assert deleted <= archived and len(deleted) == 4
+    assert deleted == archived and len(deleted) == 4  # the failed range's archive is gone
     monkeypatch.setattr(services, "rows_delete", real_delete)
     again = policy_purge(policy=policy, actor=None, batch_size=2)
     assert (again.status, again.purged) == ("succeeded", 2)
@@ -231,6 +231,53 @@ def test_a_failed_run_keeps_archives_of_what_it_deleted_and_the_retry_rewrites_i
     ids = [row["fields"]["id"] for row in _archived(archive_dir)]
     deleted = Session.history.filter(history_type="-").values_list("id", flat=True)
     assert len(ids) == len(set(ids)) == 6 and set(ids) == set(deleted)
+    logged = [a["file"] for r in PurgeRun.objects.all() for a in r.archives]
+    assert sorted(logged) == sorted(
+        str(p.relative_to(archive_dir)) for p in archive_dir.rglob("*.jsonl.gz")
+    )
+
+
+def _refuse_delete_sql(key):
+    """A trigger refusing the deletion of session `key` (and the SQL dropping it)."""
+    if connection.vendor == "postgresql":
+        return [
+            "CREATE FUNCTION test_refuse() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'deletion refused'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER test_refuse BEFORE DELETE ON shop_session FOR EACH ROW "
+            f"WHEN (OLD.id = {int(key)}) EXECUTE FUNCTION test_refuse()",
+        ], ["DROP TRIGGER test_refuse ON shop_session", "DROP FUNCTION test_refuse()"]
+    return [
+        "CREATE TRIGGER test_refuse BEFORE DELETE ON shop_session "
+        f"WHEN OLD.id = {int(key)} BEGIN SELECT RAISE(ABORT, 'deletion refused'); END"
+    ], ["DROP TRIGGER test_refuse"]
+
+
+def test_a_range_whose_delete_fails_keeps_no_archive_and_a_rename_archives_nothing_twice(
+    customer, archive_dir
+):
+    """The database refuses the third batch's delete after its archive was written: that
+    archive is removed (it lists rows not deleted); the policy is renamed, the retry
+    archives the range once, and every deleted row is in exactly one archive."""
+    sessions = _sessions(customer, OLD, 6)
+    create, drop = _refuse_delete_sql(sessions[4].pk)
+    with connection.cursor() as cursor:
+        for statement in create:
+            cursor.execute(statement)
+    policy = _policy(Session, archive=True)
+    failed = policy_purge(policy=policy, actor=None, batch_size=2)
+    assert (failed.status, failed.purged) == ("failed", 4)
+    assert "deletion refused" in failed.error
+    archived = [row["fields"]["id"] for row in _archived(archive_dir)]
+    assert sorted(archived) == [s.pk for s in sessions[:4]]
+    with connection.cursor() as cursor:
+        for statement in drop:
+            cursor.execute(statement)
+    policy.name = "old sessions"
+    policy.save()
+    again = policy_purge(policy=policy, actor=None, batch_size=2)
+    assert (again.status, again.purged) == ("succeeded", 2)
+    ids = [row["fields"]["id"] for row in _archived(archive_dir)]
+    assert sorted(ids) == [s.pk for s in sessions]
     logged = [a["file"] for r in PurgeRun.objects.all() for a in r.archives]
     assert sorted(logged) == sorted(
         str(p.relative_to(archive_dir)) for p in archive_dir.rglob("*.jsonl.gz")

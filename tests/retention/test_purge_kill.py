@@ -44,6 +44,7 @@ def _purge_process(tmp_path, pause_at):
     signal_file = tmp_path / "paused"
     env = {
         **os.environ,
+        "PGAPPNAME": _app_name(tmp_path),  # libpq names its sessions so: see _backends
         "DATABASE_URL": database,
         "RETENTION_ARCHIVE_DIR": str(tmp_path / "archives"),
         "RETENTION_PAUSE_AT": pause_at,
@@ -66,13 +67,53 @@ def _purge_process(tmp_path, pause_at):
     return process
 
 
-@pytest.mark.parametrize("pause_at", ["claimed:3", "archived:3", "deleted:3", "committed:3"])
+def _app_name(tmp_path) -> str:
+    return f"purge-kill-{tmp_path.name}"[:63]
+
+
+def _backends(tmp_path) -> list[int]:
+    """The server sessions of the purge process, and those holding a lock for it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid FROM pg_stat_activity a WHERE a.application_name = %s UNION "
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE a.application_name = %s",
+            [_app_name(tmp_path)] * 2,
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _kill(process, tmp_path) -> None:
+    """SIGKILL the purge, then wait until the server has ended its session: until then
+    the dead client's backend still holds the run's lock and the range's row lock."""
+    assert _backends(tmp_path), "the paused purge has no session to watch"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    process.stdout.close()
+    deadline = time.monotonic() + 30
+    while _backends(tmp_path):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the killed purge's session lives on: {_backends(tmp_path)}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "pause_at, rename",
+    [
+        ("claimed:3", False),
+        ("archived:3", False),
+        ("archived:3", True),
+        ("deleted:3", False),
+        ("committed:3", False),
+    ],
+    ids=["claimed", "archived", "archived-renamed", "deleted", "committed"],
+)
 def test_a_killed_purge_loses_and_doubles_nothing(
-    postgres, transactional_db, settings, tmp_path, pause_at
+    postgres, transactional_db, settings, tmp_path, pause_at, rename
 ):
-    """Killed before the third batch's archive, after it, before its commit and after it:
-    after a second run, 0 rows lost, 0 archived twice, archived = deleted = the ledger's
-    counts, and no run left running."""
+    """Killed before the third batch's archive, after it (and the policy renamed before the
+    retry), before its commit and after it: after a second run, 0 rows lost, 0 archived
+    twice, archived = deleted = the ledger's counts, and no run left running."""
     settings.RETENTION_ARCHIVE_DIR = tmp_path / "archives"
     owner = Customer.objects.create(email="kill@example.org", full_name="Kill")
     # Ranges of 3 keys: expired, recent only (an empty batch), expired, expired.
@@ -86,12 +127,12 @@ def test_a_killed_purge_loses_and_doubles_nothing(
         archive=True,
     )
 
-    process = _purge_process(tmp_path, pause_at)
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
-    process.stdout.close()
+    _kill(_purge_process(tmp_path, pause_at), tmp_path)
     killed = PurgeRun.objects.get()
     assert killed.status == "running"  # as the killed process left it
+    if rename:  # a rename needs no approval: the retry's archive must not depend on it
+        RetentionPolicy.objects.filter(pk=policy.pk).update(name="old sessions")
+        policy.refresh_from_db()
 
     again = policy_purge(policy=policy, actor=None, batch_size=3)
 

@@ -206,7 +206,7 @@ def test_a_policy_destroying_history_waits_for_a_second_officer(
     customer, officer, second_officer, action
 ):
     """Created by one officer, a policy that deletes or anonymises a history table is
-    pending: disabled, skipped by the purge command and by beat, refused by a purge."""
+    pending: disabled, left out by the purge command and by beat, refused by a purge."""
     from io import StringIO
 
     from django.core.management import call_command
@@ -222,17 +222,124 @@ def test_a_policy_destroying_history_waits_for_a_second_officer(
     entry = LedgerEntry.objects.get(action="policy_change")
     assert entry.details["pending_approval"] == ["it deletes or anonymises a history table"]
 
-    for args in ([], ["--policy", policy.name]):
-        out = StringIO()
-        call_command("purge_expired", *args, stdout=out)
-        assert f"Policy {policy.name!r} is skipped: a change to it awaits approval" in (
-            out.getvalue()
-        )
+    call_command("purge_expired", stdout=StringIO())
+    out = StringIO()
+    call_command("purge_expired", "--policy", policy.name, stdout=out)
+    message = f"Policy {policy.name!r} is skipped: it is not in effect until a second"
+    assert message in out.getvalue()
     assert policy.pk not in purge_scheduled()
     with pytest.raises(PolicyPending):
         policy_purge(policy=policy, actor=second_officer)
     assert Session.history.count() == before
     assert set(Session.history.values_list("user_agent", flat=True)) != {"[redacted]"}
+
+
+def _approved_history_policy(officer, second_officer, **values):
+    from retention.services import policy_approve, policy_save
+
+    policy = _history_policy(officer, period_days=100)
+    policy = policy_approve(policy=policy, actor=second_officer)
+    for name, value in values.items():
+        setattr(policy, name, value)
+    return policy_save(policy=policy, actor=officer, reason="") if values else policy
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        ({}, {"basis_field": "history_date"}),
+        ({"exclusions": [{"field": "ip_address", "lookup": "isnull", "value": False}]}, {}),
+        (
+            {"exclusions": [{"field": "ip_address", "lookup": "isnull", "value": False}]},
+            {"exclusions": [{"field": "ip_address", "lookup": "isnull", "value": True}]},
+        ),
+    ],
+    ids=["basis moved", "exclusion removed", "exclusion changed"],
+)
+def test_moving_the_basis_or_dropping_an_exclusion_of_a_history_purge_waits(
+    db, officer, second_officer, before, after
+):
+    """On a policy deleting a history table, a new basis field, a removed or a changed
+    exclusion purges history sooner: it waits for a second officer like a shorter period."""
+    from retention.services import policy_save
+
+    policy = _approved_history_policy(officer, second_officer, **before)
+    assert not policy.is_pending
+    old = {"basis_field": policy.basis_field, "exclusions": policy.exclusions}
+    for name, value in {"exclusions": [], **after}.items():
+        setattr(policy, name, value)
+    policy_save(policy=policy, actor=officer, reason="")
+    policy.refresh_from_db()
+    assert policy.is_pending
+    assert {"basis_field": policy.basis_field, "exclusions": policy.exclusions} == old
+    entry = LedgerEntry.objects.filter(action="policy_change").latest("pk")
+    assert entry.details["pending_approval"] == ["it purges history rows it kept before"]
+
+
+def test_adding_an_exclusion_to_a_history_purge_takes_effect_at_once(db, officer, second_officer):
+    """An added exclusion keeps more history: no approval needed."""
+    from retention.services import policy_save
+
+    policy = _approved_history_policy(officer, second_officer)
+    policy.exclusions = [{"field": "ip_address", "lookup": "isnull", "value": False}]
+    policy_save(policy=policy, actor=officer, reason="")
+    policy.refresh_from_db()
+    assert not policy.is_pending and policy.exclusions[0]["field"] == "ip_address"
+
+
+def test_a_pending_change_does_not_halt_the_approved_policy(customer, officer, second_officer):
+    """A change nobody approves halts nothing: the command, beat and Run now purge with the
+    approved values (100 days), not the proposed ones (1 day)."""
+    from datetime import timedelta
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from retention.services import policy_purge
+    from retention.tasks import purge_scheduled
+    from shop.models import Session
+
+    _old_session_history(customer)  # 200 days old
+    recent = timezone.now() - timedelta(days=50)
+    Session.objects.create(customer=customer, created_at=recent, expires_at=recent)
+    Session.history.filter(history_date__gt=recent).update(history_date=recent)
+    policy = _approved_history_policy(officer, second_officer, period_days=1)
+    assert policy.is_pending and policy.period_days == 100 and policy.enabled
+
+    out = StringIO()
+    call_command("purge_expired", "--policy", policy.name, "--dry-run", stdout=out)
+    assert "skipped" not in out.getvalue()
+    assert policy_purge(policy=policy, actor=second_officer, dry_run=True).eligible == 1
+    assert policy.pk in purge_scheduled()  # the tests run tasks eagerly: this purges
+    assert list(Session.history.values_list("history_date", flat=True)) == [recent]
+    assert list(policy.runs.exclude(status="dry_run").values_list("status", "purged")) == [
+        ("succeeded", 1)
+    ]
+
+
+def test_doctor_reports_a_change_pending_too_long(db, officer, second_officer):
+    """A change pending longer than POLICY_PENDING_DAYS asks for action; a younger one
+    does not."""
+    from datetime import timedelta
+
+    from retention.models import RetentionPolicy
+    from versions.doctor import ACTION, Thresholds, doctor_run
+
+    policy = _approved_history_policy(officer, second_officer, period_days=1)
+
+    def findings():
+        found = doctor_run(
+            thresholds=Thresholds.from_settings(policy_pending_days=7), names=["purge-backlog"]
+        )
+        return [f for f in found if "awaits approval" in f.summary]
+
+    assert findings() == []
+    RetentionPolicy.objects.filter(pk=policy.pk).update(
+        proposed_at=timezone.now() - timedelta(days=8)
+    )
+    [finding] = findings()
+    assert finding.status == ACTION
+    assert 'Policy "session history": a change proposed by officer 8 d ago' in finding.summary
 
 
 def test_the_approval_is_a_ledger_entry_and_gives_the_change_effect(
@@ -308,3 +415,30 @@ def test_lengthening_or_disabling_takes_effect_at_once(db, officer, second_offic
     policy.refresh_from_db()
     assert not policy.is_pending
     assert all(getattr(policy, name) == value for name, value in change.items())
+
+
+def test_retention_imports_only_the_ground_layer_of_compliance():
+    """Retention sits below consents, requests and erasure: anywhere in its code, at module
+    level or inside a function, it imports only compliance's registry, anonymisers and
+    config (the ground layer)."""
+    import ast
+    from pathlib import Path
+
+    import retention
+
+    ground = {"compliance.registry", "compliance.anonymisers", "compliance.config"}
+    found = []
+    for path in Path(retention.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [
+                f"{path.name}:{node.lineno} {name}"
+                for name in names
+                if name.split(".")[0] == "compliance" and name not in ground
+            ]
+    assert found == []

@@ -511,6 +511,66 @@ def test_replay_of_the_whole_log_leaves_an_email_taken_over_after_the_erasure(
     assert ErasureReplayMatch.objects.count() == 1
 
 
+def test_two_replays_listing_the_same_match_count_it_once(officer, admin_user):
+    """Replayed twice, the same email match is listed by the first replay only: 1, then 0."""
+    ada, bob = _email_taken_over()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    first = erasures_replay(actor=admin_user, reason="replay", subject_keys=[bob.pk])
+    second = erasures_replay(actor=admin_user, reason="replay", subject_keys=[bob.pk])
+    assert (first.listed, second.listed) == (1, 0)
+    assert ErasureReplayMatch.objects.count() == 1
+
+
+def test_two_replays_at_once_count_the_match_they_both_list_once(
+    postgres, transactional_db, officer, admin_user
+):
+    """Race on two connections: replay A has inserted Bob's match and not committed when
+    replay B, which did not see it, inserts it too (and waits for A). A commits; B's insert
+    is dropped as a conflict, and B counts 0: the two report 1 match in all, the one row."""
+    import threading
+    import time
+
+    ada, bob = _email_taken_over()
+    subject_erase(subject=ada, actor=officer, reason="Request 1")
+    a_listed, commit, results, errors = threading.Event(), threading.Event(), {}, []
+
+    def replay(name, hold):
+        try:
+            with transaction.atomic():
+                results[name] = erasures_replay(
+                    actor=admin_user, reason=f"replay {name}", subject_keys=[bob.pk]
+                ).listed
+                if hold:
+                    a_listed.set()
+                    assert commit.wait(timeout=60)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    a = threading.Thread(target=replay, args=("a", True))
+    a.start()
+    assert a_listed.wait(timeout=60), errors
+    b = threading.Thread(target=replay, args=("b", False))
+    b.start()
+
+    def b_waits():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            return cursor.fetchone()[0] > 0
+
+    deadline = time.monotonic() + 30
+    while not b_waits() and b.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert b_waits(), errors  # B inserts the match A has not committed yet
+    commit.set()
+    a.join(timeout=60)
+    b.join(timeout=60)
+    assert errors == []
+    assert results == {"a": 1, "b": 0}
+    assert ErasureReplayMatch.objects.count() == 1
+
+
 @pytest.fixture
 def listed(officer, admin_user):
     """Ada erased; Bob has her old email; a replay of the whole log lists Bob."""

@@ -40,7 +40,8 @@ class Command(ComplianceCommand):
     def handle(self, *args, policy, dry_run, batch_size, max_seconds, **options):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
-        # Pending policies are named, so that a skipped one is seen (policy_purge skips it).
+        # A new policy awaiting approval is named, so that it is seen skipped (policy_purge
+        # refuses it); an approved one with a pending change runs its approved values.
         policies = RetentionPolicy.objects.filter(Q(enabled=True) | Q(pending_change__isnull=False))
         if policy:
             policies = RetentionPolicy.objects.filter(name=policy)
