@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_ENV := DEMO=true COMPLIANCE_READ_DOTENV=false DATABASE_URL=sqlite:///db.sqlite3
+DEMO_ENV := DEMO=true COMPLIANCE_READ_DOTENV=false DATABASE_URL=sqlite:///db.sqlite3 \
+  COMPLIANCE_DATA_DIR=var/demo
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/compliance_bench
 
 .PHONY: install demo test test-postgres bench lint clean
@@ -35,10 +36,10 @@ lint: install
 	$(BIN)/ruff check .
 	DEMO=true COMPLIANCE_READ_DOTENV=false DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py lintmigrations
 
-# The demo's files: its database and what it writes in its data directory (var/, the
-# default): the ledger anchor (left beside a new database it would report the ledger cut),
-# exports, archives and backups. Nothing else in var/.
-DEMO_FILES := db.sqlite3 db.sqlite3-journal var/ledger.head var/exports var/archives var/backups
+# The demo's files: its database and its own data directory, var/demo (the ledger anchor,
+# which left beside a new database would report the ledger cut, exports, archives and
+# backups). Nothing else in var/, where a deployment run from a checkout keeps its data.
+DEMO_FILES := db.sqlite3 db.sqlite3-journal var/demo
 
 clean:
 	rm -rf $(VENV) $(DEMO_FILES) .pytest_cache .ruff_cache

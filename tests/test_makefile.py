@@ -11,18 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_clean_removes_the_demos_files_and_leaves_the_rest_of_var(tmp_path):
-    """`make clean` removes the demo's database, its ledger anchor and the exports, archives
-    and backups the demo wrote under var/; other files in var/ stay (the anchor left beside
-    a new demo database would report its ledger as cut)."""
+    """`make clean` removes the demo's database and its data directory var/demo (its ledger
+    anchor, exports, archives, backups); other files in var/ stay, such as a deployment's
+    archives and anchor (the demo's anchor left beside a new demo database would report its
+    ledger as cut)."""
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     demo = [
         "db.sqlite3",
-        "var/ledger.head",
-        "var/exports/4/export.zip",
-        "var/archives/1/range-1-start-10.jsonl.gz",
-        "var/backups/backup.dump",
+        "var/demo/ledger.head",
+        "var/demo/exports/4/export.zip",
+        "var/demo/archives/1/range-1-start-10.jsonl.gz",
+        "var/demo/backups/backup.dump",
     ]
-    kept = ["var/notes.txt", "pyproject.toml"]
+    kept = ["var/ledger.head", "var/archives/1/range-1-start-10.jsonl.gz", "pyproject.toml"]
     for name in [*demo, *kept, ".venv/bin/python"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("x")
