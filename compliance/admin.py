@@ -11,7 +11,12 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers, widgets
 from django.contrib.admin.utils import quote, unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.core.exceptions import (
+    BadRequest,
+    ObjectDoesNotExist,
+    PermissionDenied,
+    ValidationError,
+)
 from django.db import transaction
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
@@ -836,6 +841,23 @@ def _subject_or_404(subject_id):
     return get_object_or_404(model._base_manager, pk=key)
 
 
+def _consent_subject_or_404(subject_id):
+    """The subject whose consent evidence is shown: their row, or once it is gone (purged),
+    the subject as history left them, or failing that a bare key while consent events still
+    name it (evidence outlives its subject's row and history). 404 when nothing names it."""
+    subject = subject_get(subject_id)
+    if subject is not None:
+        return subject
+    model = registry.subject_model()
+    try:
+        key = model._meta.pk.to_python(subject_id)
+    except ValidationError as exc:
+        raise Http404(f"No {model._meta.verbose_name} with the id {subject_id!r}.") from exc
+    if not ConsentEvent.objects.filter(subject_id=key).exists():
+        raise Http404(f"No {model._meta.verbose_name} with the id {subject_id!r}.")
+    return model(pk=key)
+
+
 def _timeline_link(subject_id, label):
     """The subject, linked to their consent timeline, in a column narrow enough to leave the
     others in view."""
@@ -1029,16 +1051,27 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["occurred", "subject_timeline", "purpose", "action", "collection_point"]
     list_filter = ["purpose", GrantedFilter, "occurred_at"]
     ordering = ["-occurred_at", "-id"]
-    list_select_related = ["subject", "purpose", "text"]
+    # No join on the subject: an event outlives its subject's row (a join would drop it).
+    list_select_related = ["purpose", "text"]
     date_hierarchy = "occurred_at"
     show_full_result_count = False
     fields = ["subject", "purpose", "text", "text_sha256", "granted", "occurred_at",
               "ip_address", "user_agent", "collection_point", "actor"]  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="subject", ordering="subject")
+    def get_queryset(self, request):
+        # The subjects in one query by key (the base manager: soft-deleted ones too); a gone
+        # subject's row is simply not found.
+        return super().get_queryset(request).prefetch_related("subject")
+
+    @admin.display(description="subject", ordering="subject_id")
     def subject_timeline(self, obj):
-        return _timeline_link(obj.subject_id, obj.subject)
+        """The subject, or their key once their row has gone, linked to their timeline."""
+        try:
+            label = str(obj.subject)
+        except ObjectDoesNotExist:
+            label = f"{obj.subject_id} (row gone)"
+        return _timeline_link(obj.subject_id, label)
 
     @admin.display(description="time", ordering="occurred_at")
     def occurred(self, obj):
@@ -1080,7 +1113,7 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """Every consent event of one subject in order, and the current state per purpose."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        subject = _subject_or_404(subject_id)
+        subject = _consent_subject_or_404(subject_id)
         states = {s.purpose_id: s for s in ConsentState.objects.filter(subject_id=subject.pk)}
         purposes = [
             (purpose, states.get(purpose.pk))
@@ -1093,7 +1126,8 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             "subject": subject,
             "events": consent_timeline(subject),
             "purposes": purposes,
-            "may_record": _may_record(request),
+            # Consent is recorded for a subject whose row is there, never for a gone one.
+            "may_record": _may_record(request) and not subject_gone(subject),
             "opts": self.model._meta,
         }
         request.current_app = self.admin_site.name
@@ -1103,7 +1137,7 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The consent receipt: JSON evidence of every event with its text's sha256."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        subject = _subject_or_404(subject_id)
+        subject = _consent_subject_or_404(subject_id)
         body = json.dumps(consent_receipt(subject), indent=2, ensure_ascii=False)
         response = HttpResponse(body, content_type="application/json; charset=utf-8")
         filename = f"consent-receipt-{subject._meta.model_name}-{subject.pk}.json"

@@ -8,11 +8,10 @@ from contextlib import nullcontext
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import BooleanField, ExpressionWrapper
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from retention.holds import ProcessingRestricted, restriction_override
+from retention.holds import restriction_override
 from retention.selectors import held_q, holds_active, restricted_q
 from retention.services import rows_hard_delete
 from retention.softdelete import is_soft_delete_model
@@ -102,20 +101,6 @@ class RegistryAdminMixin:
             restriction_override(reason=reason) if reason else nullcontext(),
         ):
             super().save_model(request, obj, form, change)
-
-    def changelist_view(self, request, extra_context=None):
-        try:
-            return super().changelist_view(request, extra_context)
-        except ProcessingRestricted as exc:  # a bulk action or a list edit: nothing changed
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ProcessingRestricted as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = dict(extra_context or {})

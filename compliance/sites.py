@@ -2,6 +2,7 @@
 registry's rules (ledgered deletes, read-only retention dates) on every model admin."""
 
 import csv
+from functools import update_wrapper
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -10,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
 
+from retention.holds import ProcessingRestricted
 from retention.models import LegalHold
 from retention.services import RetentionRefused, hold_place, hold_release
 
@@ -47,6 +49,22 @@ class ComplianceAdminSite(admin.AdminSite):
 
         admin_class = with_registry_rules(with_validated_inputs(admin_class or admin.ModelAdmin))
         super().register(model_or_iterable, admin_class, **options)
+
+    def admin_view(self, view, cacheable=False):
+        """Every admin page, as usual; a change refused because processing is restricted
+        (Art. 18: a restriction placed after the page was built and checked, or a path no
+        page checks first) is the refusal's own message, back on the page, never a server
+        error. The refused change is rolled back with the transaction that attempted it
+        (every admin write is in one)."""
+
+        def refusing(request, *args, **kwargs):
+            try:
+                return view(request, *args, **kwargs)
+            except ProcessingRestricted as exc:
+                messages.error(request, str(exc))
+                return HttpResponseRedirect(request.get_full_path())
+
+        return super().admin_view(update_wrapper(refusing, view), cacheable)
 
     def get_urls(self):
         return [

@@ -289,3 +289,27 @@ def test_officer_adds_a_purpose_and_a_text(officer_client, db):
     )  # fmt: skip
     assert response.status_code == 302
     assert purpose.latest_text().sha256 == text_sha256("Yes, share.")
+
+
+def test_a_purged_subjects_consent_evidence_stays_in_the_admin(officer_client, officer, consents):
+    """Once a customer with consent events is hard-deleted, the event list still lists their
+    events (marked as row gone), and their timeline and receipt open and show every event."""
+    from retention.services import rows_hard_delete
+
+    ada = consents[0].subject
+    rows_hard_delete(queryset=Customer.all_objects.filter(pk=ada.pk), actor=officer, reason="purge")
+    assert not Customer.all_objects.filter(pk=ada.pk).exists()
+
+    listing = officer_client.get(reverse("admin:compliance_consentevent_changelist"))
+    assert listing.status_code == 200
+    listed = {event.pk for event in listing.context["cl"].result_list}
+    assert listed == {event.pk for event in consents}
+    assert "(row gone)" in listing.content.decode()
+
+    timeline = officer_client.get(_timeline(ada))
+    assert timeline.status_code == 200
+    assert list(timeline.context["events"]) == consents[:3]
+
+    receipt = officer_client.get(_receipt(ada))
+    assert receipt.status_code == 200
+    assert [e["id"] for e in json.loads(receipt.content)["events"]] == [e.pk for e in consents[:3]]

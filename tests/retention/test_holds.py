@@ -3,12 +3,14 @@ management command, the admin, purges and exports; only the services that answer
 restriction pass."""
 
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models.signals import pre_save
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -200,3 +202,75 @@ def test_an_export_of_a_restricted_subject_answers_their_own_request_only(
 def test_every_registered_model_of_the_project_refuses_bulk_changes():
     """retention.W001 finds no registered model whose queryset lets restricted rows change."""
     assert restriction_check(None) == []
+
+
+@contextmanager
+def _restricted_just_before_save(model, subject):
+    """Place a restriction on `subject` as a save of `model` begins, ahead of the guard: a
+    restriction committed after the page was built and checked, before its save."""
+    from retention.holds import _refuse_save
+
+    def restrict(sender, instance, **kwargs):
+        if not LegalHold.objects.filter(object_id=str(subject.pk)).exists():
+            _restrict(subject, "Accuracy contested", LegalHold.Ground.ACCURACY_CONTESTED)
+
+    uid = f"retention.restriction:{model._meta.label}"
+    pre_save.disconnect(sender=model, dispatch_uid=uid)
+    pre_save.connect(restrict, sender=model, dispatch_uid="test-restrict")
+    pre_save.connect(_refuse_save, sender=model, dispatch_uid=uid)
+    try:
+        yield
+    finally:
+        pre_save.disconnect(sender=model, dispatch_uid="test-restrict")
+
+
+def _messages(client, response) -> str:
+    """The page a refusal leaves the officer on, followed if it redirects."""
+    if response.status_code == 302:
+        response = client.get(response.url)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_a_change_page_posted_after_a_restriction_says_why_and_changes_nothing(
+    admin_client, customer
+):
+    """A change form built before the subject's restriction and saved after it is refused
+    with the restriction's own message, not a server error, and changes nothing."""
+    from django.forms.models import model_to_dict
+
+    from shop.models import Order
+
+    order = Order.objects.create(
+        customer=customer, number="A-1", total="10.00", shipping_name="Ada",
+        shipping_address="1 Road", shipping_postcode="N1", shipping_city="London",
+        shipping_country="GB",
+    )  # fmt: skip
+    data = {k: v for k, v in model_to_dict(order).items() if v is not None}
+    data.update(status="shipped", created_at_0="2026-01-02", created_at_1="10:00:00")
+
+    with _restricted_just_before_save(Order, customer):
+        response = admin_client.post(reverse("admin:shop_order_change", args=[order.pk]), data)
+
+    assert "processing of their data is restricted" in _messages(admin_client, response)
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
+def test_a_version_restore_of_a_restricted_record_says_why_and_changes_nothing(
+    admin_client, customer
+):
+    """Restoring an earlier version of a record whose subject is restricted after the
+    restore's own check is refused with the restriction's message, never a server error."""
+    customer.full_name = "Ada King"
+    customer.save()
+    first = customer.history.order_by("history_id").first()
+    url = reverse("admin:shop_customer_restore", args=[customer.pk, first.history_id])
+    latest = customer.history.order_by("-history_id").first().history_id
+
+    with _restricted_just_before_save(Customer, customer):
+        response = admin_client.post(url, {"reason": "Undo a mistake", "expected_latest": latest})
+
+    assert "processing of their data is restricted" in _messages(admin_client, response)
+    customer.refresh_from_db()
+    assert customer.full_name == "Ada King"
