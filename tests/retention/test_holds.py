@@ -188,11 +188,15 @@ def test_the_admin_refuses_a_bulk_action_with_a_message(admin_client, customer, 
 def test_an_export_of_a_restricted_subject_answers_their_own_request_only(
     restricted, settings, tmp_path
 ):
-    """An export is processing: without the subject's request it is refused."""
+    """An export is processing: without the subject's request it is refused; their own
+    verified access request it answers."""
+    from compliance.services import request_verify
+
     settings.COMPLIANCE_EXPORT_DIR = tmp_path / "exports"
     with pytest.raises(ComplianceRefused, match="restricted"):
         subject_export(subject=restricted, actor=None, reason="marketing analysis")
     request = request_create(subject=restricted, kind="access", jurisdiction="gdpr", actor=None)
+    request_verify(request=request, actor=None, method="email")
 
     export = subject_export(subject=restricted, actor=None, reason="Art. 15", request=request)
 
