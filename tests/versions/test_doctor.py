@@ -528,3 +528,23 @@ def test_command_refuses_negative_threshold(db):
     """A negative threshold is a usage error, not a report."""
     with pytest.raises(CommandError, match="--ledger-days cannot be negative"):
         call_command("doctor", "--ledger-days", "-1", stdout=StringIO())
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--ledger-days", "nan"),
+        ("--ledger-days", "inf"),
+        ("--dead-tuple-ratio", "nan"),
+        ("--transaction-minutes", "infinity"),
+        ("--dead-tuples", "-1"),
+        ("--history-rows", "-3"),
+    ],
+)
+def test_command_refuses_a_threshold_that_is_no_finite_number(db, option, value):
+    """NaN compares false with everything and infinity never triggers: both would silence
+    a check, so they are refused like a negative threshold, before any check runs."""
+    out = StringIO()
+    with pytest.raises(CommandError, match=f"{option} (must be a finite number|cannot be)"):
+        call_command("doctor", option, value, stdout=out)
+    assert out.getvalue() == ""
