@@ -13,7 +13,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from compliance.services import ComplianceRefused, consent_record, request_create, subject_export
+from compliance.services import (
+    ComplianceRefused,
+    consent_record,
+    request_create,
+    request_verify,
+    subject_export,
+)
 from retention.checks import restriction_check
 from retention.holds import ProcessingRestricted, restriction_override
 from retention.models import LegalHold
@@ -184,13 +190,14 @@ def test_the_admin_refuses_a_bulk_action_with_a_message(admin_client, customer, 
 
 
 def test_an_export_of_a_restricted_subject_answers_their_own_request_only(
-    restricted, settings, tmp_path
+    restricted, officer, settings, tmp_path
 ):
     """An export is processing: without the subject's request it is refused."""
     settings.COMPLIANCE_EXPORT_DIR = tmp_path / "exports"
     with pytest.raises(ComplianceRefused, match="restricted"):
         subject_export(subject=restricted, actor=None, reason="marketing analysis")
     request = request_create(subject=restricted, kind="access", jurisdiction="gdpr", actor=None)
+    request = request_verify(request=request, actor=officer, method="email")
 
     export = subject_export(subject=restricted, actor=None, reason="Art. 15", request=request)
 
