@@ -31,6 +31,7 @@ from .services import (
     hold_place,
     hold_release,
     policy_approve,
+    policy_fingerprint,
     policy_purge,
     policy_save,
     rows_hard_delete,
@@ -87,9 +88,20 @@ class ConfirmActionMixin:
     confirmation_template = "admin/retention/confirm_action.html"
 
     def confirm_action(
-        self, request, queryset, *, action, title, question, run, reason_required=False
+        self,
+        request,
+        queryset,
+        *,
+        action,
+        title,
+        question,
+        run,
+        reason_required=False,
+        changes=None,
     ):
-        """`run(queryset, reason)` calls the service and returns the message to show."""
+        """`run(queryset, reason)` calls the service and returns the message to show.
+        `changes(objects)`, when given, lists for each object what confirming would change
+        and the fingerprint posted back with it."""
         opts = self.model._meta
         names = opts.verbose_name_plural
         if not queryset.exists():
@@ -119,6 +131,7 @@ class ConfirmActionMixin:
             "reason": reason,
             "reason_required": reason_required,
             "error": error,
+            "changes": changes(list(queryset)) if changes else None,
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.confirmation_template, context)
@@ -261,6 +274,41 @@ def _target_label(content_type) -> str:
     return f"{capfirst(opts.verbose_name_plural)} ({opts.label})"
 
 
+def _policy_values(values: dict) -> dict:
+    """The proposal fields as an officer reads them."""
+    period = values["period_days"]
+    return {
+        "name": values["name"],
+        "target model": ContentType.objects.get_for_id(values["target"]).model_class()._meta.label,
+        "action": str(dict(PolicyAction.choices).get(values["action"], values["action"])),
+        "period": "keep forever" if period is None else f"{period} day(s)",
+        "basis field": values["basis_field"] or "(the model's default)",
+        "exclusions": "; ".join(
+            f"{e['field']} {e['lookup']} {e.get('value')!r}" for e in values["exclusions"] or []
+        )
+        or "none",
+        "archive": "yes" if values["archive"] else "no",
+        "enabled": "yes" if values["enabled"] else "no",
+    }
+
+
+def _pending_rows(policy: RetentionPolicy) -> dict:
+    """What approving `policy` changes: each field's value in effect and proposed, and the
+    fingerprint of the proposal shown."""
+    fields = ["name", "period_days", "action", "basis_field", "exclusions", "archive", "enabled"]
+    before = _policy_values(
+        {**{name: getattr(policy, name) for name in fields}, "target": policy.target_id}
+    )
+    after = _policy_values(policy.pending_change)
+    return {
+        "policy": policy,
+        "fingerprint": policy_fingerprint(policy),
+        "rows": [
+            (label, before[label], after[label], before[label] != after[label]) for label in after
+        ],
+    }
+
+
 class PendingFilter(admin.SimpleListFilter):
     """Policies whose change awaits a second officer's approval."""
 
@@ -319,7 +367,12 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
             approved = []
             for policy in policies:
                 try:
-                    policy_approve(policy=policy, actor=request.user, reason=reason)
+                    policy_approve(
+                        policy=policy,
+                        actor=request.user,
+                        reason=reason,
+                        expected=request.POST.get(f"fingerprint_{policy.pk}", ""),
+                    )
                     approved.append(policy.name)
                 except RetentionRefused as exc:
                     self.message_user(request, str(exc), messages.ERROR)
@@ -339,6 +392,7 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
             "the next purge deletes or anonymises by the new rules. You cannot approve a change "
             "you proposed.",
             run=run,
+            changes=lambda policies: [_pending_rows(policy) for policy in policies],
         )
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -434,7 +488,7 @@ def _purge_queue(policy_id: int) -> None:
 class PurgeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The run log, read-only for everyone: what each run removed, kept and left behind."""
 
-    list_display = ["started", "policy_name", "status", "purged", "held", "backlog"]
+    list_display = ["started", "policy_name", "run_model", "status", "purged", "held", "backlog"]
     list_filter = ["status", "policy", "started_at"]
     date_hierarchy = "started_at"
     list_select_related = ["policy"]
@@ -446,6 +500,11 @@ class PurgeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return format_html(
             '<span style="display:inline-block;max-width:14em">{}</span>', obj.policy
         )
+
+    @admin.display(description="model", ordering="model")
+    def run_model(self, obj):
+        # Runs logged before the model was recorded show the policy's target today.
+        return obj.model or f"{obj.policy.target.model_class()._meta.label} (policy's today)"
 
     @admin.display(description="started", ordering="started_at")
     def started(self, obj):

@@ -185,6 +185,9 @@ class PurgeRun(models.Model):
         DRY_RUN = "dry_run", "Dry run"
 
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT, related_name="runs")
+    model = models.CharField(
+        max_length=200, blank=True, help_text="The model the run purged (app_label.Model)."
+    )
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)

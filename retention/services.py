@@ -8,6 +8,8 @@ privileged (hard delete, holds, policy changes, purges), its ledger entry.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -332,6 +334,7 @@ def policy_purge(
         channel=current().channel,
         status=PurgeRun.Status.DRY_RUN if dry_run else PurgeRun.Status.RUNNING,
         pid=os.getpid(),
+        model=policy.target.model_class()._meta.label,
     )
     run.failure = None
     if scope is not None:
@@ -768,7 +771,10 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
     the policy keeps its approved values and purges run them (a new policy is stored
     disabled and purges refuse it). On a policy destroying history, a new basis field or an
     exclusion removed or changed purges sooner too and waits the same way. Any other save
-    takes effect at once and drops a pending change.
+    takes effect at once; a pending change stays pending (it never vanishes unseen), and
+    a field the proposal left as it was follows the save (a renamed policy keeps its new
+    name when the change is approved). Either way the proposal's fingerprint changes when
+    what it would do changes, so an approval page opened before is refused.
     """
     _require(actor, RetentionPolicy, "change" if policy.pk else "add")
     _policy_clean(policy)
@@ -787,6 +793,9 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
                 policy.enabled = False
             policy.pending_change = proposed
             policy.proposed_by, policy.proposed_at = actor, timezone.now()
+        elif live is not None and live.pending_change is not None:
+            policy.pending_change = _proposal_follow(live, proposed)
+            policy.proposed_by, policy.proposed_at = live.proposed_by, live.proposed_at
         else:
             policy.pending_change, policy.proposed_by, policy.proposed_at = None, None, None
         policy.save()
@@ -804,6 +813,30 @@ def policy_save(*, policy: RetentionPolicy, actor, reason: str = "") -> Retentio
     return policy
 
 
+def _proposal_follow(live: RetentionPolicy, saved: dict) -> dict:
+    """The pending proposal of `live` after a save of `saved` that needs no approval: each
+    field the proposal changes keeps the proposed value, each it left as it was follows
+    the save."""
+    before, change = _proposal(live), dict(live.pending_change)
+    return {
+        name: saved[name] if change[name] == before[name] else change[name]
+        for name in _POLICY_FIELDS
+    }
+
+
+def policy_fingerprint(policy: RetentionPolicy) -> str:
+    """A digest of the policy's pending change as stored ("" when none): an approval names
+    the fingerprint of the change its officer saw, and a change since is refused."""
+    if policy.pending_change is None:
+        return ""
+    text = json.dumps(
+        {"policy": policy.pk, "change": policy.pending_change},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _policy_details(policy: RetentionPolicy, values: dict) -> dict:
     target = ContentType.objects.get_for_id(values["target"])
     return {
@@ -818,9 +851,14 @@ def _policy_details(policy: RetentionPolicy, values: dict) -> dict:
     }
 
 
-def policy_approve(*, policy: RetentionPolicy, actor, reason: str = "") -> RetentionPolicy:
+def policy_approve(
+    *, policy: RetentionPolicy, actor, expected: str, reason: str = ""
+) -> RetentionPolicy:
     """Give effect to the policy's pending change, as an officer other than the one who
-    proposed it; the approval is a ledger entry naming both."""
+    proposed it; the approval is a ledger entry naming both.
+
+    `expected` is the `policy_fingerprint` of the change the officer was shown: when the
+    pending change is no longer that one, nothing is approved and nothing is recorded."""
     _require(actor, RetentionPolicy, "change")
     if actor is None:
         raise RetentionRefused("A pending policy change is approved by an officer, by name.")
@@ -831,6 +869,11 @@ def policy_approve(*, policy: RetentionPolicy, actor, reason: str = "") -> Reten
         if policy.proposed_by_id == actor.pk:
             raise RetentionRefused(
                 f"You proposed the change to policy {policy.name!r}: another officer approves it."
+            )
+        if not expected or policy_fingerprint(policy) != expected:
+            raise RetentionRefused(
+                f"The change to policy {policy.name!r} is not the one you were shown: it was "
+                "changed since. Nothing was approved; review the change as it is now."
             )
         values = dict(policy.pending_change)
         proposer = policy.proposed_by.get_username() if policy.proposed_by else "system"
@@ -844,6 +887,10 @@ def policy_approve(*, policy: RetentionPolicy, actor, reason: str = "") -> Reten
             actor=actor,
             reason=reason,
             target=f"policy:{policy.name}",
-            details={**_policy_details(policy, values), "proposed_by": proposer},
+            details={
+                **_policy_details(policy, values),
+                "proposed_by": proposer,
+                "fingerprint": expected,
+            },
         )
     return policy

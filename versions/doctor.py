@@ -709,6 +709,20 @@ def ledger_verification_check(thresholds: Thresholds) -> list[Finding]:
         .first()
     )
     limit = timedelta(days=thresholds.ledger_days)
+    broken = newest is not None and _verified_head_problem(newest)
+    if broken:
+        return [
+            Finding(
+                "ledger-verification",
+                ACTION,
+                f"The ledger was verified {_ago(newest.created_at, now)} up to entry "
+                f"#{newest.entry_id}, but {broken}: entries were deleted or altered since.",
+                "Run python manage.py verify_ledger: it names the first broken or missing "
+                "entry. Treat it as an incident: restore the ledger tables from a backup made "
+                "before it and find who had the tables' owner's rights.",
+                {"verified_head": newest.entry_id, "problem": broken},
+            )
+        ]
     if newest is not None and newest.created_at >= now - limit:
         return [
             Finding(
@@ -739,6 +753,30 @@ def ledger_verification_check(thresholds: Thresholds) -> list[Finding]:
             {"last_verified": newest and newest.created_at.isoformat()},
         )
     ]
+
+
+def _verified_head_problem(checkpoint) -> str:
+    """What is wrong with the head a verification recorded ("" when nothing): the entry must
+    still exist with the hash recorded, and as many entries as its sequence number must
+    lead up to it (one indexed count)."""
+    from .models import LedgerEntry
+
+    if checkpoint.entry_id == 0:
+        return ""
+    entry = LedgerEntry.objects.filter(pk=checkpoint.entry_id).values("hash", "seq").first()
+    if entry is None:
+        return f"entry #{checkpoint.entry_id} no longer exists"
+    if entry["hash"] != checkpoint.head:
+        return f"entry #{checkpoint.entry_id} no longer has the hash recorded then"
+    if entry["seq"] is not None:
+        count = LedgerEntry.objects.filter(pk__lte=checkpoint.entry_id).count()
+        if count != entry["seq"]:
+            return (
+                f"{entry['seq'] - count} of the {entry['seq']} entries up to it are missing"
+                if count < entry["seq"]
+                else f"{count} entries lead up to it where its number says {entry['seq']}"
+            )
+    return ""
 
 
 def _beat_state(now: datetime) -> str:
@@ -874,6 +912,32 @@ def export_orphans_check(thresholds: Thresholds) -> list[Finding]:
     ]
 
 
+# 9. Erasure replay matches -----------------------------------------------------------------
+
+
+def erasure_replay_matches_check(thresholds: Thresholds) -> list[Finding]:
+    """Subjects an erasure replay matched by an email alone, still waiting for an officer
+    to confirm (erase) or dismiss them."""
+    from .models import ErasureReplayMatch
+
+    pending = ErasureReplayMatch.objects.filter(status=ErasureReplayMatch.Status.PENDING)
+    count = pending.count()
+    if not count:
+        return _all_ok("erasure-replay-matches", "No erasure replay match awaits a decision.")
+    oldest = pending.order_by("created_at").values_list("created_at", flat=True).first()
+    return [
+        Finding(
+            "erasure-replay-matches",
+            ACTION,
+            f"{count} subject(s) matched by an email alone in an erasure replay await an "
+            f"officer's decision, the oldest listed {_ago(oldest, timezone.now())}.",
+            "In the admin (Versions › Erasure replay matches), confirm or dismiss each: a "
+            "confirmed match is erased; until then an erased person's data may be live again.",
+            {"pending": count},
+        )
+    ]
+
+
 CHECKS = [
     Check(
         "soft-delete-index",
@@ -937,5 +1001,11 @@ CHECKS = [
         "Files in COMPLIANCE_EXPORT_DIR that no finished export keeps (no row, or its export "
         "expired, failed or was erased), older than ten minutes; the daily clean-up deletes "
         "them.",
+    ),
+    Check(
+        "erasure-replay-matches",
+        erasure_replay_matches_check,
+        "Subjects an erasure replay after a restore matched by an email alone, still waiting "
+        "for an officer to confirm or dismiss them.",
     ),
 ]

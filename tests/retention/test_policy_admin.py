@@ -1,5 +1,6 @@
 """Policies, holds and the run log in the admin."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -208,9 +209,10 @@ def test_a_second_officer_approves_after_a_confirmation_page(
     page = second_officer_client.post(POLICIES, selected)
     assert page.status_code == 200 and "Approve: are you sure?" in page.content.decode()
     assert RetentionPolicy.objects.get(pk=policy.pk).is_pending
-    done = second_officer_client.post(
-        POLICIES, {**selected, "post": "yes", "reason": "agreed"}, follow=True
-    )
+    shown = re.search(rf'name="fingerprint_{policy.pk}" value="(\w+)"', page.content.decode())
+    confirm = {**selected, "post": "yes", "reason": "agreed"}
+    confirm[f"fingerprint_{policy.pk}"] = shown.group(1)
+    done = second_officer_client.post(POLICIES, confirm, follow=True)
     assert "Approved the pending change of session history" in done.content.decode()
     policy.refresh_from_db()
     assert policy.enabled and not policy.is_pending
@@ -270,11 +272,12 @@ def test_run_now_runs_an_approved_policy_with_a_pending_change(
     from django.contrib.auth.models import Group
 
     from compliance.roles import OFFICER
-    from retention.services import policy_approve, policy_save
+    from retention.services import policy_approve, policy_fingerprint, policy_save
 
     second = get_user_model().objects.create_user("second", is_staff=True)
     second.groups.add(Group.objects.get(name=OFFICER))
-    policy = policy_approve(policy=_propose(officer_client, history_type), actor=second)
+    proposed = _propose(officer_client, history_type)
+    policy = policy_approve(policy=proposed, actor=second, expected=policy_fingerprint(proposed))
     policy.period_days = 100
     policy_save(policy=policy, actor=officer, reason="")  # longer: in effect at once
     policy.period_days = 2
@@ -289,3 +292,88 @@ def test_run_now_runs_an_approved_policy_with_a_pending_change(
         )
     assert "Skipped" not in response.content.decode()
     assert PurgeRun.objects.filter(policy=policy, status="succeeded").count() == 1
+
+
+def _sessions_shortened(officer, session_type):
+    """An approved 90-day session policy with a pending change to 1 day."""
+    from retention.services import policy_save
+
+    policy = policy_save(
+        policy=RetentionPolicy(name="sessions", target=session_type, period_days=90),
+        actor=officer,
+    )
+    policy.period_days = 1
+    policy_save(policy=policy, actor=officer, reason="shorter")
+    policy.refresh_from_db()
+    assert policy.is_pending and policy.period_days == 90
+    return policy
+
+
+def test_the_approval_page_shows_each_proposed_change(officer, second_officer_client, session_type):
+    """The confirmation page shows, per policy, the values in effect and those proposed
+    (model, action, period, basis field, exclusions) and posts the proposal's fingerprint."""
+    from retention.services import policy_fingerprint
+
+    policy = _sessions_shortened(officer, session_type)
+    page = second_officer_client.post(
+        POLICIES, {"action": "approve_selected", "_selected_action": [policy.pk]}
+    ).content.decode()
+    for label in ("target model", "action", "period", "basis field", "exclusions"):
+        assert f'<th scope="row">{label}</th>' in page
+    assert "<td>90 day(s)</td><td><strong>1 day(s)</strong></td>" in page
+    assert "<td>shop.Session</td><td>shop.Session</td>" in page
+    expected = f'name="fingerprint_{policy.pk}" value="{policy_fingerprint(policy)}"'
+    assert expected in page
+
+
+def test_an_approval_is_refused_when_the_proposal_changed_after_the_page(
+    officer, second_officer_client, session_type, history_type
+):
+    """Officer B opens the page for "sessions 90 -> 1 day"; A then swaps the proposal for a
+    1-day hard delete of the session history; B's confirmation approves nothing, adds no
+    ledger entry and says why."""
+    from retention.services import policy_save
+
+    policy = _sessions_shortened(officer, session_type)
+    selected = {"action": "approve_selected", "_selected_action": [policy.pk]}
+    page = second_officer_client.post(POLICIES, selected).content.decode()
+    shown = re.search(rf'name="fingerprint_{policy.pk}" value="(\w+)"', page).group(1)
+    policy.target, policy.basis_field = history_type, ""
+    policy_save(policy=policy, actor=officer, reason="swapped")
+    done = second_officer_client.post(
+        POLICIES,
+        {**selected, "post": "yes", "reason": "ok", f"fingerprint_{policy.pk}": shown},
+        follow=True,
+    ).content.decode()
+    assert "is not the one you were shown" in done and "No change was approved" in done
+    policy.refresh_from_db()
+    assert policy.is_pending and policy.target == session_type and policy.period_days == 90
+    assert policy.pending_change["target"] == history_type.pk
+    assert not LedgerEntry.objects.filter(action="policy_approve").exists()
+
+
+def test_an_approval_without_a_fingerprint_is_refused(officer, second_officer_client, session_type):
+    """A forged confirmation that names no fingerprint approves nothing."""
+    policy = _sessions_shortened(officer, session_type)
+    second_officer_client.post(
+        POLICIES,
+        {"action": "approve_selected", "_selected_action": [policy.pk], "post": "yes"},
+    )
+    assert RetentionPolicy.objects.get(pk=policy.pk).is_pending
+    assert not LedgerEntry.objects.filter(action="policy_approve").exists()
+
+
+def test_the_run_list_and_page_show_the_model_the_run_purged(
+    admin_client, session_type, old_sessions, history_type
+):
+    """A run records the model it purged; the list and the run page show it, and still do
+    after the policy is pointed at another model."""
+    from retention.services import policy_purge
+
+    policy = RetentionPolicy.objects.create(name="s", target=session_type, period_days=90)
+    run = policy_purge(policy=policy, actor=None)
+    RetentionPolicy.objects.filter(pk=policy.pk).update(target=history_type)
+    listing = admin_client.get("/admin/retention/purgerun/").content.decode()
+    assert "shop.Session<" in listing and "shop.HistoricalSession" not in listing
+    page = admin_client.get(f"/admin/retention/purgerun/{run.pk}/change/").content.decode()
+    assert "shop.Session<" in page

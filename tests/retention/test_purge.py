@@ -635,3 +635,29 @@ def test_the_next_run_removes_stray_partial_archives(customer, archive_dir):
     stray.write_bytes(b"half")
     run = policy_purge(policy=policy, actor=None)
     assert not stray.exists() and run.archived == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--max-seconds", "-1", "--max-seconds must be a positive number of seconds"),
+        ("--max-seconds", "0", "--max-seconds must be a positive number of seconds"),
+        ("--max-seconds", "nan", "--max-seconds must be a positive number of seconds"),
+        ("--max-seconds", "inf", "--max-seconds must be a positive number of seconds"),
+        ("--batch-size", "0", "--batch-size must be at least 1"),
+        ("--batch-size", "-5", "--batch-size must be at least 1"),
+    ],
+)
+def test_purge_command_refuses_a_budget_or_batch_that_is_not_positive(
+    customer, option, value, message
+):
+    """A budget of no time or a batch of no rows is a usage error: no policy runs, no run is
+    logged, nothing is said to have stopped at its budget."""
+    _policy(Session)
+    when = timezone.now() - timedelta(days=200)
+    Session.objects.create(customer=customer, created_at=when, expires_at=when)
+    out = StringIO()
+    with pytest.raises(CommandError, match=message):
+        call_command("purge_expired", option, value, stdout=out)
+    assert not PurgeRun.objects.exists() and out.getvalue() == ""
+    assert Session.objects.count() == 1

@@ -235,10 +235,12 @@ def test_a_policy_destroying_history_waits_for_a_second_officer(
 
 
 def _approved_history_policy(officer, second_officer, **values):
-    from retention.services import policy_approve, policy_save
+    from retention.services import policy_approve, policy_fingerprint, policy_save
 
     policy = _history_policy(officer, period_days=100)
-    policy = policy_approve(policy=policy, actor=second_officer)
+    policy = policy_approve(
+        policy=policy, expected=policy_fingerprint(policy), actor=second_officer
+    )
     for name, value in values.items():
         setattr(policy, name, value)
     return policy_save(policy=policy, actor=officer, reason="") if values else policy
@@ -347,12 +349,17 @@ def test_the_approval_is_a_ledger_entry_and_gives_the_change_effect(
 ):
     """A second officer approves: the policy is enabled, the ledger names both officers,
     and the next purge deletes the old history rows."""
-    from retention.services import policy_approve, policy_purge
+    from retention.services import policy_approve, policy_fingerprint, policy_purge
     from shop.models import Session
 
     _old_session_history(customer)
     policy = _history_policy(officer)
-    approved = policy_approve(policy=policy, actor=second_officer, reason="agreed, ticket 9")
+    approved = policy_approve(
+        policy=policy,
+        expected=policy_fingerprint(policy),
+        actor=second_officer,
+        reason="agreed, ticket 9",
+    )
     assert approved.enabled and not approved.is_pending and approved.proposed_by is None
     entry = LedgerEntry.objects.get(action="policy_approve")
     assert (entry.actor, entry.reason) == (second_officer, "agreed, ticket 9")
@@ -364,13 +371,13 @@ def test_the_approval_is_a_ledger_entry_and_gives_the_change_effect(
 def test_the_proposer_and_an_auditor_cannot_approve(db, officer, auditor):
     """Four eyes: the officer who proposed the change is refused, an auditor lacks the
     permission; the policy stays pending."""
-    from retention.services import policy_approve
+    from retention.services import policy_approve, policy_fingerprint
 
     policy = _history_policy(officer)
     with pytest.raises(RetentionRefused, match="another officer approves it"):
-        policy_approve(policy=policy, actor=officer)
+        policy_approve(policy=policy, expected=policy_fingerprint(policy), actor=officer)
     with pytest.raises(PermissionDenied):
-        policy_approve(policy=policy, actor=auditor)
+        policy_approve(policy=policy, expected=policy_fingerprint(policy), actor=auditor)
     policy.refresh_from_db()
     assert policy.is_pending and not policy.enabled
 
@@ -380,7 +387,7 @@ def test_shortening_a_period_waits_and_the_policy_keeps_its_period(db, officer, 
     from django.contrib.contenttypes.models import ContentType
 
     from retention.models import RetentionPolicy
-    from retention.services import policy_approve, policy_save
+    from retention.services import policy_approve, policy_fingerprint, policy_save
     from shop.models import Session
 
     policy = policy_save(
@@ -395,7 +402,7 @@ def test_shortening_a_period_waits_and_the_policy_keeps_its_period(db, officer, 
     policy_save(policy=policy, actor=officer, reason="shorter")
     policy.refresh_from_db()
     assert policy.period_days == 365 and policy.pending_change["period_days"] == 1
-    policy_approve(policy=policy, actor=second_officer)
+    policy_approve(policy=policy, expected=policy_fingerprint(policy), actor=second_officer)
     policy.refresh_from_db()
     assert policy.period_days == 1 and not policy.is_pending
 
@@ -404,17 +411,78 @@ def test_shortening_a_period_waits_and_the_policy_keeps_its_period(db, officer, 
     "change", [{"period_days": 400}, {"enabled": False}, {"period_days": None}]
 )
 def test_lengthening_or_disabling_takes_effect_at_once(db, officer, second_officer, change):
-    """Keeping data longer, or stopping a policy, destroys nothing: no approval needed,
-    and such a save drops a pending change."""
-    from retention.services import policy_approve, policy_save
+    """Keeping data longer, or stopping a policy, destroys nothing: no approval needed."""
+    from retention.services import policy_approve, policy_fingerprint, policy_save
 
-    policy = policy_approve(policy=_history_policy(officer, period_days=30), actor=second_officer)
+    policy = _history_policy(officer, period_days=30)
+    policy = policy_approve(
+        policy=policy, actor=second_officer, expected=policy_fingerprint(policy)
+    )
     for name, value in change.items():
         setattr(policy, name, value)
     policy_save(policy=policy, actor=officer, reason="")
     policy.refresh_from_db()
     assert not policy.is_pending
     assert all(getattr(policy, name) == value for name, value in change.items())
+
+
+def test_an_approval_naming_another_fingerprint_approves_nothing(db, officer, second_officer):
+    """The proposal changed after the approver saw it: refused, still pending, no ledger
+    entry; the fingerprint of the change as it is now approves it."""
+    from retention.services import RetentionRefused, policy_approve, policy_fingerprint
+
+    policy = _history_policy(officer, period_days=30)
+    seen = policy_fingerprint(policy)
+    policy.period_days, policy.enabled = 1, True
+    policy = policy_save_as(officer, policy)
+    assert policy_fingerprint(policy) != seen
+    with pytest.raises(RetentionRefused, match="not the one you were shown"):
+        policy_approve(policy=policy, actor=second_officer, expected=seen)
+    with pytest.raises(RetentionRefused, match="not the one you were shown"):
+        policy_approve(policy=policy, actor=second_officer, expected="")
+    policy.refresh_from_db()
+    assert policy.is_pending and not LedgerEntry.objects.filter(action="policy_approve").exists()
+    approved = policy_approve(
+        policy=policy, actor=second_officer, expected=policy_fingerprint(policy)
+    )
+    assert approved.period_days == 1 and approved.enabled
+
+
+def policy_save_as(officer, policy):
+    from retention.services import policy_save
+
+    policy_save(policy=policy, actor=officer, reason="")
+    policy.refresh_from_db()
+    return policy
+
+
+def test_renaming_a_policy_keeps_its_pending_change(db, officer, second_officer):
+    """A save of fields needing no approval takes effect and leaves the pending change
+    pending, from its proposer; approved, the change keeps the new name."""
+    from retention.services import policy_approve, policy_fingerprint
+
+    policy = _approved_history_policy(officer, second_officer)
+    policy.period_days = 1
+    policy = policy_save_as(officer, policy)
+    assert policy.is_pending and policy.period_days == 100
+    policy.name = "session history, renamed"
+    policy = policy_save_as(second_officer, policy)
+    assert policy.name == "session history, renamed" and policy.period_days == 100
+    assert policy.is_pending and policy.proposed_by == officer
+    assert policy.pending_change["period_days"] == 1
+    assert policy.pending_change["name"] == "session history, renamed"
+    policy = policy_approve(
+        policy=policy, actor=second_officer, expected=policy_fingerprint(policy)
+    )
+    assert (policy.name, policy.period_days) == ("session history, renamed", 1)
+
+
+def test_a_new_policy_renamed_before_approval_stays_pending(db, officer, second_officer):
+    """A new policy destroying history, renamed while it waits, still waits (disabled)."""
+    policy = _history_policy(officer)
+    policy.name = "renamed"
+    policy = policy_save_as(officer, policy)
+    assert policy.is_pending and not policy.enabled and policy.pending_change["enabled"]
 
 
 def test_retention_imports_only_the_ground_layer_of_compliance():

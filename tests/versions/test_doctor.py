@@ -390,6 +390,78 @@ def test_ledger_verified_now_is_ok_and_old_is_action(db):
     assert finding.status == ACTION and "last verified" in finding.summary
 
 
+def test_ledger_head_cut_after_verification_is_action(postgres):
+    """Entries from the verified head on deleted (triggers disabled) and one appended:
+    doctor no longer says the ledger was verified up to a head that is gone."""
+    from tests.versions.test_ledger import _owner_sql
+    from versions.models import LedgerEntry
+    from versions.services import ledger_append
+
+    for n in range(4):
+        ledger_append(action="export", actor=None, reason=f"entry {n}")
+    report = ledger_verify(actor=None, reason="test")
+    assert report.ok and _statuses(_run("ledger-verification")) == {OK}
+    head = LedgerEntry.objects.order_by("-id").first()
+    _owner_sql(("DELETE FROM versions_ledgerentry WHERE id >= %s", [head.pk - 1]))
+    ledger_append(action="export", actor=None, reason="after the cut")
+    [finding] = _run("ledger-verification")
+    assert finding.status == ACTION
+    assert f"entry #{head.pk}" in finding.summary and "no longer exists" in finding.summary
+    assert "python manage.py verify_ledger" in finding.advice
+
+
+def test_ledger_head_with_another_hash_is_action(postgres):
+    """The verified head entry is still there but its hash is not the one recorded."""
+    from tests.versions.test_ledger import _owner_sql
+    from versions.models import LedgerEntry
+    from versions.services import ledger_append
+
+    ledger_append(action="export", actor=None, reason="one")
+    ledger_verify(actor=None, reason="test")
+    head = LedgerEntry.objects.order_by("-id").first()
+    _owner_sql(("UPDATE versions_ledgerentry SET hash = %s WHERE id = %s", ["f" * 64, head.pk]))
+    [finding] = _run("ledger-verification")
+    assert finding.status == ACTION and "hash" in finding.summary
+
+
+def test_ledger_entries_missing_before_the_head_are_action(postgres):
+    """An entry deleted below the verified head leaves the count short of its sequence
+    number: action."""
+    from tests.versions.test_ledger import _owner_sql
+    from versions.models import LedgerEntry
+    from versions.services import ledger_append
+
+    for n in range(3):
+        ledger_append(action="export", actor=None, reason=f"entry {n}")
+    ledger_verify(actor=None, reason="test")
+    head = LedgerEntry.objects.order_by("-id").first()
+    _owner_sql(("DELETE FROM versions_ledgerentry WHERE id = %s", [head.pk - 1]))
+    [finding] = _run("ledger-verification")
+    assert finding.status == ACTION and "missing" in finding.summary
+
+
+def test_replay_matches_awaiting_a_decision_are_action(customer, officer):
+    """A match by email alone waits for an officer: doctor asks for the decision; once
+    decided, all is well."""
+    from compliance.services import subject_erase
+    from versions.models import ErasureReplayMatch
+
+    assert _statuses(_run("erasure-replay-matches")) == {OK}
+    certificate = subject_erase(subject=customer, actor=officer, reason="Request 1").certificate
+    match = ErasureReplayMatch.objects.create(
+        created_at=timezone.now(),
+        replay="restore",
+        log_entry=certificate.log_entries.first(),
+        field="email",
+        subject_key="12345",
+    )
+    [finding] = _run("erasure-replay-matches")
+    assert finding.status == ACTION and "1 subject(s)" in finding.summary
+    assert "confirm or dismiss" in finding.advice
+    ErasureReplayMatch.objects.filter(pk=match.pk).update(status="dismissed")
+    assert _statuses(_run("erasure-replay-matches")) == {OK}
+
+
 def test_history_growth_ok(db):
     """With the default thresholds no history table of the test database is too large."""
     [finding] = _run("history-growth")
@@ -456,3 +528,23 @@ def test_command_refuses_negative_threshold(db):
     """A negative threshold is a usage error, not a report."""
     with pytest.raises(CommandError, match="--ledger-days cannot be negative"):
         call_command("doctor", "--ledger-days", "-1", stdout=StringIO())
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--ledger-days", "nan"),
+        ("--ledger-days", "inf"),
+        ("--dead-tuple-ratio", "nan"),
+        ("--transaction-minutes", "infinity"),
+        ("--dead-tuples", "-1"),
+        ("--history-rows", "-3"),
+    ],
+)
+def test_command_refuses_a_threshold_that_is_no_finite_number(db, option, value):
+    """NaN compares false with everything and infinity never triggers: both would silence
+    a check, so they are refused like a negative threshold, before any check runs."""
+    out = StringIO()
+    with pytest.raises(CommandError, match=f"{option} (must be a finite number|cannot be)"):
+        call_command("doctor", option, value, stdout=out)
+    assert out.getvalue() == ""

@@ -1,3 +1,5 @@
+import math
+
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import CommandError
 from django.db.models import Q
@@ -40,6 +42,10 @@ class Command(ComplianceCommand):
     def handle(self, *args, policy, dry_run, batch_size, max_seconds, **options):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
+        if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+            raise CommandError(
+                "--max-seconds must be a positive number of seconds; leave it out for no budget."
+            )
         # A new policy awaiting approval is named, so that it is seen skipped (policy_purge
         # refuses it); an approved one with a pending change runs its approved values.
         policies = RetentionPolicy.objects.filter(Q(enabled=True) | Q(pending_change__isnull=False))

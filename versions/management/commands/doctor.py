@@ -1,5 +1,6 @@
 import argparse
 import json
+import math
 import textwrap
 from dataclasses import asdict, fields
 
@@ -82,7 +83,13 @@ class Command(ComplianceCommand):
 
     def handle(self, *args, as_json: bool, check, **options):
         overrides = {f.name: options.get(f.name) for f in fields(Thresholds)}
-        negative = [_option(k) for k, v in overrides.items() if v is not None and v < 0]
+        given = {k: v for k, v in overrides.items() if v is not None}
+        # NaN compares false with everything and infinity never triggers: either silences
+        # a check.
+        endless = [_option(k) for k, v in given.items() if not math.isfinite(v)]
+        if endless:
+            raise CommandError(f"{', '.join(endless)} must be a finite number.", returncode=2)
+        negative = [_option(k) for k, v in given.items() if v < 0]
         if negative:
             raise CommandError(f"{', '.join(negative)} cannot be negative.", returncode=2)
         thresholds = Thresholds.from_settings(**overrides)
