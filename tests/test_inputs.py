@@ -87,6 +87,33 @@ def test_a_malformed_selection_is_a_message_not_an_error(
         assert "not an item of this list" in response.content.decode()
 
 
+HUGE = "99999999999999999999999"  # beyond any integer column (2**63 - 1)
+
+
+@pytest.mark.parametrize("model,action", [a for a in ACTION_LISTS if a[0] is not Backup])
+@pytest.mark.parametrize("selected", [HUGE, "-" + HUGE])
+def test_a_selection_beyond_the_key_range_is_a_message_not_an_error(
+    admin_client, demo, model, action, selected
+):
+    """`_selected_action` too large for the key's column is refused like a non-numeric one."""
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    response = admin_client.post(
+        url, {"action": action, ACTION_CHECKBOX_NAME: [selected], "index": 0}, follow=True
+    )
+    assert response.status_code == 200 and response.redirect_chain
+    assert "not an item of this list" in response.content.decode()
+
+
+def test_a_foreign_key_beyond_the_key_range_is_a_form_error(admin_client, demo):
+    """`customer=99999999999999999999999` on an order's change form is the field's error."""
+    order = shop.Order.objects.first()
+    url = reverse("admin:shop_order_change", args=[order.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    response = _refused(admin_client.post(url, {**data, "customer": HUGE}))
+    assert "customer" in response.context["adminform"].form.errors
+
+
 # Values the database refuses ---------------------------------------------------------------
 
 
@@ -165,6 +192,12 @@ def test_a_date_beyond_the_calendar_in_the_changes_filter_is_a_form_error(admin_
         "/admin/shop/customer/?created_at__year=2024&created_at__month=13",
         "/admin/shop/order/?created_at__gte=abc",
         "/admin/shop/order/?customer__id__exact=abc",
+        f"/admin/shop/order/?customer={HUGE}",
+        f"/admin/shop/order/?customer__exact={HUGE}",
+        f"/admin/shop/order/?customer__exact=-{HUGE}",
+        f"/admin/shop/message/?sender={HUGE}",
+        f"/admin/shop/session/?customer={HUGE}",
+        f"/admin/compliance/subjectrequest/?subject={HUGE}",
     ],
 )
 def test_a_malformed_list_filter_is_refused_with_a_400(admin_client, demo, url):
