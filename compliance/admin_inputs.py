@@ -119,13 +119,36 @@ def _has_nul(value) -> bool:
     return False
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _depth(value) -> int:
+    """How deeply VALUE's lists and objects nest, counted without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 class StrictJSONField(forms.JSONField):
-    """JSON as PostgreSQL's jsonb stores it: no NaN, no infinity (1e309), no NUL character."""
+    """JSON as PostgreSQL's jsonb stores it: no NaN, no infinity (1e309), no NUL character;
+    and nested at most MAX_JSON_DEPTH levels, which every reader can walk."""
 
     default_error_messages = {
         "invalid": "Enter valid JSON: numbers must be finite (no NaN or Infinity), and text "
         "may not contain the NUL character (\\u0000).",
+        "too_deep": f"Enter JSON nested at most {MAX_JSON_DEPTH} levels deep.",
     }
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # shown again as posted
+            return forms.fields.InvalidJSONInput(data)
 
     def to_python(self, value):
         if self.disabled or isinstance(value, (dict, list, int, float)):
@@ -134,8 +157,12 @@ class StrictJSONField(forms.JSONField):
             return None
         try:
             converted = json.loads(value, cls=self.decoder, parse_constant=_finite)
+        except RecursionError:
+            raise ValidationError(self.error_messages["too_deep"], code="too_deep") from None
         except (json.JSONDecodeError, ValueError):
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if _depth(converted) > MAX_JSON_DEPTH:
+            raise ValidationError(self.error_messages["too_deep"], code="too_deep")
         if _not_storable(converted):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return converted if not isinstance(converted, str) else forms.fields.JSONString(converted)

@@ -130,6 +130,45 @@ def test_json_the_database_cannot_store_is_a_form_error(admin_client, demo, valu
     assert "properties" in response.context["adminform"].form.errors
 
 
+DEEP = ["[" * 5000, "[" * 5000 + "]" * 5000, "[" * 65 + "]" * 65]
+
+
+@pytest.mark.parametrize("value", DEEP)
+def test_deeply_nested_json_is_a_form_error(admin_client, demo, value):
+    """An analytics event's properties nested deeper than 64 levels are the field's error."""
+    event = shop.AnalyticsEvent.objects.first()
+    url = reverse("admin:shop_analyticsevent_change", args=[event.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data["customer"] = event.customer_id or ""
+    data["properties"] = value
+    response = _refused(admin_client.post(url, data))
+    assert "nested" in str(response.context["adminform"].form.errors["properties"])
+
+
+@pytest.mark.parametrize("value", DEEP[:2])
+def test_deeply_nested_policy_exclusions_are_a_form_error(admin_client, demo, value):
+    """A retention policy's exclusions nested 5000 levels deep are the field's error."""
+    policy = RetentionPolicy.objects.first()
+    url = reverse("admin:retention_retentionpolicy_change", args=[policy.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data["exclusions"] = value
+    response = _refused(admin_client.post(url, data))
+    assert "exclusions" in response.context["adminform"].form.errors
+
+
+def test_json_nested_64_levels_deep_is_accepted(admin_client, demo):
+    """Nesting up to the limit is stored as posted."""
+    event = shop.AnalyticsEvent.objects.first()
+    url = reverse("admin:shop_analyticsevent_change", args=[event.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data["customer"] = event.customer_id or ""
+    data["properties"] = "[" * 64 + "]" * 64
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    event.refresh_from_db()
+    assert str(event.properties).count("[") == 64
+
+
 def test_a_hold_on_a_record_id_of_the_wrong_type_is_a_form_error(admin_client, demo):
     """A hold on a customer with `object_id=abc` says there is no such customer."""
     url = reverse("admin:retention_legalhold_add")
