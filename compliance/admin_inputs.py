@@ -11,7 +11,7 @@ rules.
   its column's range, else the list comes back with a message and nothing runs.
 - Foreign keys picked by search (autocomplete): a posted value that is no key (`customer=abc`,
   or a number beyond the key column's range) is the field's error; the widget shows it again
-  without querying with it.
+  without querying with it. Many-to-many choices (`groups=`) are checked so too.
 - JSON fields: only JSON PostgreSQL stores (no NaN or infinity, no NUL character), nested at
   most 64 levels deep.
 - An empty `_to_field=` on a change or delete page means the key.
@@ -95,6 +95,24 @@ def _in_integer_range(value, internal_type: str, using: str) -> bool:
     except KeyError:
         return True  # not an integer column
     return (low is None or low <= value) and (high is None or value <= high)
+
+
+class _KeysInRangeField(forms.ModelMultipleChoiceField):
+    """Keys chosen from a list (many-to-many): a value that is no key of the list, or
+    beyond its column's range, is the field's error before any query runs with it."""
+
+    def _check_values(self, value):
+        if isinstance(value, (list, tuple)):
+            opts = self.queryset.model._meta
+            key = opts.get_field(self.to_field_name) if self.to_field_name else opts.pk
+            for pk in value:
+                if not _is_key(key, pk, self.queryset.db):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"],
+                        code="invalid_pk_value",
+                        params={"pk": pk},
+                    )
+        return super()._check_values(value)
 
 
 class _Autocomplete(_KnownKeysOnly, AutocompleteSelect):
@@ -257,6 +275,7 @@ class ValidatedInputsAdminMixin:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", _KeysInRangeField)
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
             kwargs["widget"] = _AutocompleteMultiple(
                 db_field, self.admin_site, using=kwargs.get("using")

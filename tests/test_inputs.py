@@ -130,6 +130,16 @@ def test_json_the_database_cannot_store_is_a_form_error(admin_client, demo, valu
     assert "properties" in response.context["adminform"].form.errors
 
 
+@pytest.mark.parametrize("field", ["groups", "user_permissions"])
+def test_a_many_to_many_key_beyond_the_key_range_is_a_form_error(admin_client, admin_user, field):
+    """`groups=99999999999999999999999` on a user's change form is the field's error."""
+    url = reverse("admin:auth_user_change", args=[admin_user.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data = {k: v for k, v in data.items() if k not in ("groups", "user_permissions")}
+    response = _refused(admin_client.post(url, {**data, field: [HUGE]}))
+    assert field in response.context["adminform"].form.errors
+
+
 DEEP = ["[" * 5000, "[" * 5000 + "]" * 5000, "[" * 65 + "]" * 65]
 
 
