@@ -140,6 +140,16 @@ def test_a_many_to_many_key_beyond_the_key_range_is_a_form_error(admin_client, a
     assert field in response.context["adminform"].form.errors
 
 
+@pytest.mark.parametrize("field", ["day_of_month", "month_of_year", "hour"])
+def test_a_schedule_with_a_negative_number_is_a_form_error(admin_client, db, field):
+    """A crontab of `-5` shows the form again with the field's error, not a server error."""
+    url = reverse("admin:django_celery_beat_crontabschedule_add")
+    data = {"minute": "*", "hour": "*", "day_of_month": "*", "month_of_year": "*",
+            "day_of_week": "*", "timezone": "UTC", field: "-5.4e+287"}  # fmt: skip
+    response = _refused(admin_client.post(url, data))
+    assert field in response.context["adminform"].form.errors
+
+
 DEEP = ["[" * 5000, "[" * 5000 + "]" * 5000, "[" * 65 + "]" * 65]
 
 
