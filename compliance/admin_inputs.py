@@ -5,11 +5,15 @@ rules.
 - List filters: the changelist's query is built, and compiled, before anything runs; a filter
   value its field cannot take (`?created_at__year=99999`, `?id__exact=abc`, a 13th month) is
   a 400 that says which, not Django's "database installation" page or a server error.
-- Actions: each selected id (`_selected_action`) must be a value of the model's key, else the
-  list comes back with a message and nothing runs.
-- Foreign keys picked by search (autocomplete): a posted value that is no key (`customer=abc`)
-  is the field's error; the widget shows it again without querying with it.
-- JSON fields: only JSON PostgreSQL stores (no NaN or infinity, no NUL character).
+  An integer beyond the database's integer range (`?customer=99999999999999999999999`,
+  which SQLite cannot bind) is refused so too, on both databases.
+- Actions: each selected id (`_selected_action`) must be a value of the model's key, within
+  its column's range, else the list comes back with a message and nothing runs.
+- Foreign keys picked by search (autocomplete): a posted value that is no key (`customer=abc`,
+  or a number beyond the key column's range) is the field's error; the widget shows it again
+  without querying with it. Many-to-many choices (`groups=`) are checked so too.
+- JSON fields: only JSON PostgreSQL stores (no NaN or infinity, no NUL character), nested at
+  most 64 levels deep.
 - An empty `_to_field=` on a change or delete page means the key.
 - Searches (`q`), which can hold an email, a name or a phone, are posted (and a `?q=` link
   is turned into one): the list's address carries a short-lived search token instead
@@ -28,7 +32,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import PAGE_VAR, SEARCH_VAR, ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect, AutocompleteSelectMultiple
 from django.core.exceptions import BadRequest, EmptyResultSet, FullResultSet, ValidationError
-from django.db import models
+from django.db import connections, models
 from django.http import HttpResponseRedirect, QueryDict
 
 from versions.search_tokens import SEARCH_TOKEN_PARAM, search_token_load, search_token_store
@@ -49,11 +53,14 @@ class ValidatedChangeList(ChangeList):
         except _MALFORMED as exc:
             raise IncorrectLookupParameters(exc) from exc
         try:
-            queryset.query.get_compiler(using=queryset.db).as_sql()
+            _, params = queryset.query.get_compiler(using=queryset.db).as_sql()
         except (EmptyResultSet, FullResultSet):
-            pass  # valid: a filter that matches nothing, or everything
+            return queryset  # valid: a filter that matches nothing, or everything
         except _MALFORMED as exc:
             raise IncorrectLookupParameters(exc) from exc
+        for value in params:
+            if not _in_integer_range(value, "BigIntegerField", queryset.db):
+                raise IncorrectLookupParameters(f"{value} is beyond any integer column's range")
         return queryset
 
 
@@ -62,18 +69,50 @@ class _KnownKeysOnly:
     form says what is wrong with the others, and no query runs with them."""
 
     def optgroups(self, name, value, attr=None):
-        target = self.field.target_field
-        return super().optgroups(name, [v for v in value if _is_key(target, v)], attr)
+        target, using = self.field.target_field, self.db or "default"
+        return super().optgroups(name, [v for v in value if _is_key(target, v, using)], attr)
 
 
-def _is_key(field, value) -> bool:
+def _is_key(field, value, using="default") -> bool:
     if value in (None, ""):
         return True
     try:
-        field.get_prep_value(field.to_python(value))
+        value = field.get_prep_value(field.to_python(value))
     except _MALFORMED:
         return False
-    return True
+    while field.is_relation:  # a key that is itself a foreign key: its target's column
+        field = field.target_field
+    return _in_integer_range(value, field.get_internal_type(), using)
+
+
+def _in_integer_range(value, internal_type: str, using: str) -> bool:
+    """Whether VALUE, if an integer, fits the database's column for INTERNAL_TYPE (SQLite
+    cannot bind an integer beyond 64 bits; PostgreSQL's int columns are narrower still)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return True
+    try:
+        low, high = connections[using].ops.integer_field_range(internal_type)
+    except KeyError:
+        return True  # not an integer column
+    return (low is None or low <= value) and (high is None or value <= high)
+
+
+class _KeysInRangeField(forms.ModelMultipleChoiceField):
+    """Keys chosen from a list (many-to-many): a value that is no key of the list, or
+    beyond its column's range, is the field's error before any query runs with it."""
+
+    def _check_values(self, value):
+        if isinstance(value, (list, tuple)):
+            opts = self.queryset.model._meta
+            key = opts.get_field(self.to_field_name) if self.to_field_name else opts.pk
+            for pk in value:
+                if not _is_key(key, pk, self.queryset.db):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"],
+                        code="invalid_pk_value",
+                        params={"pk": pk},
+                    )
+        return super()._check_values(value)
 
 
 class _Autocomplete(_KnownKeysOnly, AutocompleteSelect):
@@ -98,13 +137,36 @@ def _has_nul(value) -> bool:
     return False
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _depth(value) -> int:
+    """How deeply VALUE's lists and objects nest, counted without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
 class StrictJSONField(forms.JSONField):
-    """JSON as PostgreSQL's jsonb stores it: no NaN, no infinity (1e309), no NUL character."""
+    """JSON as PostgreSQL's jsonb stores it: no NaN, no infinity (1e309), no NUL character;
+    and nested at most MAX_JSON_DEPTH levels, which every reader can walk."""
 
     default_error_messages = {
         "invalid": "Enter valid JSON: numbers must be finite (no NaN or Infinity), and text "
         "may not contain the NUL character (\\u0000).",
+        "too_deep": f"Enter JSON nested at most {MAX_JSON_DEPTH} levels deep.",
     }
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # shown again as posted
+            return forms.fields.InvalidJSONInput(data)
 
     def to_python(self, value):
         if self.disabled or isinstance(value, (dict, list, int, float)):
@@ -113,8 +175,12 @@ class StrictJSONField(forms.JSONField):
             return None
         try:
             converted = json.loads(value, cls=self.decoder, parse_constant=_finite)
+        except RecursionError:
+            raise ValidationError(self.error_messages["too_deep"], code="too_deep") from None
         except (json.JSONDecodeError, ValueError):
             raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+        if _depth(converted) > MAX_JSON_DEPTH:
+            raise ValidationError(self.error_messages["too_deep"], code="too_deep")
         if _not_storable(converted):
             raise ValidationError(self.error_messages["invalid"], code="invalid")
         return converted if not isinstance(converted, str) else forms.fields.JSONString(converted)
@@ -192,7 +258,8 @@ class ValidatedInputsAdminMixin:
     def response_action(self, request, queryset):
         pk = self.model._meta.pk
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        if not all(_is_key(pk, value) and value != "" for value in selected):
+        using = queryset.db
+        if not all(_is_key(pk, value, using) and value != "" for value in selected):
             self.message_user(
                 request,
                 "The selection holds a value that is not an item of this list: select the "
@@ -208,6 +275,7 @@ class ValidatedInputsAdminMixin:
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
+        kwargs.setdefault("form_class", _KeysInRangeField)
         if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
             kwargs["widget"] = _AutocompleteMultiple(
                 db_field, self.admin_site, using=kwargs.get("using")

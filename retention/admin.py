@@ -331,11 +331,18 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
     """Policies: validated on the form, each save a ledger entry; preview and run a purge.
     A change that destroys history or shortens a period waits for a second officer."""
 
-    list_display = ["name", "target_model", "period", "action", "approval", "last_run"]
+    list_display = ["name", "target_model", "period", "action", "approval_state", "last_run"]
     list_filter = [PendingFilter, "enabled", "action", "archive"]
     search_fields = ["name"]
     actions = ["preview_purge", "run_now", "approve_selected"]
     readonly_fields = ["approval", "created_at", "updated_at"]
+
+    @admin.display(description="approval")
+    def approval_state(self, obj):
+        """The list's short status; the change page's `approval` says what awaits whom."""
+        if not obj.is_pending:
+            return "In effect"
+        return format_html('<strong class="policy-pending">{}</strong>', "Awaits approval")
 
     @admin.display(description="approval")
     def approval(self, obj):
@@ -408,7 +415,8 @@ class RetentionPolicyAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
 
     @admin.display(description="model", ordering="target__model")
     def target_model(self, obj):
-        return obj.target.model_class()._meta.label
+        opts = obj.target.model_class()._meta  # may break after the app's name, to fit
+        return format_html("{}.<wbr>{}", opts.app_label, opts.object_name)
 
     @admin.display(description="period")
     def period(self, obj):

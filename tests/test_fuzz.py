@@ -5,7 +5,8 @@ Four surfaces, each walked for every model admin of the site in every example:
 
 - changelists, with each of their filter, search, ordering and page parameters malformed;
 - add and change forms, starting from the values the form itself shows and making one field
-  at a time malformed (values chosen for the field's type: keys, numbers, dates, JSON, text);
+  at a time malformed (values chosen for the field's type: keys, numbers, dates, JSON, text;
+  keys and numbers include integers beyond 64 bits, JSON includes nesting thousands deep);
 - actions, with a selection (`_selected_action`) that is no key, and an unknown action;
 - every other URL of the admin site (the project's pages, each admin's extra views), with
   malformed path arguments, query strings and posted forms.
@@ -68,14 +69,25 @@ SKIPPED_URLS = {"admin:logout"}
 
 POOL_SIZE = 12
 
+# Integers no column holds: beyond 64 bits either way (SQLite cannot even bind them).
+OUT_OF_RANGE = st.one_of(st.integers(min_value=2**63), st.integers(max_value=-(2**63) - 1)).map(str)
+# JSON nested far deeper than any reader walks (Python's parser gives up near 1000): open
+# only, or valid.
+DEEP_JSON = st.tuples(st.integers(65, 5000), st.booleans()).map(
+    lambda shape: "[" * shape[0] + ("]" * shape[0] if shape[1] else "")
+)
+GENERATED = {"key": OUT_OF_RANGE, "number": OUT_OF_RANGE, "json": DEEP_JSON}
+
 
 def malformed(kind: str):
-    """A malformed value for a field of KIND: a known troublemaker, or generated text."""
+    """A malformed value for a field of KIND: a known troublemaker, or generated text (and,
+    for keys, numbers and JSON, values beyond their range or depth)."""
     return st.one_of(
         st.sampled_from(BY_KIND.get(kind, []) + ANY),
         st.text(max_size=40),
         st.integers().map(str),
         st.floats().map(str),
+        *([GENERATED[kind]] if kind in GENERATED else []),
     )
 
 
@@ -171,11 +183,19 @@ def _kind_of_parameter(model, name: str) -> str:
         return "number"
     if any(name.endswith(s) for s in ("__year", "__month", "__day", "__gte", "__lt", "__lte")):
         return "date"
-    if name.endswith(("__id__exact", "__exact", "__in")):
+    if name.endswith(("__id__exact", "__exact", "__in")) or _is_relation(model, name):
         return "key"
     if name.endswith("__isnull"):
         return "bool"
     return "text"
+
+
+def _is_relation(model, name: str) -> bool:
+    """`customer=`: a foreign key filtered by its bare name."""
+    try:
+        return model._meta.get_field(name).is_relation
+    except Exception:
+        return False
 
 
 @FUZZ

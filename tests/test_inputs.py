@@ -87,6 +87,33 @@ def test_a_malformed_selection_is_a_message_not_an_error(
         assert "not an item of this list" in response.content.decode()
 
 
+HUGE = "99999999999999999999999"  # beyond any integer column (2**63 - 1)
+
+
+@pytest.mark.parametrize("model,action", [a for a in ACTION_LISTS if a[0] is not Backup])
+@pytest.mark.parametrize("selected", [HUGE, "-" + HUGE])
+def test_a_selection_beyond_the_key_range_is_a_message_not_an_error(
+    admin_client, demo, model, action, selected
+):
+    """`_selected_action` too large for the key's column is refused like a non-numeric one."""
+    opts = model._meta
+    url = reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist")
+    response = admin_client.post(
+        url, {"action": action, ACTION_CHECKBOX_NAME: [selected], "index": 0}, follow=True
+    )
+    assert response.status_code == 200 and response.redirect_chain
+    assert "not an item of this list" in response.content.decode()
+
+
+def test_a_foreign_key_beyond_the_key_range_is_a_form_error(admin_client, demo):
+    """`customer=99999999999999999999999` on an order's change form is the field's error."""
+    order = shop.Order.objects.first()
+    url = reverse("admin:shop_order_change", args=[order.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    response = _refused(admin_client.post(url, {**data, "customer": HUGE}))
+    assert "customer" in response.context["adminform"].form.errors
+
+
 # Values the database refuses ---------------------------------------------------------------
 
 
@@ -101,6 +128,65 @@ def test_json_the_database_cannot_store_is_a_form_error(admin_client, demo, valu
     data["properties"] = value
     response = _refused(admin_client.post(url, data))
     assert "properties" in response.context["adminform"].form.errors
+
+
+@pytest.mark.parametrize("field", ["groups", "user_permissions"])
+def test_a_many_to_many_key_beyond_the_key_range_is_a_form_error(admin_client, admin_user, field):
+    """`groups=99999999999999999999999` on a user's change form is the field's error."""
+    url = reverse("admin:auth_user_change", args=[admin_user.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data = {k: v for k, v in data.items() if k not in ("groups", "user_permissions")}
+    response = _refused(admin_client.post(url, {**data, field: [HUGE]}))
+    assert field in response.context["adminform"].form.errors
+
+
+@pytest.mark.parametrize("field", ["day_of_month", "month_of_year", "hour"])
+def test_a_schedule_with_a_negative_number_is_a_form_error(admin_client, db, field):
+    """A crontab of `-5` shows the form again with the field's error, not a server error."""
+    url = reverse("admin:django_celery_beat_crontabschedule_add")
+    data = {"minute": "*", "hour": "*", "day_of_month": "*", "month_of_year": "*",
+            "day_of_week": "*", "timezone": "UTC", field: "-5.4e+287"}  # fmt: skip
+    response = _refused(admin_client.post(url, data))
+    assert field in response.context["adminform"].form.errors
+
+
+DEEP = ["[" * 5000, "[" * 5000 + "]" * 5000, "[" * 65 + "]" * 65]
+
+
+@pytest.mark.parametrize("value", DEEP)
+def test_deeply_nested_json_is_a_form_error(admin_client, demo, value):
+    """An analytics event's properties nested deeper than 64 levels are the field's error."""
+    event = shop.AnalyticsEvent.objects.first()
+    url = reverse("admin:shop_analyticsevent_change", args=[event.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data["customer"] = event.customer_id or ""
+    data["properties"] = value
+    response = _refused(admin_client.post(url, data))
+    assert "nested" in str(response.context["adminform"].form.errors["properties"])
+
+
+@pytest.mark.parametrize("value", DEEP[:2])
+def test_deeply_nested_policy_exclusions_are_a_form_error(admin_client, demo, value):
+    """A retention policy's exclusions nested 5000 levels deep are the field's error."""
+    policy = RetentionPolicy.objects.first()
+    url = reverse("admin:retention_retentionpolicy_change", args=[policy.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data["exclusions"] = value
+    response = _refused(admin_client.post(url, data))
+    assert "exclusions" in response.context["adminform"].form.errors
+
+
+def test_json_nested_64_levels_deep_is_accepted(admin_client, demo):
+    """Nesting up to the limit is stored as posted."""
+    event = shop.AnalyticsEvent.objects.first()
+    url = reverse("admin:shop_analyticsevent_change", args=[event.pk])
+    data = _as_post(admin_client.get(url).context["adminform"].form.initial)
+    data["customer"] = event.customer_id or ""
+    data["properties"] = "[" * 64 + "]" * 64
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    event.refresh_from_db()
+    assert str(event.properties).count("[") == 64
 
 
 def test_a_hold_on_a_record_id_of_the_wrong_type_is_a_form_error(admin_client, demo):
@@ -165,6 +251,12 @@ def test_a_date_beyond_the_calendar_in_the_changes_filter_is_a_form_error(admin_
         "/admin/shop/customer/?created_at__year=2024&created_at__month=13",
         "/admin/shop/order/?created_at__gte=abc",
         "/admin/shop/order/?customer__id__exact=abc",
+        f"/admin/shop/order/?customer={HUGE}",
+        f"/admin/shop/order/?customer__exact={HUGE}",
+        f"/admin/shop/order/?customer__exact=-{HUGE}",
+        f"/admin/shop/message/?sender={HUGE}",
+        f"/admin/shop/session/?customer={HUGE}",
+        f"/admin/compliance/subjectrequest/?subject={HUGE}",
     ],
 )
 def test_a_malformed_list_filter_is_refused_with_a_400(admin_client, demo, url):

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from retention.models import RetentionPolicy
+from retention.services import _proposal
 from shop.demo import demo_seed
 from shop.models import Customer
 from tests.e2e.conftest import login
+from tests.versions.test_restore import _email_taken_over, listed  # noqa: F401
 from versions.models import LedgerEntry
 
 pytestmark = pytest.mark.browser
@@ -179,3 +183,46 @@ def test_compliance_and_history_pages_fit_a_1280_pixel_window(
         if _scroll_width(wide_page) > WIDTH:
             too_wide[name] = _scroll_width(wide_page)
     assert not too_wide
+
+
+def test_policy_list_with_changes_awaiting_approval_fits_a_1280_pixel_window(
+    wide_page, admin_user, shots
+):
+    """The retention policy list, with two changes awaiting approval, fits 1280 px: the
+    approval column says only that a change awaits approval (its detail is on the change
+    page) and every column, "last run" included, is in view."""
+    with override_settings(DEMO=True):
+        demo_seed(customers=2, actor=None, reason="screenshots")
+    for policy in RetentionPolicy.objects.order_by("name")[:2]:
+        RetentionPolicy.objects.filter(pk=policy.pk).update(
+            pending_change=_proposal(policy), proposed_by=admin_user, proposed_at=timezone.now()
+        )
+    login(wide_page, "admin", "password")
+    wide_page.goto("/admin/retention/retentionpolicy/")
+    expect(wide_page.locator("#result_list td.field-approval_state strong")).to_have_count(2)
+    _shoot(wide_page, shots, "policy-list-pending")
+    _assert_fits(wide_page, may_wrap=("field-name", "field-target_model", "field-period",
+                                      "field-action", "field-approval_state"))  # fmt: skip
+    expect(wide_page.locator("#result_list th.column-last_run")).to_be_in_viewport(ratio=1)
+
+
+def test_replay_match_decision_uses_the_admin_buttons_and_spacing(
+    wide_page,
+    admin_user,
+    listed,  # noqa: F811
+    shots,
+):
+    """The decision page's buttons are the admin's own, and the reason box stands apart
+    from the plan's table."""
+    login(wide_page, "admin", "password")
+    wide_page.goto(f"/admin/versions/erasurereplaymatch/{listed[1].pk}/decide/")
+    _shoot(wide_page, shots, "replay-match-decide")
+    buttons = wide_page.locator(".submit-row button")
+    expect(buttons).to_have_count(2)
+    for index in range(2):
+        assert "button" in buttons.nth(index).get_attribute("class").split()
+        assert buttons.nth(index).evaluate("b => getComputedStyle(b).borderTopStyle") == "none"
+    table = wide_page.locator("#erasure-plan").bounding_box()
+    reason = wide_page.locator("#id_reason").bounding_box()
+    assert reason["y"] - (table["y"] + table["height"]) >= 20
+    _assert_fits(wide_page)
