@@ -109,7 +109,7 @@ MIGRATION_LINTER_OPTIONS = {
         # compliance 0002 creates its tables, then adds their foreign keys: on SQLite that
         # rebuilds tables created a moment before, which the linter reads as drops.
         "0002_requests_exports_consents_erasures",
-        # compliance 0006: two indexes (the download key, one waiting export per subject) on
+        # compliance 0007: two indexes (the download key, one waiting export per subject) on
         # the export log, a row per export ever run: small, built in a moment under the lock.
         "0007_export_download_key_one_waiting",
     ],
@@ -127,6 +127,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # compliance 0006 drops a foreign-key constraint: SQLite rebuilds the table for that,
     # PostgreSQL only drops the constraint (no rewrite, no scan).
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0006_consent_evidence_outlives_subject")
+    # retention 0005 adds a column with a database default, as compliance 0005 does.
+    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0005_purge_run_model")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -186,7 +186,11 @@ class PurgeRun(models.Model):
 
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT, related_name="runs")
     model = models.CharField(
-        max_length=200, blank=True, help_text="The model the run purged (app_label.Model)."
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",  # added to a live table: no rewrite, no NOT NULL failure
+        help_text="The model the run purged (app_label.Model).",
     )
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
