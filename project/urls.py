@@ -1,10 +1,11 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("privacy/", include("compliance.privacy_center.urls")),
 ]
 
 # Refusals and missing pages in the admin's layout, saying what happened (templates/4xx.html).

@@ -23,7 +23,6 @@ from django.utils import timezone
 from compliance.models import SubjectExport
 from compliance.registry import registry
 from compliance.services import (
-    NO_FIXED_PERIOD,
     ComplianceRefused,
     export_download,
     export_path,
@@ -32,6 +31,7 @@ from compliance.services import (
     subject_export_queue,
     subject_exports_remove,
 )
+from compliance.services.exports import NO_FIXED_PERIOD
 from retention.models import RetentionPolicy
 from shop.models import Customer, Document, Order, PasswordResetToken, Session
 from tests.retention import test_workers

@@ -1,14 +1,8 @@
-"""Compliance services: every state change of the compliance app.
-
-Each is keyword-only, takes the acting user (`actor`, None for the system) and a `reason`,
-checks the actor's permission, and runs in one transaction with its history rows and its
-ledger entry.
-"""
+"""Exports of a data subject's data (Art. 15 and 20): the ZIP, its queue, expiry and download."""
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -26,369 +20,37 @@ from functools import partial
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import EmptyResultSet, PermissionDenied
 from django.db import IntegrityError, connections, transaction
-from django.db.models import Case, F, Func, Q, TextField, Value, When
+from django.db.models import Case, F, Func, TextField, Value, When
 from django.db.models.functions import Cast
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from retention.models import RESTRICTION_GROUNDS
 from retention.selectors import subject_holds
-from retention.services import _require, rows_delete
 from versions.context import change_context
 from versions.files import copy_blocks, file_sha256, fsync_dir
 from versions.models import LedgerAction
 from versions.services import ledger_append
-from versions.setbased import history_model_of, rows_update_with_history
+from versions.setbased import history_model_of
 
-from . import config
-from .anonymisers import REDACTED, keyed_sha256_text
-from .models import (
-    ConsentEvent,
-    ConsentPurpose,
-    ConsentState,
-    ConsentText,
-    ErasureCertificate,
-    ErasureLogEntry,
-    Jurisdiction,
+from .. import config
+from ..models import (
     SubjectExport,
     SubjectRequest,
-    add_days,
-    add_months,
-    request_due,
 )
-from .registry import Category, Erasure, ModelPrivacy, registry
-from .selectors import (
-    CONTEXT_VALUES,
-    ERASURE_LOG_SALT,
-    ErasurePlan,
+from ..registry import Category, ModelPrivacy, registry
+from ..selectors import (
     SubjectRows,
-    erasure_plan,
-    erasure_scope,
-    erasure_targets,
-    erasure_values,
     export_masks,
     export_orphans,
-    still_personal_q,
     subject_gone,
-    subject_identifiers,
     subject_walk,
-    unattended_context_q,
-    value_where,
 )
-
-__all__ = [
-    "ANSWERABLE",
-    "DOWNLOAD_PERMISSION",
-    "ComplianceRefused",
-    "ErasureResult",
-    "subject_erase",
-    "consent_record",
-    "EXPORT_FORMAT",
-    "export_download",
-    "export_may_download",
-    "exports_expire",
-    "subject_export",
-    "subject_export_queue",
-    "export_subject_of",
-    "subject_exports_remove",
-    "request_complete",
-    "request_create",
-    "request_extend",
-    "request_reject",
-    "request_start",
-    "request_verify",
-]
-
-
-class ComplianceRefused(Exception):
-    """The operation was refused and changed nothing; the message says why and what to do."""
-
-
-# Data-subject requests -----------------------------------------------------------------
-# received -> verified -> in progress -> completed, or rejected (with its reason) from any
-# state before completion. Completed and rejected are final. Each change, creation
-# included, is one ledger entry holding the request's id, kind and states: never the
-# subject's data.
-
-State = SubjectRequest.State
-EXTENSION_LIMITS = {
-    Jurisdiction.GDPR: "GDPR Art. 12(3) allows one extension by at most two further months",
-    Jurisdiction.CCPA: "the CCPA allows one extension by at most 45 more days",
-}
-FIRST_PERIOD = {Jurisdiction.GDPR: "first month", Jurisdiction.CCPA: "first 45 days"}
-
-
-def _shown(moment: datetime) -> str:
-    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
-
-
-def _ledger(request, *, transition: str, previous: str | None, actor, reason: str, **details):
-    ledger_append(
-        action=LedgerAction.REQUEST,
-        actor=actor,
-        reason=reason,
-        target=f"request #{request.pk}",
-        details={
-            "request": request.pk,
-            "kind": request.kind,
-            "jurisdiction": request.jurisdiction,
-            "transition": transition,
-            "from": previous,
-            "to": request.state,
-            "due_at": request.due_at.isoformat(),
-            **details,
-        },
-    )
-
-
-def _locked(request: SubjectRequest) -> SubjectRequest:
-    """The request re-read under a row lock: two officers acting at once take turns."""
-    locked = SubjectRequest.objects.select_for_update().get(pk=request.pk)
-    if locked.is_final:
-        raise ComplianceRefused(
-            f"{locked} is {locked.get_state_display().lower()}, which is final: nothing can "
-            "change it. If the subject asks again, record a new request."
-        )
-    return locked
-
-
-def _transition(
-    request, *, actor, reason: str, transition: str, to: str, allowed: tuple, refusal: str, **values
-):
-    """Move `request` to `to` from one of the `allowed` states (else refuse with `refusal`),
-    set `values`, and write its ledger entry; all in one transaction."""
-    _require(actor, SubjectRequest, "change")
-    with change_context(user=actor, reason=reason), transaction.atomic():
-        locked = _locked(request)
-        if locked.state not in allowed:
-            raise ComplianceRefused(
-                refusal.format(request=locked, state=locked.get_state_display().lower())
-            )
-        _move(locked, actor=actor, reason=reason, transition=transition, to=to, **values)
-    return locked
-
-
-def _move(locked, *, actor, reason: str, transition: str, to: str, details=None, **values):
-    """Set `locked` (a request under its row lock) to state `to` and `values`, and write the
-    step's ledger entry; the caller's transaction holds both."""
-    previous = locked.state
-    locked.state = to
-    for name, value in values.items():
-        setattr(locked, name, value)
-    locked.save()
-    _ledger(
-        locked,
-        transition=transition,
-        previous=previous,
-        actor=actor,
-        reason=reason,
-        **(details or {}),
-    )
-
-
-def request_create(
-    *,
-    subject,
-    kind: str,
-    jurisdiction: str,
-    actor,
-    reason: str = "",
-    received_at: datetime | None = None,
-) -> SubjectRequest:
-    """Record a request received at `received_at` (default now); its clock starts then."""
-    _require(actor, SubjectRequest, "add")
-    subject_model = registry.subject_model()
-    if not isinstance(subject, subject_model):
-        raise ComplianceRefused(
-            f"Choose the {subject_model._meta.verbose_name} the request is about."
-        )
-    if kind not in SubjectRequest.Kind.values:
-        raise ComplianceRefused(
-            f"Unknown kind {kind!r}: choose one of {', '.join(SubjectRequest.Kind.values)}."
-        )
-    if jurisdiction not in Jurisdiction.values:
-        raise ComplianceRefused(
-            f"Unknown jurisdiction {jurisdiction!r}: choose one of "
-            f"{', '.join(Jurisdiction.values)}."
-        )
-    received_at = received_at or timezone.now()
-    if received_at > timezone.now():
-        raise ComplianceRefused(
-            "The receipt time is in the future: give when the request reached you."
-        )
-    with change_context(user=actor, reason=reason), transaction.atomic():
-        request = SubjectRequest.objects.create(
-            kind=kind,
-            subject=None if subject_gone(subject) else subject,  # the row may be gone
-            subject_key=str(subject.pk),
-            jurisdiction=jurisdiction,
-            received_at=received_at,
-            due_at=request_due(jurisdiction, received_at),
-        )
-        _ledger(request, transition="create", previous=None, actor=actor, reason=reason)
-    return request
-
-
-def request_verify(
-    *, request: SubjectRequest, actor, method: str, note: str = "", reason: str = ""
-) -> SubjectRequest:
-    """Record that `actor` verified the requester's identity, how (`method`) and a `note`.
-
-    The clock keeps running from receipt: verification does not move the due date.
-    """
-    if method not in SubjectRequest.VerificationMethod.values:
-        raise ComplianceRefused(
-            "Say how the identity was verified: choose one of "
-            f"{', '.join(SubjectRequest.VerificationMethod.values)}."
-        )
-    return _transition(
-        request,
-        actor=actor,
-        reason=reason,
-        transition="verify",
-        to=State.VERIFIED,
-        allowed=(State.RECEIVED,),
-        refusal="{request} is {state}: the requester's identity was verified already.",
-        verified_at=timezone.now(),
-        verified_by=actor,
-        verification_method=method,
-        verification_note=note.strip(),
-    )
-
-
-def request_start(*, request: SubjectRequest, actor, reason: str = "") -> SubjectRequest:
-    """Start work on a verified request."""
-    return _transition(
-        request,
-        actor=actor,
-        reason=reason,
-        transition="start",
-        to=State.IN_PROGRESS,
-        allowed=(State.VERIFIED,),
-        refusal="{request} is {state}: only a verified request can be started. Verify the "
-        "requester's identity first.",
-        started_at=timezone.now(),
-    )
-
-
-def request_complete(*, request: SubjectRequest, actor, reason: str = "") -> SubjectRequest:
-    """Close a request in progress as answered. Final."""
-    return _transition(
-        request,
-        actor=actor,
-        reason=reason,
-        transition="complete",
-        to=State.COMPLETED,
-        allowed=(State.IN_PROGRESS,),
-        refusal="{request} is {state}: only a request in progress can be completed. Verify "
-        "the requester's identity and start the request first.",
-        completed_at=timezone.now(),
-    )
-
-
-def request_reject(*, request: SubjectRequest, actor, reason: str) -> SubjectRequest:
-    """Refuse a request, stating why (GDPR Art. 12(4): the subject is told the reason). Final."""
-    reason = reason.strip()
-    if not reason:
-        raise ComplianceRefused(
-            "Give the reason for the refusal: the subject must be told it (GDPR Art. 12(4))."
-        )
-    return _transition(
-        request,
-        actor=actor,
-        reason=reason,
-        transition="reject",
-        to=State.REJECTED,
-        allowed=(State.RECEIVED, State.VERIFIED, State.IN_PROGRESS),
-        refusal="{request} is {state}: it can no longer be rejected.",
-        rejected_at=timezone.now(),
-        rejection_reason=reason,
-    )
-
-
-def request_extend(
-    *,
-    request: SubjectRequest,
-    actor,
-    reason: str,
-    due_at: datetime | date | None = None,
-    months: int = 0,
-    days: int = 0,
-) -> SubjectRequest:
-    """Extend the deadline once, to `due_at` or by `months` and `days`, giving the reason.
-
-    Refused after the original due date (the extension is given within the first month,
-    or the first 45 days under the CCPA), a second time, and beyond three months (GDPR) or
-    90 days (CCPA) from receipt.
-    """
-    _require(actor, SubjectRequest, "change")
-    reason = reason.strip()
-    if not reason:
-        raise ComplianceRefused(
-            "Give the reason for the extension: the subject must be told it with the new date."
-        )
-    if (due_at is None) == (not (months or days)):
-        raise ComplianceRefused("Give either a new due date or a period (months or days).")
-    if months < 0 or days < 0:
-        raise ComplianceRefused("An extension moves the due date later: give a positive period.")
-    with change_context(user=actor, reason=reason), transaction.atomic():
-        locked = _locked(request)
-        rule = EXTENSION_LIMITS[locked.jurisdiction]
-        if locked.extended_at is not None:
-            raise ComplianceRefused(
-                f"{locked} was already extended on {_shown(locked.extended_at)}, to "
-                f"{_shown(locked.due_at)}: {rule}, so it cannot be extended again."
-            )
-        now = timezone.now()
-        if now >= locked.original_due_at:
-            raise ComplianceRefused(
-                f"Too late to extend {locked}: the extension had to be given within the "
-                f"{FIRST_PERIOD[locked.jurisdiction]}, before {_shown(locked.original_due_at)}. "
-                "Answer the request now."
-            )
-        if due_at is None:
-            new_due = add_days(add_months(locked.due_at, months), days)
-        elif isinstance(due_at, datetime):
-            new_due = due_at
-        else:  # a date: at the time of day the original deadline falls
-            new_due = timezone.make_aware(
-                datetime.combine(due_at, timezone.localtime(locked.due_at).time())
-            )
-        if new_due <= locked.due_at:
-            raise ComplianceRefused(
-                f"The new due date must be after the current one ({_shown(locked.due_at)})."
-            )
-        if new_due > locked.latest_due_at:
-            raise ComplianceRefused(
-                f"{_shown(new_due)} is beyond the legal maximum: {rule}, that is until "
-                f"{_shown(locked.latest_due_at)}. Choose an earlier date."
-            )
-        previous_due = locked.due_at
-        locked.due_at = new_due
-        locked.extended_at = now
-        locked.extended_by = actor
-        locked.extension_reason = reason
-        locked.save()
-        _ledger(
-            locked,
-            transition="extend",
-            previous=locked.state,
-            actor=actor,
-            reason=reason,
-            previous_due_at=previous_due.isoformat(),
-        )
-    return locked
-
-
-def _require_perm(actor, perm: str, doing: str) -> None:
-    """PermissionDenied unless `actor` (None: the system) holds "app_label.codename"."""
-    if actor is not None and not actor.has_perm(perm):
-        raise PermissionDenied(f"{actor} may not {doing}.")
-
+from .common import ComplianceRefused, require_perm
+from .requests import State, answered_request, request_move
 
 # Export ----------------------------------------------------------------------------------
 # A subject's data as a ZIP (Art. 15 and 20): per registered model that is exported, its rows
@@ -847,7 +509,7 @@ def subject_export(
     each model. A new record names `request`, the data-subject request it answers, and
     `recipient`, an officer besides `actor` who may download it.
     """
-    _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
+    require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
     if subject is None:
         message = "The subject of this export no longer exists: nothing to export."
         if export is not None:
@@ -859,7 +521,7 @@ def subject_export(
         raise ValueError("chunk_size must be at least 1")
     _export_restriction_refuse(subject, request or (export.request if export else None))
     if export is None:
-        _answered(request, subject, what="export", reason=reason)
+        answered_request(request, subject, what="export", reason=reason)
         export = _export_create(
             **_export_record(
                 subject, actor=actor, reason=reason, request=request, recipient=recipient
@@ -873,7 +535,7 @@ def subject_export(
     else:
         request = export.request  # queued: still verified and open now it runs?
         try:
-            _answered(request, subject, what="export", reason=export.reason)
+            answered_request(request, subject, what="export", reason=export.reason)
         except ComplianceRefused as exc:
             SubjectExport.objects.filter(pk=export.pk).update(
                 status=SubjectExport.Status.FAILED, finished_at=timezone.now(), error=str(exc)
@@ -901,7 +563,7 @@ def subject_export(
         size, sha256 = temporary.stat().st_size, file_sha256(temporary)
         with change_context(user=actor, reason=reason), transaction.atomic():
             # The request may have been rejected while the ZIP was written: then this fails.
-            answered = _answered(request, subject, what="export", reason=reason, lock=True)
+            answered = answered_request(request, subject, what="export", reason=reason, lock=True)
             now = timezone.now()
             export.status, export.finished_at = SubjectExport.Status.DONE, now
             export.filename, export.size, export.sha256, export.counts = (
@@ -926,7 +588,7 @@ def subject_export(
                 },
             )
             if answered is not None and answered.state == State.VERIFIED:
-                _move(  # the answer is ready: the request now awaits its delivery
+                request_move(  # the answer is ready: the request now awaits its delivery
                     answered,
                     actor=actor,
                     reason=f"Export #{export.pk} finished: awaiting delivery",
@@ -971,53 +633,6 @@ def export_failure(exc: BaseException, directory: Path, stored: bool) -> str:
         "again; if it fails again, give the operator this export's number: the full error "
         "is in the application's log."
     )
-
-
-ANSWERABLE = (State.VERIFIED, State.IN_PROGRESS)
-_ANSWERED_KIND = {"export": SubjectRequest.Kind.ACCESS, "erasure": SubjectRequest.Kind.ERASURE}
-
-
-def _answered(
-    request: SubjectRequest | None, subject, *, what: str, reason: str, lock: bool = False
-) -> SubjectRequest | None:
-    """`request` as it is now (under its row lock with `lock`), once it is known that an
-    export or erasure (`what`) of `subject` may answer it: a request of that person, of that
-    kind, whose requester's identity was verified (how, and when) and that is still open.
-    Without a request the officer's `reason` is required: the record says why it was run."""
-    if request is None:
-        if not (reason or "").strip():
-            raise ComplianceRefused(
-                f"An {what} that answers no request needs the officer's reason: give it (it "
-                f"is recorded with the {what}). To answer a request, open the {what} from "
-                "the request's page."
-            )
-        return None
-    found = SubjectRequest.objects.filter(pk=request.pk)
-    current = (found.select_for_update() if lock else found).first()
-    if current is None:
-        raise ComplianceRefused(f"Request #{request.pk} does not exist: nothing was run.")
-    # A request keeps the subject's key should the subject row go.
-    if current.subject_key != str(subject.pk):
-        raise ComplianceRefused(
-            f"Request #{current.pk} is about another data subject: open the export or "
-            "erasure from that request's own page."
-        )
-    if (
-        current.state not in ANSWERABLE
-        or not current.verification_method
-        or current.verified_at is None
-    ):
-        raise ComplianceRefused(
-            f"Request #{current.pk} is {current.get_state_display().lower()}: only an open "
-            "request whose requester's identity was verified can be answered. Verify the "
-            f"identity on the request's page (how, and by whom) before the {what}."
-        )
-    if current.kind != _ANSWERED_KIND[what]:
-        raise ComplianceRefused(
-            f"Request #{current.pk} asks for {current.get_kind_display().lower()}, which an "
-            f"{what} does not answer: open the page its kind needs from the request's page."
-        )
-    return current
 
 
 def _export_restriction_refuse(subject, request: SubjectRequest | None) -> None:
@@ -1070,7 +685,7 @@ def _export_record(subject, *, actor, reason: str, request, recipient) -> dict:
 
 def export_subject_of(export: SubjectExport):
     """The subject an export is about: its row, else what history holds of them; None."""
-    from .selectors import subject_get
+    from ..selectors import subject_get
 
     if export.subject_id is not None:
         return export.subject
@@ -1083,10 +698,10 @@ def subject_export_queue(
     """Record a pending export of `subject` (answering `request`, if given) and run it in a
     Celery task once committed; an export of the subject already queued or running is
     returned instead of a second one."""
-    _require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
-    _answered(request, subject, what="export", reason=reason)
+    require_perm(actor, "compliance.add_subjectexport", "run data-subject exports")
+    answered_request(request, subject, what="export", reason=reason)
     _export_restriction_refuse(subject, request)
-    from .tasks import export_run  # the task module imports this one
+    from ..tasks import export_run  # the task module imports this one
 
     waiting = SubjectExport.objects.select_for_update().filter(
         subject_key=str(subject.pk), status__in=SubjectExport.WAITING
@@ -1189,7 +804,7 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
     anyone else). Refused (ComplianceRefused) when the export is not done, has expired (its
     file is then deleted) or its file is missing. The caller streams and closes the file.
     """
-    _require_perm(actor, DOWNLOAD_PERMISSION, "download data-subject exports")
+    require_perm(actor, DOWNLOAD_PERMISSION, "download data-subject exports")
     if not export_may_download(export, actor):
         raise PermissionDenied(
             f"Export #{export.pk} is downloaded only by the officer who ran it or the one it "
@@ -1239,387 +854,3 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
         handle.close()
         raise
     return handle
-
-
-# Consents ------------------------------------------------------------------------------
-# Not ledgered: a grant or withdrawal is the subject's choice, not a privileged action. The
-# events are themselves an append-only record (who recorded it, when, from where), and the
-# state's history shows every change of the state.
-
-
-def _purpose(purpose: ConsentPurpose | str) -> ConsentPurpose:
-    if isinstance(purpose, ConsentPurpose):
-        return purpose
-    found = ConsentPurpose.objects.filter(slug=purpose).first()
-    if found is None:
-        known = ", ".join(ConsentPurpose.objects.values_list("slug", flat=True)) or "none yet"
-        raise ComplianceRefused(
-            f"Unknown consent purpose {purpose!r}: use one of the purposes in the admin "
-            f"({known}), or add it there first."
-        )
-    return found
-
-
-def consent_record(
-    *,
-    subject,
-    purpose: ConsentPurpose | str,
-    granted: bool,
-    collection_point: str,
-    ip: str | None = None,
-    user_agent: str = "",
-    text: ConsentText | None = None,
-    actor=None,
-    reason: str = "",
-    at: datetime | None = None,
-) -> ConsentEvent:
-    """Record a grant or a withdrawal of `subject`'s consent to `purpose` (a purpose or its
-    slug), and bring the subject's state for that purpose up to date.
-
-    `text` is the version the subject saw (default: the purpose's latest published text);
-    `at` when it happened (default now); `actor` the staff member recording it, None when
-    the subject acted. A withdrawal never removes the grant: both events stay, and the
-    state keeps when consent was given. Refused (ComplianceRefused) for an unknown purpose,
-    a grant to an inactive one, a text of another purpose or not yet published, and an
-    event dated before the subject's latest one for the purpose.
-    """
-    _require(actor, ConsentEvent, "add")
-    moment = at or timezone.now()
-    purpose = _purpose(purpose)
-    collection_point = collection_point.strip()
-    if not collection_point:
-        raise ComplianceRefused(
-            'Say where the consent was collected (e.g. "signup form", "preference centre").'
-        )
-    if granted and not purpose.active:
-        raise ComplianceRefused(
-            f"The purpose {purpose} is inactive and takes no new grants: activate it first."
-        )
-    if text is None:
-        text = purpose.latest_text(moment)
-        if text is None:
-            raise ComplianceRefused(
-                f"The purpose {purpose} has no published text: publish one in the admin first."
-            )
-    elif text.purpose_id != purpose.pk:
-        raise ComplianceRefused(
-            f"The text {text} belongs to the purpose {text.purpose}, not {purpose}: "
-            "give a text of this purpose."
-        )
-    elif text.published_at > moment:
-        raise ComplianceRefused(
-            f"The text {text} was not yet published at {moment:%Y-%m-%d %H:%M}."
-        )
-    with change_context(user=actor, reason=reason), transaction.atomic():
-        state, created = _state_locked(subject, purpose, granted=granted, text=text, at=moment)
-        if not created and at is None:
-            moment = timezone.now()  # read after the lock: after the event that held it
-        elif not created and at < state.updated_at:
-            raise ComplianceRefused(
-                f"The latest {purpose} event of this subject is from "
-                f"{state.updated_at:%Y-%m-%d %H:%M}: record events in the order they happened."
-            )
-        event = ConsentEvent.objects.create(
-            subject=subject,
-            purpose=purpose,
-            text=text,
-            granted=granted,
-            occurred_at=moment,
-            ip_address=ip or None,
-            user_agent=user_agent,
-            collection_point=collection_point,
-            actor=actor if actor is not None and actor.is_authenticated else None,
-        )
-        if not created:
-            _state_apply(state, event)
-    return event
-
-
-def _state_locked(subject, purpose, *, granted, text, at) -> tuple[ConsentState, bool]:
-    """The subject's state for `purpose`, locked until the transaction ends: the existing
-    row, or a new one holding this first event (created=True). Grants and withdrawals of the
-    same subject and purpose so apply one after the other, the first ones included."""
-    states = ConsentState.objects.select_for_update().filter(subject=subject, purpose=purpose)
-    state = states.first()
-    if state is not None:
-        return state, False
-    try:
-        with transaction.atomic():  # a savepoint: a concurrent first event may win the insert
-            return (
-                ConsentState.objects.create(
-                    subject=subject,
-                    purpose=purpose,
-                    granted=granted,
-                    granted_at=at if granted else None,
-                    revoked_at=None if granted else at,
-                    text=text,
-                    updated_at=at,
-                ),
-                True,
-            )
-    except IntegrityError:
-        return states.get(), False  # waited for the winner's commit; now it is ours
-
-
-def _state_apply(state: ConsentState, event: ConsentEvent) -> None:
-    """The state after `event`, with the seed's semantics (update_user_consent): granted_at
-    moves only when the state turns granted, revoked_at only when it turns withdrawn."""
-    if event.granted and not state.granted:
-        state.granted_at = event.occurred_at
-    if not event.granted and state.granted:
-        state.revoked_at = event.occurred_at
-    state.granted = event.granted
-    state.text = event.text
-    state.updated_at = event.occurred_at
-    state.save()
-
-
-# Erasure --------------------------------------------------------------------------------
-# Art. 17: anonymise or delete per the registry, scrub the same fields in every history row,
-# leave what a hold or a legal ground keeps, and certify it. One transaction.
-
-ERASE_PERMISSION = "compliance.run_erasure_erasurecertificate"
-NOTHING_LEFT = "Nothing left to erase"
-COUNTED = ("anonymised", "deleted", "history_scrubbed", "admin_log_scrubbed", "kept")
-
-
-@dataclass(frozen=True)
-class ErasureResult:
-    """What an erasure did. `certificate` is None when there was nothing left to erase."""
-
-    plan: ErasurePlan
-    certificate: ErasureCertificate | None
-    counts: dict[str, dict] = dataclasses.field(default_factory=dict)
-    #: Exports of the subject written to files outside the export directory (export_subject
-    #: --output): their files must be deleted by whoever keeps them.
-    exports_elsewhere: list[int] = dataclasses.field(default_factory=list)
-
-    @property
-    def nothing_left(self) -> bool:
-        return self.certificate is None
-
-    @property
-    def message(self) -> str:
-        """One sentence for the officer: what changed, what stays and why."""
-        kept = self.plan.kept_total
-        restricted = self.plan.restricted
-        stays = ""
-        if kept:
-            stays = f"; {kept} row(s) kept by a legal hold or legal ground"
-            if restricted:
-                stays += f", {restricted} of them restricted (Art. 18) and skipped"
-        if self.nothing_left and restricted:
-            return (
-                f"Nothing erased: {restricted} row(s) of this subject are restricted (Art. 18) "
-                "and were skipped; lift the restriction to erase them."
-            )
-        if self.nothing_left and self.plan.history_kept and not kept:
-            # A subject whose row is gone, their history held: say it is kept, not gone.
-            return (
-                f"{NOTHING_LEFT}: {self.plan.history_kept} history row(s) still hold this "
-                "subject's data, kept by a legal hold, a restriction (Art. 18) or a legal "
-                "ground; release it to erase them."
-            )
-        if self.nothing_left:
-            return f"{NOTHING_LEFT}: no row or history row still holds this subject's data{stays}."
-        totals = self.certificate.totals
-        elsewhere = ""
-        if self.exports_elsewhere:
-            ids = ", ".join(f"#{pk}" for pk in self.exports_elsewhere)
-            elsewhere = (
-                f" Export(s) {ids} were written by export_subject to files of their own: "
-                "delete those files, they still hold this subject's data."
-            )
-        return (
-            f"Erased: {totals['anonymised']} row(s) anonymised, {totals['deleted']} deleted, "
-            f"{totals['history_scrubbed']} history row(s) scrubbed{stays}. "
-            f"Certificate #{self.certificate.pk}.{elsewhere}"
-        )
-
-
-def subject_erase(
-    *,
-    subject,
-    actor,
-    reason: str,
-    plan_hash: str | None = None,
-    request: SubjectRequest | None = None,
-) -> ErasureResult:
-    """Erase everything the registry finds about `subject`, in one transaction.
-
-    Per the registry each model's rows are anonymised or deleted (set-based, with their
-    history rows); then the same personal fields are scrubbed in every history row about the
-    subject, the snapshots just written included. Rows a legal hold or a restriction keeps,
-    and their history rows, are left; so are rows the registry retains for a legal ground.
-    Writes a certificate, a keyed hash of the subject's identifiers (the erasure log) and a
-    ledger entry, none holding personal data. With `plan_hash` (from the preview) the erasure
-    is refused if the plan has changed since; with `request`, the certificate names the
-    request it answers. Running it again changes nothing and writes nothing: the result says
-    there is nothing left to erase.
-    """
-    _require_perm(actor, ERASE_PERMISSION, "erase data subjects")
-    if not (reason or "").strip():
-        raise ComplianceRefused(
-            "Give the reason for the erasure (for instance the request it answers): it goes "
-            "on the certificate and in the ledger. Leave personal data out of it."
-        )
-    model = registry.subject_model()
-    if not isinstance(subject, model):
-        raise ComplianceRefused(f"Only a {model._meta.verbose_name} can be erased.")
-    _answered(request, subject, what="erasure", reason=reason)
-    with change_context(user=actor, reason=reason), transaction.atomic():
-        # Two erasures of one subject run one after the other.
-        list(model._base_manager.select_for_update().filter(pk=subject.pk).values("pk"))
-        # Locked: a request rejected meanwhile is answered by nothing.
-        request = _answered(request, subject, what="erasure", reason=reason, lock=True)
-        history = history_model_of(model)
-        if subject_gone(subject) and history is not None:  # no row: lock its history rows
-            rows = history._base_manager.select_for_update()
-            list(rows.filter(**{model._meta.pk.attname: subject.pk}).values("pk"))
-        plan = erasure_plan(subject)
-        if plan_hash and plan_hash != plan.hash:
-            raise ComplianceRefused(
-                "The subject's data changed since the preview: review the plan again."
-            )
-        if not plan.changes:
-            return ErasureResult(plan=plan, certificate=None)
-        identifiers = subject_identifiers(subject)  # before the emails are anonymised
-        counts = {}
-        for step in plan.steps:
-            admin_log = _scrub_admin_log(step)  # while the rows it names still exist
-            counts[step.label] = {**_erase_rows(step), "admin_log_scrubbed": admin_log}
-        # After every change, so the snapshots the deletes and updates wrote are scrubbed too.
-        for step in plan.steps:
-            counts[step.label]["history_scrubbed"] = _scrub_history(step)
-        # Stored export ZIPs are copies too: their files go when this transaction commits.
-        exports = subject_exports_remove(subject=subject)
-        # Exports written by export_subject to a path of its own are out of reach: say so.
-        elsewhere = list(
-            SubjectExport.objects.filter(
-                subject_key=str(subject.pk), status=SubjectExport.Status.DONE, filename=""
-            ).values_list("pk", flat=True)
-        )
-        certificate = _certify(
-            subject, plan, counts, actor, reason, identifiers, exports, request=request
-        )
-        if request is not None:  # the erasure is the answer: the request is complete
-            now = timezone.now()
-            _move(
-                request,
-                actor=actor,
-                reason=f"Answered by erasure certificate #{certificate.pk}",
-                transition="complete",
-                to=State.COMPLETED,
-                details={"certificate": certificate.pk},
-                started_at=request.started_at or now,
-                completed_at=now,
-            )
-    return ErasureResult(
-        plan=plan, certificate=certificate, counts=counts, exports_elsewhere=elsewhere
-    )
-
-
-def _erase_rows(step) -> dict:
-    rows, _ = erasure_targets(step.walked)
-    counts = {
-        "action": str(step.action),
-        "anonymised": 0,
-        "deleted": 0,
-        "history_scrubbed": 0,
-        "kept": step.kept_total,
-        "grounds": sorted(step.kept),
-    }
-    if step.action == Erasure.ANONYMISE and step.to_change:
-        values = erasure_values(step.entry, step.walked.model, step.walked.subject_pk)
-        if values:
-            counts["anonymised"] = rows_update_with_history(rows, values)
-    elif step.action == Erasure.DELETE and step.to_change:
-        counts["deleted"] = rows_delete(step.walked.model, rows)
-    return counts
-
-
-def _scrub_admin_log(step) -> int:
-    """Django's admin log keeps the text the admin showed for an object (a customer's name
-    and email): replace it for every row and history row the erasure takes."""
-    if step.action == Erasure.RETAIN or not apps.is_installed("django.contrib.admin"):
-        return 0
-    from django.contrib.admin.models import LogEntry
-
-    model = step.walked.model
-    rows, history = erasure_scope(step.walked)
-    keys = rows.annotate(_key=Cast("pk", TextField())).values("_key")
-    entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(model))
-    q = Q(object_id__in=keys)
-    if history is not None:
-        record_key = model._meta.pk.attname
-        q |= Q(object_id__in=history.annotate(_key=Cast(record_key, TextField())).values("_key"))
-    return entries.filter(q).exclude(object_repr=REDACTED).update(object_repr=REDACTED)
-
-
-def _scrub_history(step) -> int:
-    """One UPDATE of the subject's history rows: their personal fields where they still hold
-    personal data (a hash is not hashed again), and where a change came from on the rows no
-    staff member made (the subject's own IP and browser). Returns the rows it changed."""
-    _, history = erasure_targets(step.walked)
-    if history is None:
-        return 0
-    opts = history.model._meta
-    values = erasure_values(step.entry, history.model, step.walked.subject_pk)
-    personal = still_personal_q(step.entry, history.model, step.walked.subject_pk)
-    if personal:  # empty: nothing settles, every row is rewritten
-        values = {
-            name: value_where(personal, value, opts.get_field(name))
-            for name, value in values.items()
-        }
-    unattended = unattended_context_q(history.model)
-    if unattended is not None:
-        values |= {
-            name: value_where(unattended, value, opts.get_field(name))
-            for name, value in CONTEXT_VALUES.items()
-        }
-    return history.order_by().update(**values) if values else 0
-
-
-def _certify(
-    subject, plan, counts, actor, reason, identifiers, exports, *, request=None
-) -> ErasureCertificate:
-    changed = {
-        label: {k: c[k] for k in COUNTED}
-        for label, c in counts.items()
-        if any(c[k] for k in COUNTED)
-    }
-    entry = ledger_append(
-        action=LedgerAction.ERASURE,
-        actor=actor,
-        reason=reason,
-        target=plan.subject_model,
-        counts=changed,
-        details={
-            "plan_hash": plan.hash,
-            "subject_ref": plan.subject_ref,
-            "exports_removed": exports,
-            "request": request.pk if request is not None else None,
-        },
-    )
-    certificate = ErasureCertificate.objects.create(
-        created_at=timezone.now(),
-        subject_model=plan.subject_model,
-        subject_ref=plan.subject_ref,
-        plan_hash=plan.hash,
-        counts=counts,
-        actor=actor,
-        actor_label=str(actor) if actor is not None else "system",
-        reason=reason,
-        request=request,
-        ledger_entry=entry,
-    )
-    ErasureLogEntry.objects.bulk_create(
-        ErasureLogEntry(
-            certificate=certificate,
-            kind=kind,
-            digest=keyed_sha256_text(value, salt=ERASURE_LOG_SALT),
-        )
-        for kind, values in identifiers.items()
-        for value in sorted(values)
-    )
-    return certificate
