@@ -1,5 +1,6 @@
-"""The project's error pages, in the admin's layout: a refusal says what was refused, a
-malformed request what was wrong with it, a missing page where to go instead."""
+"""The project's error pages: a refusal says what was refused, a malformed request what was
+wrong with it, a missing page where to go instead. In the admin's layout, except under the
+privacy center, where a data subject sees the center's own layout in their language."""
 
 from urllib.parse import urlsplit
 
@@ -9,6 +10,7 @@ from django.http import Http404, HttpResponseBadRequest, HttpResponseForbidden, 
 from django.template.loader import render_to_string
 from django.urls import Resolver404, resolve, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 
 __all__ = ["bad_request", "page_not_found", "permission_denied"]
 
@@ -65,8 +67,25 @@ def _way_back(request, model_admin, view) -> tuple[str, str]:
     return reverse(f"{site.name}:index"), "Back to the administration home page"
 
 
+def _in_privacy_center(request) -> bool:
+    return request.path_info.startswith(reverse("privacy_center:home"))
+
+
+def _privacy_error(request, response_class, title: str, explanation: str, reason: str = ""):
+    """The error in the privacy center's layout: no admin link, nothing about staff."""
+    context = {"title": title, "explanation": explanation, "reason": reason}
+    return response_class(render_to_string("privacy/error.html", context, request))
+
+
 def permission_denied(request, exception):
     """handler403: what was refused, why when the refusal says so, and the way back."""
+    if _in_privacy_center(request):
+        return _privacy_error(
+            request,
+            HttpResponseForbidden,
+            _("Not allowed"),
+            _("This page cannot be opened from here. Nothing was changed."),
+        )
     found = _model_admin_view(request)
     model_admin, view = found if found else (None, None)
     back_url, back_label = _way_back(request, model_admin, view)
@@ -99,10 +118,19 @@ def bad_request(request, exception):
         # No page of the site for a host it does not serve, and no host to link back to.
         return HttpResponseBadRequest("Bad request: this host is not served here.")
     message = str(exception or "")
+    reason = message if isinstance(exception, BadRequest) else ""
+    if _in_privacy_center(request):
+        return _privacy_error(
+            request,
+            HttpResponseBadRequest,
+            _("Bad request"),
+            _("This request holds a value that cannot be used. Nothing was changed."),
+            reason,
+        )
     context = {
         **_layout(request),
         "title": "Bad request",
-        "reason": message if isinstance(exception, BadRequest) else "",
+        "reason": reason,
     }
     return HttpResponseBadRequest(render_to_string("400.html", context, request))
 
@@ -112,5 +140,13 @@ def page_not_found(request, exception):
     reason = ""
     if type(exception) is Http404 and exception.args and isinstance(exception.args[0], str):
         reason = exception.args[0]
+    if _in_privacy_center(request):
+        return _privacy_error(
+            request,
+            HttpResponseNotFound,
+            _("Page not found"),
+            _("There is no page at this address. The link may be incomplete or out of date."),
+            reason,
+        )
     context = {**_layout(request), "title": "Page not found", "reason": reason}
     return HttpResponseNotFound(render_to_string("404.html", context, request))
