@@ -20,8 +20,8 @@ from django.utils.html import format_html
 from django.utils.text import capfirst
 
 from compliance.registry import registry
+from operations.models import Backup
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
-from versions.models import Backup
 
 from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from .selectors import policy_targets
