@@ -14,6 +14,7 @@ from django.urls import NoReverseMatch, path, reverse
 from retention.holds import ProcessingRestricted
 from retention.models import LegalHold
 from retention.services import RetentionRefused, hold_place, hold_release
+from versions.views import changes_view, viewable_tracked_models
 
 from .admin_inputs import with_validated_inputs
 from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
@@ -146,8 +147,6 @@ class ComplianceAdminSite(admin.AdminSite):
         ]
 
     def changes_view(self, request):
-        from versions.views import changes_view
-
         return changes_view(request, self)
 
     # Data subjects --------------------------------------------------------------------
@@ -314,8 +313,6 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def get_app_list(self, request, app_label=None):
         """The stock list, with the site's own pages first in their app."""
-        from versions.views import viewable_tracked_models
-
         app_list = super().get_app_list(request, app_label)
         pages = {"compliance": [], "versions": []}
         if self.can_view_inventory(request):
