@@ -38,8 +38,8 @@ from django.utils import timezone
 from retention.selectors import held_q
 from versions.context import current
 from versions.files import file_sha256, fsync_dir, write_atomically
+from versions.ledger import _label, ledger_append
 from versions.models import LedgerAction
-from versions.services import _label, ledger_append
 
 from . import config
 from .models import Backup, BackupCheck

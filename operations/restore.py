@@ -50,8 +50,8 @@ from compliance.selectors import (
 from compliance.services import ERASE_PERMISSION, subject_erase
 from versions.context import change_context
 from versions.files import copy_blocks, file_sha256, write_atomically
+from versions.ledger import ledger_append, ledger_verify
 from versions.models import AppendOnlyModel, LedgerAction
-from versions.services import ledger_append, ledger_verify
 from versions.setbased import CREATED, history_model_of, history_record
 
 from .backups import (

@@ -7,7 +7,7 @@ from celery.signals import before_task_publish, task_postrun, task_prerun
 from django.contrib.auth import get_user_model
 
 from .context import change_context, current
-from .services import ledger_verify
+from .ledger import ledger_verify
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from compliance.roles import AUDITOR, OFFICER
 from operations.models import Backup, BackupCheck, ErasureReplayMatch
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 
 # The last migrations before the move, and the operations app not yet there.
 BEFORE = [("versions", "0010_replay_matches_check_details"), ("operations", None)]

@@ -29,8 +29,8 @@ from retention.models import LegalHold
 from retention.selectors import held_q
 from retention.services import hold_place, hold_release
 from shop.models import Customer, Session
+from versions.ledger import ledger_append, ledger_verify
 from versions.models import LedgerAction, LedgerEntry
-from versions.services import ledger_append, ledger_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REASON = "Restore drill"
