@@ -342,14 +342,36 @@ def _tables_the_backup_lacks(manifest: dict) -> list[str]:
     return sorted(t for t in live if t in existing and t not in manifest["tables"])
 
 
+def _foreign_keys_of(tables) -> list[tuple[str, str]]:
+    """(table, constraint) of each foreign key the live database has on `tables`.
+
+    A table the dump holds may have gained a foreign key since the backup (a newer migration
+    added a column): pg_restore's clean step drops only the dump's own constraints, so
+    dropping the key that one references would fail. The table is replaced anyway, so the
+    restore drops its foreign keys first."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT cl.relname, co.conname FROM pg_constraint co "
+            "JOIN pg_class cl ON cl.oid = co.conrelid "
+            "JOIN pg_namespace ns ON ns.oid = cl.relnamespace "
+            "WHERE co.contype = 'f' AND ns.nspname = current_schema() AND cl.relname = ANY(%s) "
+            "ORDER BY cl.relname, co.conname",
+            [sorted(tables)],
+        )
+        return cursor.fetchall()
+
+
 def _restore_postgresql(path: Path, manifest: dict) -> None:
     """Replace the database's tables with the dump's in one transaction: pg_restore's SQL
     (dropping every table the dump holds first) fed to psql with --single-transaction,
     after dropping the tables the dump lacks. Any error rolls it all back."""
     settings_dict = connection.settings_dict
+    quote = connection.ops.quote_name
     drops = "".join(
-        f"DROP TABLE IF EXISTS {connection.ops.quote_name(t)} CASCADE;\n"
-        for t in _tables_the_backup_lacks(manifest)
+        f"ALTER TABLE {quote(table)} DROP CONSTRAINT IF EXISTS {quote(name)};\n"
+        for table, name in _foreign_keys_of(manifest["tables"])
+    ) + "".join(
+        f"DROP TABLE IF EXISTS {quote(t)} CASCADE;\n" for t in _tables_the_backup_lacks(manifest)
     )
     connections.close_all()  # the restore drops the tables: no session of ours may hold them
     env = pg_environ(settings_dict)

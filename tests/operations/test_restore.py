@@ -286,9 +286,10 @@ def _raw_backup(directory):
 def test_backup_older_than_a_migration_that_made_tables_restores_and_migrates(
     postgres, make_backup, tmp_path
 ):
-    """A backup made before a migration that created tables (the backup catalogue's):
-    those tables are dropped in the restore's transaction, `migrate` creates them again and
-    the catalogue's rows written since are put back."""
+    """A backup made before migrations that created tables (the backup catalogue's) and
+    added a foreign key to a table the backup holds (exports' recipient): those tables and
+    that key are dropped in the restore's transaction, `migrate` creates them again and the
+    catalogue's rows written since are put back."""
     from django.db.migrations.recorder import MigrationRecorder
 
     from operations.models import Backup
@@ -309,6 +310,7 @@ def test_backup_older_than_a_migration_that_made_tables_restores_and_migrates(
         if name not in backed_up.get(app, [])
     }
     assert "versions.0006_backups" in lacked  # and what depends on it
+    assert "compliance.0007_export_download_key_one_waiting" in lacked  # the recipient key
     assert sorted(report.migrated) == sorted(lacked)
     assert Backup.objects.filter(file=later.name).exists()
     assert Customer.objects.filter(full_name="Ada").exists()
