@@ -472,11 +472,10 @@ def _stage_archive(
             for name, s in stats.items()
         },
     }
-    summary_text, shown = export_summary(subject, sections)
+    summary_text, _ = export_summary(subject, sections)
     summary = summary_text.encode()
     zf.writestr(_entry(SUMMARY), summary_text)
     manifest["files"][SUMMARY] = {
-        "rows": shown,
         "bytes": len(summary),
         "sha256": hashlib.sha256(summary).hexdigest(),
     }
