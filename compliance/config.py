@@ -26,3 +26,24 @@ def export_expiry_days() -> int:
     """Days an export stays downloadable before its file is deleted
     (COMPLIANCE_EXPORT_EXPIRY_DAYS, default 7)."""
     return int(getattr(settings, "COMPLIANCE_EXPORT_EXPIRY_DAYS", 7))
+
+
+def controller_name() -> str:
+    """Who the controller is, as the export's summary names it (COMPLIANCE_CONTROLLER_NAME)."""
+    return getattr(settings, "COMPLIANCE_CONTROLLER_NAME", "")
+
+
+def controller_contact() -> str:
+    """How to reach the controller (COMPLIANCE_CONTROLLER_CONTACT): address, email."""
+    return getattr(settings, "COMPLIANCE_CONTROLLER_CONTACT", "")
+
+
+def dpo_contact() -> str:
+    """How to reach the data protection officer (COMPLIANCE_DPO_CONTACT); empty: none."""
+    return getattr(settings, "COMPLIANCE_DPO_CONTACT", "")
+
+
+def supervisory_authority() -> str:
+    """The supervisory authority a subject may complain to (COMPLIANCE_SUPERVISORY_AUTHORITY):
+    its name and address or website."""
+    return getattr(settings, "COMPLIANCE_SUPERVISORY_AUTHORITY", "")

@@ -107,6 +107,16 @@ class ModelPrivacy:
     recipients: tuple[str, ...] = ()
     #: Where the data comes from when not from the subject (Art. 15(1)(g)).
     source: str = "Collected from the data subject."
+    #: How long the rows are kept when no enabled retention policy purges them, in words
+    #: ("10 years from the order date"): what the export states (Art. 15(1)(d)). An enabled
+    #: policy with a period wins; neither: "no fixed period".
+    retention_period: str = ""
+    #: Automated decision-making, including profiling, that uses the rows (Art. 15(1)(h)):
+    #: its logic and consequences in words. Empty: none.
+    automated_decisions: str = ""
+    #: Transfers of the rows to a third country or international organisation and their
+    #: safeguards (Art. 15(2)), e.g. "US hosting: standard contractual clauses". Empty: none.
+    transfers: str = ""
     #: A text field holding the subject's primary key, kept should the subject row go (a
     #: request's ``subject_key``): the walk finds the rows by it too, so what is about a
     #: subject whose row is gone still counts as theirs.

@@ -141,6 +141,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
+LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -247,6 +248,11 @@ PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
 DATA_DIR = Path(env.str("COMPLIANCE_DATA_DIR", default="") or BASE_DIR / "var")
 COMPLIANCE_EXPORT_DIR = env.path("COMPLIANCE_EXPORT_DIR", default=DATA_DIR / "exports")
 COMPLIANCE_EXPORT_EXPIRY_DAYS = env.int("COMPLIANCE_EXPORT_EXPIRY_DAYS", default=7)
+# Who answers for the data, as an export's summary names them (GDPR Art. 13-15).
+COMPLIANCE_CONTROLLER_NAME = env.str("COMPLIANCE_CONTROLLER_NAME", default="")
+COMPLIANCE_CONTROLLER_CONTACT = env.str("COMPLIANCE_CONTROLLER_CONTACT", default="")
+COMPLIANCE_DPO_CONTACT = env.str("COMPLIANCE_DPO_CONTACT", default="")
+COMPLIANCE_SUPERVISORY_AUTHORITY = env.str("COMPLIANCE_SUPERVISORY_AUTHORITY", default="")
 RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=DATA_DIR / "archives")
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 # The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.

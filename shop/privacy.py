@@ -62,6 +62,8 @@ class OrderPrivacy(ModelPrivacy):
     erasure = Erasure.RETAIN
     legal_ground = "Commercial and tax law: orders are accounting records kept 10 years."
     retention_basis = "created_at"
+    # No policy purges orders (they are kept by law, not by a purge run): the declared period.
+    retention_period = "10 years from the order date (commercial and tax law)"
     purpose = "Fulfilling, invoicing and accounting for orders."
     lawful_basis = "Contract (Art. 6(1)(b)); legal obligation (Art. 6(1)(c))"
     recipients = (

@@ -71,6 +71,9 @@ NO_RECIPIENTS = "Nobody outside the controller."
 # (Art. 15(4)), and the reason is an internal note: they stay out of the export.
 HISTORY_EXPORTED = ("history_id", "history_date", "history_type")
 _MANIFEST = "manifest.json"
+SUMMARY = "summary.html"
+#: Rows per kind of data the readable summary shows; the rest are in the JSON and CSV files.
+SUMMARY_ROWS = 50
 ZIP_LEVEL = 1
 
 
@@ -191,9 +194,10 @@ def retention_period(model) -> str:
         .order_by("period_days")
         .first()
     )
-    if policy is None:
-        return NO_FIXED_PERIOD
     entry = registry.get(model)
+    if policy is None:
+        # Kept by law rather than purged by a policy (orders): the period the registry declares.
+        return (entry.retention_period if entry else "") or NO_FIXED_PERIOD
     basis = policy.basis_field or (entry.retention_basis if entry else "") or "history_date"
     return f"{policy.period_days} days from {basis}"
 
@@ -215,6 +219,8 @@ def _entry_metadata(walked: SubjectRows) -> dict:
             retention_period(history_model) if history_model is not None else None
         ),
         "source": entry.source,
+        "automated_decisions": entry.automated_decisions,
+        "transfers": entry.transfers,
         "erasure": entry.erasure,
         "legal_ground": entry.legal_ground,
         "withheld_fields": withheld,
@@ -412,13 +418,14 @@ def _stage_archive(
     zf: _Staged, subject, export: SubjectExport, chunk_size: int, progress
 ) -> tuple[dict, dict]:
     stats: dict[str, _FileStat] = {}
-    models_meta = []
+    models_meta, sections = [], []
     for walked in subject_walk(subject):
         meta = _entry_metadata(walked)
         models_meta.append(meta)
         if not walked.entry.exported:
             meta["rows"] = walked.rows.count()
             continue
+        sections.append((walked, meta))
         base = f"{walked.model._meta.app_label}.{walked.model._meta.model_name}"
         meta["rows"] = _write_rows(
             zf,
@@ -464,11 +471,122 @@ def _stage_archive(
             for name, s in stats.items()
         },
     }
+    summary_text, _ = export_summary(subject, sections)
+    summary = summary_text.encode()
+    zf.writestr(_entry(SUMMARY), summary_text)
+    manifest["files"][SUMMARY] = {
+        "bytes": len(summary),
+        "sha256": hashlib.sha256(summary).hexdigest(),
+    }
     manifest_text = json.dumps(manifest, indent=2, ensure_ascii=False, default=str)
     zf.writestr(_entry(_MANIFEST), manifest_text)
     # Rows per data set ("shop.order", "shop.order.history"): its JSON and CSV hold the same.
     counts = {name[: -len(".json")]: s.rows for name, s in stats.items() if name.endswith(".json")}
     return counts, models_meta
+
+
+# Summary ---------------------------------------------------------------------------------
+# summary.html: the same data for a person to read (Art. 15(3)), beside the files for a
+# machine (Art. 20). Per kind of data, up to SUMMARY_ROWS rows with values shown as a person
+# knows them (labels, names, dates), and the Art. 15(1)-(2) information from the registry and
+# the settings. Keys, bookkeeping and staff columns stay out; so do other people's fields
+# (the same masks as the files).
+
+
+def _summary_columns(entry: ModelPrivacy, model) -> list:
+    """The fields the summary shows for `entry`'s model: what is the subject's (their
+    personal fields, the record's own facts, the things it names), not keys to the subject,
+    links to staff, soft-delete bookkeeping or withheld fields."""
+    from django.contrib.auth import get_user_model
+
+    withheld = {name for name, personal in entry.fields.items() if not personal.exported}
+    hidden_targets = (registry.subject_model(), get_user_model())
+    columns = []
+    for field in model._meta.concrete_fields:
+        if field.primary_key or field.name in withheld or field.name in _INTERNAL_FIELDS:
+            continue
+        if field.is_relation and issubclass(field.related_model, hidden_targets):
+            continue
+        if field.get_internal_type() in ("UUIDField", "BinaryField"):
+            continue
+        columns.append(field)
+    return columns
+
+
+# Bookkeeping columns of the soft delete and of the sample models: not the subject's data.
+_INTERNAL_FIELDS = frozenset({"deletion", "deletion_id", "sha256", "token"})
+
+
+def _summary_value(field, value, related: dict):
+    """`value` of `field` as a person reads it: a choice's label, a linked record's name (a
+    text's wording), a date in the active language's format, yes/no."""
+    from django.utils.formats import date_format
+    from django.utils.translation import gettext
+
+    if value is None or value == "":
+        return ""
+    if field.is_relation:
+        target = related.get(field.name, {}).get(value)
+        return getattr(target, "text", None) or (str(target) if target is not None else "")
+    if field.flatchoices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, datetime):
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
+    if isinstance(value, date):
+        return date_format(value, "DATE_FORMAT")
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    return str(value)
+
+
+def _summary_rows(walked: SubjectRows, columns: list) -> list[list[str]]:
+    """The first SUMMARY_ROWS rows of `walked`, masked like the files, as display text."""
+    masks = export_masks(walked, walked.model)
+    selection = {
+        f"_s{index}": masks.get(f.attname, F(f.attname)) for index, f in enumerate(columns)
+    }
+    raw = list(walked.rows.values_list(*selection.values())[:SUMMARY_ROWS]) if selection else []
+    related = {}
+    for index, field in enumerate(columns):
+        if field.is_relation:
+            keys = {row[index] for row in raw if row[index] is not None}
+            related[field.name] = field.related_model._base_manager.in_bulk(keys)
+    return [
+        [_summary_value(field, row[index], related) for index, field in enumerate(columns)]
+        for row in raw
+    ]
+
+
+def export_summary(subject, sections) -> tuple[str, int]:
+    """summary.html of the export of `subject`: its text and the rows it shows. `sections`
+    is [(walked, its manifest metadata)] of the exported models."""
+    from django.template.loader import render_to_string
+
+    kinds, shown = [], 0
+    for walked, meta in sections:
+        columns = _summary_columns(walked.entry, walked.model)
+        rows = _summary_rows(walked, columns) if meta["rows"] else []
+        shown += len(rows)
+        kinds.append(
+            {
+                "name": meta["name"],
+                "meta": meta,
+                "headers": [str(field.verbose_name) for field in columns],
+                "rows": rows,
+                "more": max(meta["rows"] - len(rows), 0),
+                "history_rows": meta.get("history_rows", 0),
+            }
+        )
+    context = {
+        "kinds": kinds,
+        "limit": SUMMARY_ROWS,
+        "created_at": timezone.localtime(),
+        "controller_name": config.controller_name(),
+        "controller_contact": config.controller_contact(),
+        "dpo_contact": config.dpo_contact(),
+        "supervisory_authority": config.supervisory_authority(),
+    }
+    return render_to_string("compliance/export/summary.html", context), shown
 
 
 @contextmanager
