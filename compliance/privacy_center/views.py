@@ -12,6 +12,8 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from versions.middleware import client_ip
+
 from ..models import AccessLink, SubjectRequest
 from ..services.center import (
     center_code_resend,
@@ -27,7 +29,7 @@ PENDING = "privacy_pending_request"
 
 
 def _ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return client_ip(request) or ""
 
 
 def _too_many(request):
