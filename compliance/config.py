@@ -47,3 +47,19 @@ def supervisory_authority() -> str:
     """The supervisory authority a subject may complain to (COMPLIANCE_SUPERVISORY_AUTHORITY):
     its name and address or website."""
     return getattr(settings, "COMPLIANCE_SUPERVISORY_AUTHORITY", "")
+
+
+def code_minutes() -> int:
+    """Minutes an emailed code stays valid (PRIVACY_CODE_MINUTES, default 10)."""
+    return int(getattr(settings, "PRIVACY_CODE_MINUTES", 10))
+
+
+def link_days() -> int:
+    """Days a status link stays valid (PRIVACY_LINK_DAYS, default 30)."""
+    return int(getattr(settings, "PRIVACY_LINK_DAYS", 30))
+
+
+def rate_per_hour() -> int:
+    """Attempts per hour per address and per email on the privacy center's forms
+    (PRIVACY_RATE_PER_HOUR, default 10)."""
+    return int(getattr(settings, "PRIVACY_RATE_PER_HOUR", 10))
