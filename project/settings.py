@@ -63,6 +63,7 @@ MIDDLEWARE = [
     # After sessions, authentication and the change context: records a Global Privacy
     # Control opt-out before any view (and so any page script) runs.
     "compliance.privacy_center.middleware.GlobalPrivacyControlMiddleware",
+    "compliance.privacy_center.middleware.PrivacyCenterLocaleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -141,6 +142,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# The privacy center's languages (the admin stays in LANGUAGE_CODE).
+LANGUAGES = [("en-gb", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

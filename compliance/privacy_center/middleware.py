@@ -11,6 +11,9 @@ changes nothing. `request.gpc` tells views whether the signal is on.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.middleware.locale import LocaleMiddleware
+from django.urls import reverse
+from django.utils import translation
 
 from versions.middleware import USER_AGENT_MAX, client_ip
 
@@ -64,3 +67,23 @@ class GlobalPrivacyControlMiddleware:
                     user_agent=request.headers.get("User-Agent", "")[:USER_AGENT_MAX],
                 )
         return self.get_response(request)
+
+
+class PrivacyCenterLocaleMiddleware(LocaleMiddleware):
+    """Django's LocaleMiddleware (the browser's language, or the one chosen on the page),
+    under /privacy/ only: the admin keeps LANGUAGE_CODE. The active language is per thread
+    and outlives the request, so every other request resets it."""
+
+    def _applies(self, request) -> bool:
+        return request.path_info.startswith(reverse("privacy_center:home"))
+
+    def process_request(self, request):
+        if self._applies(request):
+            super().process_request(request)
+        else:
+            translation.deactivate()
+
+    def process_response(self, request, response):
+        if self._applies(request):
+            return super().process_response(request, response)
+        return response

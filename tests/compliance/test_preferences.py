@@ -235,3 +235,18 @@ def test_gpc_json_is_served(client):
     data = json.loads(response.content)
     assert data["gpc"] is True
     assert timezone.datetime.fromisoformat(data["lastUpdate"])
+
+
+def test_page_in_german_from_the_browser_language(client, customer, sharing):
+    """Accept-Language: de shows the page in German, the GPC notice included."""
+    _open(client, customer)
+    body = client.get(URL, HTTP_ACCEPT_LANGUAGE="de", **GPC_ON).content.decode()
+    assert "Opt-out-Präferenzsignal berücksichtigt" in body
+    assert "Widerrufen: Sharing with partners" not in body  # withdrawn by the signal
+    assert "Erteilen: Sharing with partners" in body
+
+
+def test_admin_keeps_its_language(admin_client):
+    """The privacy center's languages stop at /privacy/: the admin stays in LANGUAGE_CODE."""
+    body = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert 'lang="en-gb"' in body
