@@ -2,10 +2,12 @@
 grants and withdrawals with the text they saw, and the GPC opt-out recorded once, server-side."""
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.utils import timezone
 
 from compliance.models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText
@@ -226,6 +228,30 @@ def test_gpc_before_any_grant_keeps_a_later_grant(customer, sharing):
     _grant(customer, sharing, days_ago=0)
     assert gpc_honour(subject=customer) == []
     assert _state(customer, sharing).granted is True
+
+
+def test_gpc_signals_racing_record_one_opt_out(postgres, transactional_db, customer, sharing):
+    """Four connections honouring the signal for one subject at once (PostgreSQL): one
+    opt-out is recorded, no error."""
+    _grant(customer, sharing)
+    start, errors = threading.Barrier(4), []
+
+    def worker():
+        try:
+            start.wait()
+            gpc_honour(subject=customer)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ConsentEvent.objects.filter(collection_point=GPC).count() == 1
 
 
 def test_gpc_json_is_served(client):
