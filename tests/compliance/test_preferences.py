@@ -276,3 +276,12 @@ def test_admin_keeps_its_language(admin_client):
     """The privacy center's languages stop at /privacy/: the admin stays in LANGUAGE_CODE."""
     body = admin_client.get("/admin/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert 'lang="en-gb"' in body
+
+
+def test_officer_flags_a_purpose_as_sale_or_sharing_in_the_admin(officer_client, db):
+    """The purpose form shows the sale or sharing checkbox and saves it."""
+    add = "/admin/compliance/consentpurpose/add/"
+    assert 'name="sale_or_sharing"' in officer_client.get(add).content.decode()
+    data = {"slug": "partners", "name": "Partners", "active": "on", "sale_or_sharing": "on"}
+    assert officer_client.post(add, data).status_code == 302
+    assert ConsentPurpose.objects.get(slug="partners").sale_or_sharing is True
