@@ -42,3 +42,19 @@ def gpc_last_update() -> str:
     """The date /.well-known/gpc.json gives as lastUpdate: when the site's handling of Global
     Privacy Control last changed (COMPLIANCE_GPC_LAST_UPDATE, ISO date)."""
     return getattr(settings, "COMPLIANCE_GPC_LAST_UPDATE", "2026-12-08")
+
+
+def code_minutes() -> int:
+    """Minutes an emailed code stays valid (PRIVACY_CODE_MINUTES, default 10)."""
+    return int(getattr(settings, "PRIVACY_CODE_MINUTES", 10))
+
+
+def link_days() -> int:
+    """Days a status link stays valid (PRIVACY_LINK_DAYS, default 30)."""
+    return int(getattr(settings, "PRIVACY_LINK_DAYS", 30))
+
+
+def rate_per_hour() -> int:
+    """Attempts per hour per address and per email on the privacy center's forms
+    (PRIVACY_RATE_PER_HOUR, default 10)."""
+    return int(getattr(settings, "PRIVACY_RATE_PER_HOUR", 10))

@@ -1,7 +1,11 @@
-"""Global Privacy Control, honoured on the server before the response is produced.
+"""Middleware of the privacy center.
 
-A request carrying `Sec-GPC: 1` from a known subject — the person of an open preferences
-session, or a signed-in user of the host site mapped to a subject by the callable named in
+Language: only under /privacy/ does the browser's language (or the person's choice, kept in a
+cookie) apply; everything else stays in LANGUAGE_CODE.
+
+Global Privacy Control, honoured on the server before the response is produced: a request
+carrying `Sec-GPC: 1` from a known subject — the person of an open preferences session, or a
+signed-in user of the host site mapped to a subject by the callable named in
 COMPLIANCE_SUBJECT_FOR_USER — records an opt-out (source "GPC") of every purpose flagged sale
 or sharing, once per subject and purpose (`gpc_honour`). It runs before the view, so before
 any page script could read `navigator.globalPrivacyControl`; a request without the header
@@ -10,9 +14,8 @@ changes nothing. `request.gpc` tells views whether the signal is on.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.middleware.locale import LocaleMiddleware
-from django.urls import reverse
 from django.utils import translation
 
 from versions.middleware import USER_AGENT_MAX, client_ip
@@ -69,21 +72,36 @@ class GlobalPrivacyControlMiddleware:
         return self.get_response(request)
 
 
-class PrivacyCenterLocaleMiddleware(LocaleMiddleware):
-    """Django's LocaleMiddleware (the browser's language, or the one chosen on the page),
-    under /privacy/ only: the admin keeps LANGUAGE_CODE. The active language is per thread
-    and outlives the request, so every other request resets it."""
+COOKIE = "privacy_language"
+PREFIX = "/privacy/"
 
-    def _applies(self, request) -> bool:
-        return request.path_info.startswith(reverse("privacy_center:home"))
 
-    def process_request(self, request):
-        if self._applies(request):
-            super().process_request(request)
-        else:
-            translation.deactivate()
+def privacy_language(request) -> str:
+    """The language for a request under /privacy/: ?lang= is not used (the switch posts),
+    the cookie first, then Accept-Language, else English."""
+    supported = {code for code, _ in settings.LANGUAGES}
+    chosen = request.COOKIES.get(COOKIE, "")
+    if chosen in supported:
+        return chosen
+    language = translation.get_language_from_request(request)
+    return language if language in supported else "en"
 
-    def process_response(self, request, response):
-        if self._applies(request):
-            return super().process_response(request, response)
+
+class PrivacyLanguageMiddleware:
+    """Activate the person's language for the privacy center's pages."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(PREFIX):
+            return self.get_response(request)
+        language = privacy_language(request)
+        with translation.override(language):
+            request.LANGUAGE_CODE = language
+            response = self.get_response(request)
+        response.headers.setdefault("Content-Language", language)
+        vary = response.headers.get("Vary", "")
+        if "Accept-Language" not in vary:
+            response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
         return response

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("compliance", "0007_export_download_key_one_waiting"),
+        ("compliance", "0008_center_challenges_links_emails"),
     ]
 
     operations = [
