@@ -9,4 +9,5 @@ app_name = "privacy_center"
 urlpatterns = [
     path("", views.home, name="home"),
     path("preferences/", views.preferences, name="preferences"),
+    path("preferences/<str:token>/", views.preferences_open, name="preferences_open"),
 ]

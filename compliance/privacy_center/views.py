@@ -10,16 +10,32 @@ from django.views.decorators.http import require_http_methods, require_safe
 from versions.middleware import USER_AGENT_MAX, client_ip
 
 from .. import config
+from ..models import AccessLink
 from ..selectors import consent_preferences
 from ..services import ComplianceRefused, consent_choose
+from ..services.links import access_link_resolve
 from .forms import ConsentChoiceForm
-from .middleware import preferences_subject
+from .middleware import PREFERENCES_SESSION_KEY, preferences_subject
 
 
 @require_safe
 def home(request):
     """What a person can do here: start a request or set their consent preferences."""
     return TemplateResponse(request, "privacy/home.html")
+
+
+@require_safe
+def preferences_open(request, token):
+    """A consent-preferences link: opens a preferences session for the link's person (a new
+    session key, so none planted before carries over) and leaves the token out of the address
+    bar. Unknown, expired, revoked or other links: 403 and the way to a new one."""
+    link = access_link_resolve(token=token, purpose=AccessLink.Purpose.PREFERENCES)
+    subject = link.request.subject if link is not None else None
+    if subject is None:
+        return TemplateResponse(request, "privacy/preferences_closed.html", status=403)
+    request.session.cycle_key()
+    request.session[PREFERENCES_SESSION_KEY] = subject.pk
+    return redirect("privacy_center:preferences")
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

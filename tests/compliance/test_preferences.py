@@ -10,9 +10,17 @@ from django.contrib.auth.models import User
 from django.db import connections
 from django.utils import timezone
 
-from compliance.models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText
+from compliance.models import (
+    AccessLink,
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentState,
+    ConsentText,
+    SubjectRequest,
+)
 from compliance.privacy_center.middleware import PREFERENCES_SESSION_KEY
-from compliance.services import GPC, PRIVACY_CENTER, consent_record, gpc_honour
+from compliance.services import GPC, PRIVACY_CENTER, consent_record, gpc_honour, request_create
+from compliance.services.links import access_link_create, access_link_revoke
 from shop.models import Customer
 
 URL = "/privacy/preferences/"
@@ -285,3 +293,51 @@ def test_officer_flags_a_purpose_as_sale_or_sharing_in_the_admin(officer_client,
     data = {"slug": "partners", "name": "Partners", "active": "on", "sale_or_sharing": "on"}
     assert officer_client.post(add, data).status_code == 302
     assert ConsentPurpose.objects.get(slug="partners").sale_or_sharing is True
+
+
+def _link(subject, purpose=AccessLink.Purpose.PREFERENCES, **kwargs):
+    request = request_create(
+        subject=subject, kind=SubjectRequest.Kind.ACCESS, jurisdiction="gdpr", actor=None
+    )
+    return access_link_create(request=request, purpose=purpose, **kwargs)
+
+
+def test_link_opens_the_page_of_its_person_without_the_token_in_the_url(
+    client, customer, marketing
+):
+    """A live preferences link opens a session for its person and redirects to the page."""
+    _grant(customer, marketing)
+    _link_row, token = _link(customer)
+    response = client.get(f"{URL}{token}/")
+    assert response.status_code == 302 and response["Location"] == URL
+    assert "You consent." in client.get(URL).content.decode()
+
+
+def test_link_of_another_person_opens_only_their_page(client, customer, marketing):
+    """Opening another person's link replaces the session: the page shows that person only,
+    and the choice is recorded for them."""
+    other = Customer.objects.create(email="bob@example.org", full_name="Bob")
+    _open(client, customer)
+    _row, token = _link(other)
+    client.get(f"{URL}{token}/")
+    client.post(URL, {"purpose": "marketing", "version": "1", "choice": "grant"})
+    assert _state(other, marketing).granted is True
+    assert _state(customer, marketing) is None
+
+
+@pytest.mark.parametrize("case", ["expired", "revoked", "status link", "unknown"])
+def test_dead_or_foreign_links_are_refused(client, customer, marketing, case):
+    """Expired, revoked, made for another purpose or unknown: 403, no session opened."""
+    if case == "expired":
+        _row, token = _link(customer, expires_at=timezone.now() - timedelta(seconds=1))
+    elif case == "revoked":
+        row, token = _link(customer)
+        access_link_revoke(link=row)
+    elif case == "status link":
+        _row, token = _link(customer, purpose=AccessLink.Purpose.STATUS)
+    else:
+        token = "x" * 43
+    response = client.get(f"{URL}{token}/")
+    assert response.status_code == 403
+    assert "ask for a new one" in response.content.decode()
+    assert client.get(URL).status_code == 403

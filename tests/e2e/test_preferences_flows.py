@@ -2,16 +2,21 @@
 sees the honoured notice, and withdraws a purpose with the keyboard alone."""
 
 from datetime import timedelta
-from importlib import import_module
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from compliance.models import ConsentEvent, ConsentPurpose, ConsentState, ConsentText
-from compliance.privacy_center.middleware import PREFERENCES_SESSION_KEY
-from compliance.services import GPC, PRIVACY_CENTER, consent_record
+from compliance.models import (
+    AccessLink,
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentState,
+    ConsentText,
+    SubjectRequest,
+)
+from compliance.services import GPC, PRIVACY_CENTER, consent_record, request_create
+from compliance.services.links import access_link_create
 from shop.models import Customer
 
 pytestmark = pytest.mark.browser
@@ -43,14 +48,13 @@ def person(transactional_db):
     return subject
 
 
-def _preferences_session(context, live_server, subject):
-    """The browser holds a preferences session for `subject`, as opening their link does."""
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    store[PREFERENCES_SESSION_KEY] = subject.pk
-    store.save()
-    context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": store.session_key, "url": live_server.url}]
+def _preferences_link(subject) -> str:
+    """The path of a live consent-preferences link for `subject`."""
+    request = request_create(
+        subject=subject, kind=SubjectRequest.Kind.ACCESS, jurisdiction="gdpr", actor=None
     )
+    _link, token = access_link_create(request=request, purpose=AccessLink.Purpose.PREFERENCES)
+    return f"/privacy/preferences/{token}/"
 
 
 @pytest.mark.parametrize("width", [375, 1280])
@@ -63,9 +67,9 @@ def test_gpc_notice_and_keyboard_withdrawal(browser, live_server, person, width)
         viewport={"width": width, "height": 800},
     )
     try:
-        _preferences_session(context, live_server, person)
         page = context.new_page()
-        page.goto("/privacy/preferences/")
+        page.goto(_preferences_link(person))
+        assert page.url.endswith("/privacy/preferences/")  # the token left the address bar
         expect(page.locator(".gpc")).to_have_text("Opt-out preference signal honoured")
         expect(page.locator("#state-partners")).to_have_text("You do not consent.")
         assert page.evaluate("document.documentElement.scrollWidth") <= width
