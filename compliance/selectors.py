@@ -348,6 +348,17 @@ def subject_find(identifier: str):
     return subject_get(keys[0][0]) if keys else None
 
 
+def subject_by_email(email: str):
+    """The one live subject whose registered email is `email` now, else None (nobody, or
+    several: the privacy center then answers as for nobody, and an officer sorts it out)."""
+    model = registry.subject_model()
+    email = str(email).strip()
+    if not email or not subject_email_fields(model):
+        return None
+    found = list(model._default_manager.filter(_emails_q(model, email))[:2])
+    return found[0] if len(found) == 1 else None
+
+
 class SubjectAmbiguous(LookupError):
     """An identifier that matches more than one subject."""
 

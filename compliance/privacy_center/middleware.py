@@ -1,7 +1,7 @@
 """Middleware of the privacy center.
 
-Language: only under /privacy/ does the browser's language (or the person's choice, kept in a
-cookie) apply; everything else stays in LANGUAGE_CODE.
+Language: only under /privacy/ does the person's choice (the language switch, Django's
+language cookie) or else the browser's language apply; the admin stays in LANGUAGE_CODE.
 
 Global Privacy Control, honoured on the server before the response is produced: a request
 carrying `Sec-GPC: 1` from a known subject — the person of an open preferences session, or a
@@ -72,17 +72,13 @@ class GlobalPrivacyControlMiddleware:
         return self.get_response(request)
 
 
-COOKIE = "privacy_language"
 PREFIX = "/privacy/"
 
 
 def privacy_language(request) -> str:
-    """The language for a request under /privacy/: ?lang= is not used (the switch posts),
-    the cookie first, then Accept-Language, else English."""
+    """The language for a request under /privacy/: the switch's cookie, then
+    Accept-Language, else English."""
     supported = {code for code, _ in settings.LANGUAGES}
-    chosen = request.COOKIES.get(COOKIE, "")
-    if chosen in supported:
-        return chosen
     language = translation.get_language_from_request(request)
     return language if language in supported else "en"
 
