@@ -49,6 +49,22 @@ def supervisory_authority() -> str:
     return getattr(settings, "COMPLIANCE_SUPERVISORY_AUTHORITY", "")
 
 
+def subject_for_user():
+    """The host site's mapping of a signed-in user to a data subject: the callable named by
+    COMPLIANCE_SUBJECT_FOR_USER ("package.module.function", taking the user and returning
+    the subject or None), else None (no mapping: only a preferences session is known)."""
+    from django.utils.module_loading import import_string
+
+    path = getattr(settings, "COMPLIANCE_SUBJECT_FOR_USER", "")
+    return import_string(path) if path else None
+
+
+def gpc_last_update() -> str:
+    """The date /.well-known/gpc.json gives as lastUpdate: when the site's handling of Global
+    Privacy Control last changed (COMPLIANCE_GPC_LAST_UPDATE, ISO date)."""
+    return getattr(settings, "COMPLIANCE_GPC_LAST_UPDATE", "2026-12-08")
+
+
 def code_minutes() -> int:
     """Minutes an emailed code stays valid (PRIVACY_CODE_MINUTES, default 10)."""
     return int(getattr(settings, "PRIVACY_CODE_MINUTES", 10))

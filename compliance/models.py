@@ -350,6 +350,15 @@ class ConsentPurpose(models.Model):
         default=True,
         help_text="Inactive purposes take no new grants; withdrawals are always recorded.",
     )
+    sale_or_sharing = models.BooleanField(
+        "sale or sharing",
+        default=False,
+        db_default=False,  # added to a live table: no rewrite, no NOT NULL failure
+        help_text=(
+            "Selling or sharing personal data (CCPA): a Global Privacy Control signal "
+            "withdraws consent to it."
+        ),
+    )
 
     history = TrackedHistory()
 

@@ -35,10 +35,20 @@ from .anonymisers import (
     still_personal_q,
     value_where,
 )
-from .models import ConsentEvent, ConsentState, ErasureLogEntry, SubjectExport, SubjectRequest
+from .models import (
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentState,
+    ConsentText,
+    ErasureLogEntry,
+    SubjectExport,
+    SubjectRequest,
+)
 from .registry import Category, Erasure, ModelPrivacy, registry, subject_q
 
 __all__ = [
+    "ConsentChoice",
+    "consent_preferences",
     "about_q",
     "export_masks",
     "other_subject_keys",
@@ -514,6 +524,32 @@ def consent_timeline(subject) -> models.QuerySet:
         .select_related("purpose", "text")
         .order_by("occurred_at", "id")
     )
+
+
+@dataclass(frozen=True)
+class ConsentChoice:
+    """One line of a person's consent preferences page: a purpose, the wording they are
+    shown, and their current state (None: never asked)."""
+
+    purpose: ConsentPurpose
+    text: ConsentText
+    granted: bool | None
+
+
+def consent_preferences(subject) -> list[ConsentChoice]:
+    """What `subject` may choose on their preferences page: every active purpose with a
+    published text, and any inactive one they still consent to (to withdraw it)."""
+    states = {
+        state.purpose_id: state.granted
+        for state in ConsentState.objects.filter(subject_id=subject.pk)
+    }
+    granted = [pk for pk, on in states.items() if on]
+    choices = []
+    for purpose in ConsentPurpose.objects.filter(Q(active=True) | Q(pk__in=granted)):
+        text = purpose.latest_text()
+        if text is not None:
+            choices.append(ConsentChoice(purpose, text, states.get(purpose.pk)))
+    return choices
 
 
 def consent_receipt(subject) -> dict:

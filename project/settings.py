@@ -63,6 +63,9 @@ MIDDLEWARE = [
     # After authentication, so the 400 page shows in the admin's layout for the user.
     "project.middleware.NulCharacterMiddleware",
     "versions.middleware.ChangeContextMiddleware",
+    # After sessions, authentication and the change context: records a Global Privacy
+    # Control opt-out before any view (and so any page script) runs.
+    "compliance.privacy_center.middleware.GlobalPrivacyControlMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]

@@ -51,3 +51,11 @@ class CodeForm(forms.Form):
         error_messages={"invalid": _("Enter the 6 digits from the email.")},
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
     )
+
+
+class ConsentChoiceForm(forms.Form):
+    """One grant or withdrawal on the preferences page, with the text version it showed."""
+
+    purpose = forms.SlugField(max_length=64)
+    version = forms.IntegerField(min_value=1, max_value=2**31 - 1)
+    choice = forms.ChoiceField(choices=[("grant", _("Grant")), ("withdraw", _("Withdraw"))])

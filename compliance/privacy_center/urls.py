@@ -10,6 +10,8 @@ app_name = "privacy_center"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("preferences/", views.preferences, name="preferences"),
+    path("preferences/<str:token>/", views.preferences_open, name="preferences_open"),
     path("request/", views.start, name="start"),
     path("request/code/", views.verify, name="verify"),
     path("request/code/new/", views.resend, name="resend"),

@@ -4,17 +4,21 @@ Nothing personal travels in a URL: the request waiting for its code is kept in t
 and a request is followed through a link whose path holds only a random token.
 """
 
-from django.http import HttpResponseRedirect
-from django.shortcuts import render
+from django.contrib import messages
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from versions.middleware import client_ip
+from versions.middleware import USER_AGENT_MAX, client_ip
 
+from .. import config
 from ..models import AccessLink, SubjectRequest
+from ..selectors import consent_preferences
+from ..services import ComplianceRefused, consent_choose
 from ..services.center import (
     center_code_resend,
     center_rate_limited,
@@ -23,7 +27,8 @@ from ..services.center import (
 )
 from ..services.links import access_link_resolve
 from ..services.verification import MAX_TRIES
-from .forms import CodeForm, StartForm
+from .forms import CodeForm, ConsentChoiceForm, StartForm
+from .middleware import PREFERENCES_SESSION_KEY, preferences_subject
 
 PENDING = "privacy_pending_request"
 
@@ -131,3 +136,70 @@ def status(request, token: str):
     response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak onwards
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@require_safe
+def preferences_open(request, token):
+    """A consent-preferences link: opens a preferences session for the link's person (a new
+    session key, so none planted before carries over) and leaves the token out of the address
+    bar. Unknown, expired, revoked or other links: 403 and the way to a new one."""
+    link = access_link_resolve(token=token, purpose=AccessLink.Purpose.PREFERENCES)
+    subject = link.request.subject if link is not None else None
+    if subject is None:
+        return TemplateResponse(request, "privacy/preferences_closed.html", status=403)
+    request.session.cycle_key()
+    request.session[PREFERENCES_SESSION_KEY] = subject.pk
+    return redirect("privacy_center:preferences")
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def preferences(request):
+    """The person's consent preferences: each purpose with its current text and state, and
+    one button to grant or withdraw it (`consent_choose`, channel "privacy center")."""
+    subject = preferences_subject(request)
+    if subject is None:
+        return TemplateResponse(request, "privacy/preferences_closed.html", status=403)
+    if request.method == "POST":
+        form = ConsentChoiceForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, _("That choice could not be read: choose again below."))
+            return redirect("privacy_center:preferences")
+        data = form.cleaned_data
+        granted = data["choice"] == "grant"
+        try:
+            event = consent_choose(
+                subject=subject,
+                purpose=data["purpose"],
+                granted=granted,
+                version=data["version"],
+                ip=client_ip(request),
+                user_agent=request.headers.get("User-Agent", "")[:USER_AGENT_MAX],
+            )
+        except ComplianceRefused:
+            messages.error(
+                request,
+                _(
+                    "The wording of this purpose changed since the page was shown, or the "
+                    "purpose is no longer offered: read the current wording below and choose "
+                    "again."
+                ),
+            )
+        else:
+            done = (
+                _("You now consent to “%(purpose)s”.")
+                if granted
+                else _("You no longer consent to “%(purpose)s”.")
+            )
+            messages.success(request, done % {"purpose": event.purpose.name})
+        return redirect("privacy_center:preferences")
+    return TemplateResponse(
+        request,
+        "privacy/preferences.html",
+        {"choices": consent_preferences(subject), "gpc": getattr(request, "gpc", False)},
+    )
+
+
+@require_safe
+def gpc_json(request):
+    """/.well-known/gpc.json: this site honours Global Privacy Control signals."""
+    return JsonResponse({"gpc": True, "lastUpdate": config.gpc_last_update()})

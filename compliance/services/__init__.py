@@ -7,7 +7,7 @@ below stay importable from `compliance.services`.
 """
 
 from .common import ComplianceRefused
-from .consents import consent_record
+from .consents import GPC, PRIVACY_CENTER, consent_choose, consent_record, gpc_honour
 from .erasure import ERASE_PERMISSION, NOTHING_LEFT, ErasureResult, subject_erase
 from .exports import (
     DOWNLOAD_PERMISSION,
@@ -37,14 +37,18 @@ __all__ = [
     "ERASE_PERMISSION",
     "EXPORT_FORMAT",
     "NOTHING_LEFT",
+    "GPC",
+    "PRIVACY_CENTER",
     "ComplianceRefused",
     "ErasureResult",
+    "consent_choose",
     "consent_record",
     "export_download",
     "export_may_download",
     "export_path",
     "export_subject_of",
     "exports_expire",
+    "gpc_honour",
     "request_complete",
     "request_create",
     "request_extend",

@@ -149,3 +149,79 @@ def _state_apply(state: ConsentState, event: ConsentEvent) -> None:
     state.text = event.text
     state.updated_at = event.occurred_at
     state.save()
+
+
+# The privacy center and Global Privacy Control ----------------------------------------------
+
+#: The collection point of a choice the person made on their consent preferences page.
+PRIVACY_CENTER = "privacy center"
+#: The collection point of an opt-out recorded from a Global Privacy Control signal.
+GPC = "GPC"
+
+
+def consent_choose(
+    *,
+    subject,
+    purpose: ConsentPurpose | str,
+    granted: bool,
+    version: int,
+    ip: str | None = None,
+    user_agent: str = "",
+) -> ConsentEvent:
+    """The person's own grant or withdrawal from their preferences page, with the version of
+    the text the page showed. Refused (ComplianceRefused) when that text is no longer the
+    purpose's latest (the page is stale: the person must read the new wording first)."""
+    purpose = _purpose(purpose)
+    text = purpose.latest_text()
+    if text is None or text.version != version:
+        raise ComplianceRefused(
+            f"The wording of “{purpose}” changed since the page was shown: "
+            "read the current wording below and choose again."
+        )
+    return consent_record(
+        subject=subject,
+        purpose=purpose,
+        granted=granted,
+        text=text,
+        collection_point=PRIVACY_CENTER,
+        ip=ip,
+        user_agent=user_agent,
+    )
+
+
+def gpc_honour(*, subject, ip: str | None = None, user_agent: str = "") -> list[ConsentEvent]:
+    """Honour a Global Privacy Control signal from `subject`: an opt-out (source "GPC") of each
+    purpose flagged sale or sharing, once per subject and purpose, and the events recorded.
+
+    Once means once ever: a grant the person makes later is their own choice and the signal
+    does not undo it, and a request without the signal is no opt-in. The opt-out is recorded
+    whatever the state (also when nothing was granted yet), so the signal counts as seen and a
+    later grant stands. Purposes without a published text are skipped (nothing was shown).
+    """
+    purposes = ConsentPurpose.objects.filter(sale_or_sharing=True).exclude(
+        events__subject=subject, events__collection_point=GPC
+    )
+    events = []
+    if not purposes.exists():
+        return events  # the common case: the signal was honoured before
+    with transaction.atomic():
+        # The subject's row is locked until the opt-outs are recorded: a second request with
+        # the signal, racing this one, waits here and then finds the events below.
+        list(type(subject)._base_manager.select_for_update().filter(pk=subject.pk))
+        for purpose in purposes:
+            text = purpose.latest_text()
+            if text is None:
+                continue
+            events.append(
+                consent_record(
+                    subject=subject,
+                    purpose=purpose,
+                    granted=False,
+                    text=text,
+                    collection_point=GPC,
+                    ip=ip,
+                    user_agent=user_agent,
+                    reason="Global Privacy Control signal",
+                )
+            )
+    return events
