@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 demo: install
 	$(DEMO_ENV) $(BIN)/python manage.py migrate --no-input
 	$(DEMO_ENV) $(BIN)/python manage.py seed_demo
-	@echo "Serving the admin at http://127.0.0.1:8000/admin/ (Ctrl-C to stop)"
+	@echo "Serving the admin at http://127.0.0.1:8000/admin/ and the privacy center at"
+	@echo "http://127.0.0.1:8000/privacy/ (its emails print here; Ctrl-C to stop)"
 	$(DEMO_ENV) $(BIN)/python manage.py runserver 127.0.0.1:8000
 
 test: install

@@ -137,6 +137,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0005_purge_run_model")
     # compliance 0008 adds the request's channel and contact columns with database defaults.
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0008_center_challenges_links_emails")
+    # compliance 0009 adds the purpose's sale-or-sharing flag with a database default.
+    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0009_consentpurpose_sale_or_sharing")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -151,7 +153,6 @@ LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
-LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
