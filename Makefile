@@ -34,6 +34,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	DEMO=true COMPLIANCE_READ_DOTENV=false DATABASE_URL=sqlite://:memory: $(BIN)/python manage.py lintmigrations
 
 # The demo's files: its database and its own data directory, var/demo (the ledger anchor,

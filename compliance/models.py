@@ -17,6 +17,9 @@ from django.utils import timezone
 from versions.history import TrackedHistory
 from versions.models import AppendOnlyModel
 
+from .anonymisers import get_anonymiser
+from .registry import registry
+
 # Data-subject requests ------------------------------------------------------------------
 # The statutory clocks: GDPR Art. 12(3) (one month from receipt, extendable once by two
 # further months, the extension given within the first month) and CCPA §1798.130(a)(2)
@@ -393,9 +396,6 @@ class ConsentEventQuerySet(models.QuerySet):
     value. The event itself (who, what, which text, when, where) stays."""
 
     def update(self, **kwargs):
-        from .anonymisers import get_anonymiser
-        from .registry import registry
-
         entry = registry.get(self.model)
         personal = entry.fields if entry is not None else {}
         for name, value in kwargs.items():

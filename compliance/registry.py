@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 from django.apps import apps
 from django.db import models
+from django.db.models import Q
 from django.utils.module_loading import autodiscover_modules
 
 from . import config
 
 __all__ = [
+    "subject_q",
     "Category",
     "Erasure",
     "ModelPrivacy",
@@ -212,6 +214,16 @@ class PrivacyRegistry:
 
 registry = PrivacyRegistry()
 register = registry.register
+
+
+def subject_q(entry: ModelPrivacy, subject_pk, *, history: bool = False) -> Q:
+    """The rows of `entry`'s model (or of its history model) about the subject `subject_pk`."""
+    q = Q(pk__in=[])
+    for path in entry.subject_lookups(history=history):
+        q |= Q(**{path: subject_pk})
+    if entry.subject_key_field:  # rows whose link went with the subject row keep the key
+        q |= Q(**{entry.subject_key_field: str(subject_pk)})
+    return q
 
 
 def autodiscover() -> None:

@@ -25,6 +25,10 @@ from django.contrib.auth.management import create_permissions
 from django.db import DEFAULT_DB_ALIAS
 from django.db.models import Q
 
+from retention.softdelete import is_soft_delete_model
+
+from .registry import registry
+
 __all__ = [
     "AUDITOR",
     "FORBIDDEN_APPS",
@@ -100,10 +104,6 @@ def _history_model(model):
 
 def role_permissions() -> dict[str, set[tuple[str, str]]]:
     """Each role's permissions as (app_label, codename) pairs."""
-    from retention.softdelete import is_soft_delete_model
-
-    from .registry import registry
-
     grants: dict[str, set[tuple[str, str]]] = {AUDITOR: set(), OFFICER: set()}
 
     def grant(role, app_label, model_name, actions):

@@ -15,10 +15,13 @@ from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Lower, Trim
 from django.utils import timezone
 
+from retention.holds import held_q, holds_active, subject_holds
 from retention.models import RESTRICTION_GROUNDS, LegalHold
-from retention.selectors import held_q
+from retention.softdelete import is_soft_delete_model
 from versions.models import LedgerAction, LedgerEntry
+from versions.selectors import snapshot_instance
 from versions.setbased import history_model_of
+from versions.subjects import SubjectAmbiguous
 
 from . import config
 from .anonymisers import (
@@ -32,8 +35,8 @@ from .anonymisers import (
     still_personal_q,
     value_where,
 )
-from .models import ConsentEvent, ConsentState, SubjectExport, SubjectRequest
-from .registry import Category, Erasure, ModelPrivacy, registry
+from .models import ConsentEvent, ConsentState, ErasureLogEntry, SubjectExport, SubjectRequest
+from .registry import Category, Erasure, ModelPrivacy, registry, subject_q
 
 __all__ = [
     "about_q",
@@ -165,16 +168,6 @@ class SubjectRows:
         return self.entry.model
 
 
-def subject_q(entry: ModelPrivacy, subject_pk, *, history: bool = False) -> Q:
-    """The rows of `entry`'s model (or of its history model) about the subject `subject_pk`."""
-    q = Q(pk__in=[])
-    for path in entry.subject_lookups(history=history):
-        q |= Q(**{path: subject_pk})
-    if entry.subject_key_field:  # rows whose link went with the subject row keep the key
-        q |= Q(**{entry.subject_key_field: str(subject_pk)})
-    return q
-
-
 def other_subject_keys(entry: ModelPrivacy, model) -> list[str]:
     """The columns of `model` (the registered model or its history model) holding a key of
     the subject model: on a row about several people, the others' keys are theirs."""
@@ -273,8 +266,6 @@ def _gone_history(model) -> models.QuerySet | None:
 
 def _from_history(model, key):
     """The gone subject `key` as its last history row left it, None without history rows."""
-    from versions.selectors import snapshot_instance
-
     gone = _gone_history(model)
     if gone is None:
         return None
@@ -339,10 +330,6 @@ def subject_find(identifier: str):
     return subject_get(keys[0][0]) if keys else None
 
 
-class SubjectAmbiguous(LookupError):
-    """An identifier that matches more than one subject."""
-
-
 @dataclass(frozen=True)
 class OverviewModel:
     """What the subject overview shows of one registered model."""
@@ -385,9 +372,6 @@ class SubjectOverview:
 
 def subject_overview(subject, *, rows_shown: int = 10) -> SubjectOverview:
     """Everything the registry finds about `subject`: the subject walk, counted, with holds."""
-    from retention.selectors import holds_active, subject_holds
-    from retention.softdelete import is_soft_delete_model
-
     any_hold = holds_active()
     shown = []
     for walked in subject_walk(subject):
@@ -835,8 +819,6 @@ def subject_identifiers(subject) -> dict[str, set[str]]:
 
 def subjects_erased(keys) -> set[str]:
     """Which of these subject keys the erasure log holds (as text): one indexed lookup."""
-    from .models import ErasureLogEntry
-
     digests = {keyed_sha256_text(str(key), salt=ERASURE_LOG_SALT): str(key) for key in keys}
     found = ErasureLogEntry.objects.filter(kind="key", digest__in=list(digests))
     return {digests[digest] for digest in found.values_list("digest", flat=True)}
@@ -851,8 +833,6 @@ def erasure_log_names(*, keys=(), emails=()) -> tuple[set, set]:
 
 
 def _named(kind: str, values, as_text, *, per_query: int = 10_000) -> set:
-    from .models import ErasureLogEntry
-
     digests = {keyed_sha256_text(as_text(v), salt=ERASURE_LOG_SALT): v for v in values if v}
     wanted, found = list(digests), set()
     for start in range(0, len(wanted), per_query):
@@ -867,8 +847,6 @@ def erasure_log_matches(entries: models.QuerySet | None = None) -> models.QueryS
     """Subjects in the database now that match an erasure log entry (of `entries`, default
     the whole log) by key or email: after a backup is restored, the subjects whose erasure
     must run again. One query."""
-    from .models import ErasureLogEntry
-
     model = registry.subject_model()
     log = (ErasureLogEntry.objects.all() if entries is None else entries).values("digest")
     rows = model._base_manager.annotate(_key_digest=keyed_sha256("pk", salt=ERASURE_LOG_SALT))
@@ -886,8 +864,6 @@ def erasure_log_email_matches(entries: models.QuerySet | None = None) -> list[tu
     the entry being the first with that digest. An email an erased person once had may be
     someone else's now: such a match is for an officer to confirm, never erased unasked.
     One query per email field."""
-    from .models import ErasureLogEntry
-
     model = registry.subject_model()
     log = (ErasureLogEntry.objects.all() if entries is None else entries).filter(kind="email")
     found = []
@@ -906,8 +882,6 @@ def erasure_log_gone(entries: models.QuerySet | None = None) -> list:
     by key: after a restore, people erased after the backup whose row the backup already
     lacked, their history rows back unscrubbed. By key only: an email a gone subject once had
     may since have been someone else's, whose erasure is not theirs. One query."""
-    from .models import ErasureLogEntry
-
     model = registry.subject_model()
     gone = _gone_history(model)
     if gone is None:

@@ -14,9 +14,11 @@ from django.urls import NoReverseMatch, path, reverse
 from retention.holds import ProcessingRestricted
 from retention.models import LegalHold
 from retention.services import RetentionRefused, hold_place, hold_release
+from versions.views import changes_view, viewable_tracked_models
 
 from .admin_inputs import with_validated_inputs
 from .forms import RestrictionForm, RestrictionLiftForm, SubjectSearchForm
+from .models import SubjectRequest
 from .registry import registry
 from .registry_admin import with_registry_rules
 from .selectors import (
@@ -27,13 +29,56 @@ from .selectors import (
     subject_gone,
     subject_overview,
 )
+from .services import ERASE_PERMISSION
 
-__all__ = ["ComplianceAdminSite"]
+__all__ = ["ComplianceAdminSite", "subject_tools"]
 
 CSV_COLUMNS = [
     "model", "subject path", "field", "category", "anonymiser", "exported",
     "erasure", "legal ground", "retention basis", "purpose", "lawful basis", "history",
 ]  # fmt: skip
+
+
+def subject_tools(
+    request, admin_site, subject_id, *, kind=None, request_id=None, gone=False, answerable=True
+) -> list[tuple[str, str]]:
+    """(label, url) of the pages about one data subject that `request.user` may open: the
+    overview, consents, and the export, erasure and restriction pages. With a request's
+    `kind`, only the page that kind of request needs besides the overview, and no export or
+    erasure unless the request is `answerable` (verified and open). A subject whose row is
+    `gone` (known from history only) has no consents."""
+    user = request.user
+    opts = registry.subject_model()._meta
+    pages = [
+        (None, f"{opts.app_label}.view_{opts.model_name}", "Everything about this person",
+         "compliance_subject_overview"),
+        (None, "compliance.view_consentevent", "Consent timeline", "compliance_consent_timeline"),
+        (None, "compliance.view_consentevent", "Consent receipt (JSON)",
+         "compliance_consent_receipt"),
+        (SubjectRequest.Kind.ACCESS, "compliance.add_subjectexport", "Run export",
+         "compliance_subject_export"),
+        (SubjectRequest.Kind.ERASURE, ERASE_PERMISSION, "Preview erasure",
+         "compliance_subject_erasure"),
+        (SubjectRequest.Kind.RESTRICTION, "retention.add_legalhold", "Restrict processing",
+         "compliance_subject_restrict"),
+    ]  # fmt: skip
+    tools = []
+    for page_kind, permission, label, name in pages:
+        if kind is not None and page_kind not in (None, kind):
+            continue
+        if kind is not None and "consent" in name:
+            continue
+        if gone and "consent" in name:
+            continue
+        answers = page_kind in (SubjectRequest.Kind.ACCESS, SubjectRequest.Kind.ERASURE)
+        if answers and not answerable:
+            continue
+        if user.has_perm(permission):
+            url = reverse(f"admin:{name}", args=[subject_id], current_app=admin_site.name)
+            if request_id is not None and page_kind is not None:
+                url += f"?request={request_id}"  # the page names the request in its reason
+            tools.append((label, url))
+    return tools
 
 
 class ComplianceAdminSite(admin.AdminSite):
@@ -102,8 +147,6 @@ class ComplianceAdminSite(admin.AdminSite):
         ]
 
     def changes_view(self, request):
-        from versions.views import changes_view
-
         return changes_view(request, self)
 
     # Data subjects --------------------------------------------------------------------
@@ -173,8 +216,6 @@ class ComplianceAdminSite(admin.AdminSite):
         return TemplateResponse(request, "admin/compliance/subject_overview.html", context)
 
     def _subject_tools(self, request, subject):
-        from .admin import subject_tools  # the admin module registers on this site
-
         overview = self._overview_url(subject.pk)
         tools = subject_tools(request, self, subject.pk, gone=subject_gone(subject))
         return [tool for tool in tools if tool[1] != overview]
@@ -272,8 +313,6 @@ class ComplianceAdminSite(admin.AdminSite):
 
     def get_app_list(self, request, app_label=None):
         """The stock list, with the site's own pages first in their app."""
-        from versions.views import viewable_tracked_models
-
         app_list = super().get_app_list(request, app_label)
         pages = {"compliance": [], "versions": []}
         if self.can_view_inventory(request):

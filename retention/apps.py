@@ -12,6 +12,9 @@ class RetentionConfig(AppConfig):
 
         from . import checks  # noqa: F401  (system checks)
         from .holds import restriction_connect
+        from .models import RetentionPolicy
+        from .selectors import policy_validate
 
         autodiscover()  # done already when compliance is installed first; then a no-op
         restriction_connect()
+        RetentionPolicy.validator = staticmethod(policy_validate)

@@ -27,8 +27,8 @@ from django.utils.text import slugify
 from compliance.anonymisers import erasure_values, still_personal_q
 from compliance.registry import registry
 from versions.context import change_context, current
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 from versions.setbased import rows_delete_with_history, rows_update_with_history
 
 from . import config

@@ -42,8 +42,8 @@ from retention.models import LegalHold, PolicyAction, RetentionPolicy
 from retention.services import hold_place, policy_save, rows_soft_delete
 from versions.context import change_context
 from versions.history import bulk_create_with_context, bulk_update_with_context
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 
 from .models import (
     AnalyticsEvent,

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 from django.apps import apps
 from django.db import models
 
+from compliance.registry import registry, subject_q
+from retention.holds import holds_active, restricted_q
+
+from .history import history_options
 from .setbased import history_model_of
+from .subjects import subjects_erased
 
 __all__ = [
     "Change",
@@ -140,8 +145,6 @@ class RestorePreview:
 def restored_fields(model) -> list[models.Field]:
     """The fields a restore copies from a version: tracked, not the key, not the soft-delete
     bookkeeping, not a date the record sets itself (auto_now, `ignore_changes_to`)."""
-    from .history import history_options
-
     history = history_model_of(model)
     options = history_options(model)
     ignored = options.ignore_changes_to if options is not None else frozenset()
@@ -182,8 +185,6 @@ def version_of(record, history_id) -> models.Model:
 
 def restore_preview(record, history_id) -> RestorePreview:
     """The preview of restoring `record` to its version `history_id` (nothing is changed)."""
-    from retention.selectors import holds_active, restricted_q
-
     model = type(record)
     version = version_of(record, history_id)
     history = history_model_of(model)
@@ -222,9 +223,6 @@ def erased_fields(record) -> set[str]:
     """The personal fields of `record` when an erasure of its subject is on record (the
     erasure log): never restored, whatever a version holds (a version kept by a hold, or
     taken before the history scrub of a backup now restored)."""
-    from compliance.registry import registry
-    from compliance.selectors import subjects_erased
-
     entry = registry.get(type(record))
     if entry is None or not entry.fields:
         return set()
@@ -458,9 +456,6 @@ def _parse_cursor(cursor: str):
 
 def _scoped(model, flt: ChangeFilter) -> models.QuerySet | None:
     """`model`'s history rows that pass the filter; None when none can."""
-    from compliance.registry import registry
-    from compliance.selectors import subject_q
-
     rows = history_model_of(model)._base_manager.all()
     if flt.subject is not None:
         entry = registry.get(model)

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from .backups import backup_create, backup_verify, backups_cleanup
 from .config import backup_dir
 from .context import change_context, current
+from .ledger import ledger_verify
 from .models import Backup
-from .services import ledger_verify
 
 logger = logging.getLogger(__name__)
 

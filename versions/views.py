@@ -20,6 +20,7 @@ from .forms import ChangeFilterForm
 from .rendering import text
 from .search_tokens import SEARCH_TOKEN_PARAM, search_token_load, search_token_store
 from .selectors import ChangeFilter, changes_page, tracked_models
+from .subjects import SubjectAmbiguous, subject_find
 
 __all__ = ["changes_view", "viewable_tracked_models"]
 
@@ -37,8 +38,6 @@ def viewable_tracked_models(user) -> list:
 
 def changes_view(request, admin_site):
     """Every tracked change, newest first, filterable; keyset pages, no full count."""
-    from compliance.selectors import SubjectAmbiguous, subject_find
-
     allowed = viewable_tracked_models(request.user)
     if not allowed:
         raise PermissionDenied

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from retention.services import rows_delete
 from versions.context import change_context
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 from versions.setbased import history_model_of, rows_update_with_history
 
 from ..anonymisers import REDACTED, keyed_sha256_text

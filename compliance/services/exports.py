@@ -28,12 +28,12 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
-from retention.models import RESTRICTION_GROUNDS
+from retention.models import RESTRICTION_GROUNDS, RetentionPolicy
 from retention.selectors import subject_holds
 from versions.context import change_context
 from versions.files import copy_blocks, file_sha256, fsync_dir
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 from versions.setbased import history_model_of
 
 from .. import config
@@ -46,6 +46,7 @@ from ..selectors import (
     SubjectRows,
     export_masks,
     export_orphans,
+    subject_get,
     subject_gone,
     subject_walk,
 )
@@ -181,8 +182,6 @@ def _categories(entry: ModelPrivacy) -> list[str]:
 
 def retention_period(model) -> str:
     """The shortest period of the enabled retention policies on `model`, as text."""
-    from retention.models import RetentionPolicy  # retention imports this app's registry
-
     policy = (
         RetentionPolicy.objects.filter(
             enabled=True,
@@ -685,8 +684,6 @@ def _export_record(subject, *, actor, reason: str, request, recipient) -> dict:
 
 def export_subject_of(export: SubjectExport):
     """The subject an export is about: its row, else what history holds of them; None."""
-    from ..selectors import subject_get
-
     if export.subject_id is not None:
         return export.subject
     return subject_get(export.subject_key) if export.subject_key else None

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from retention.services import _require
 from versions.context import change_context
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 
 from ..models import (
     Jurisdiction,

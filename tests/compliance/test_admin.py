@@ -14,8 +14,8 @@ from django_celery_beat.models import IntervalSchedule
 from compliance.registry import registry
 from compliance.registry_admin import RegistryAdminMixin
 from shop.models import Order, Session
+from versions.ledger import ledger_verify
 from versions.models import LedgerEntry
-from versions.services import ledger_verify
 
 IP = "203.0.113.77"
 AGENT = "Mozilla/5.0 (X11; Linux x86_64) Secret-Browser/9"

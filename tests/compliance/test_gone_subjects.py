@@ -297,8 +297,8 @@ def test_the_migration_names_existing_exports_by_their_subjects_key(transactiona
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 
+    from versions.ledger import ledger_append
     from versions.models import LedgerAction
-    from versions.services import ledger_append
 
     before = ("compliance", "0004_export_erasure_request")
     executor = MigrationExecutor(connection)

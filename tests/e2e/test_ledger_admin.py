@@ -5,8 +5,8 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import login
 from versions.context import change_context
+from versions.ledger import ledger_append
 from versions.models import LedgerAction
-from versions.services import ledger_append
 
 pytestmark = pytest.mark.browser
 

@@ -661,3 +661,14 @@ def test_purge_command_refuses_a_budget_or_batch_that_is_not_positive(
         call_command("purge_expired", option, value, stdout=out)
     assert not PurgeRun.objects.exists() and out.getvalue() == ""
     assert Session.objects.count() == 1
+
+
+def test_a_policys_clean_asks_the_registered_rules(db):
+    """`RetentionPolicy.clean` (model forms, `full_clean`) runs the rules the retention app
+    registers when ready: the same refusal as `policy_validate`."""
+    assert RetentionPolicy.validator is policy_validate
+    policy = RetentionPolicy(
+        name="users", target=ContentType.objects.get(app_label="auth", model="user"), period_days=1
+    )
+    with pytest.raises(ValidationError, match="neither in the registry"):
+        policy.clean()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from compliance.models import ConsentEvent, ConsentState, SubjectRequest
 from shop.demo import DemoRefused, demo_users_ensure
 from shop.models import Customer, Order
-from versions.services import ledger_verify
+from versions.ledger import ledger_verify
 
 
 def _seed(**options):

@@ -27,7 +27,7 @@ from versions.doctor import (
     dead_tuples_finding,
     doctor_run,
 )
-from versions.services import ledger_verify
+from versions.ledger import ledger_verify
 
 OLD = timezone.now() - timedelta(days=200)
 
@@ -394,8 +394,8 @@ def test_ledger_head_cut_after_verification_is_action(postgres):
     """Entries from the verified head on deleted (triggers disabled) and one appended:
     doctor no longer says the ledger was verified up to a head that is gone."""
     from tests.versions.test_ledger import _owner_sql
+    from versions.ledger import ledger_append
     from versions.models import LedgerEntry
-    from versions.services import ledger_append
 
     for n in range(4):
         ledger_append(action="export", actor=None, reason=f"entry {n}")
@@ -413,8 +413,8 @@ def test_ledger_head_cut_after_verification_is_action(postgres):
 def test_ledger_head_with_another_hash_is_action(postgres):
     """The verified head entry is still there but its hash is not the one recorded."""
     from tests.versions.test_ledger import _owner_sql
+    from versions.ledger import ledger_append
     from versions.models import LedgerEntry
-    from versions.services import ledger_append
 
     ledger_append(action="export", actor=None, reason="one")
     ledger_verify(actor=None, reason="test")
@@ -428,8 +428,8 @@ def test_ledger_entries_missing_before_the_head_are_action(postgres):
     """An entry deleted below the verified head leaves the count short of its sequence
     number: action."""
     from tests.versions.test_ledger import _owner_sql
+    from versions.ledger import ledger_append
     from versions.models import LedgerEntry
-    from versions.services import ledger_append
 
     for n in range(3):
         ledger_append(action="export", actor=None, reason=f"entry {n}")

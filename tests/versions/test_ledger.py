@@ -22,8 +22,8 @@ from tests.conftest import LEDGER_TRUNCATE_SETTING
 from versions import config
 from versions.checks import ledger_anchor_check, ledger_secret_check
 from versions.context import change_context
+from versions.ledger import GENESIS, key_id, ledger_append
 from versions.models import LedgerAction, LedgerCheckpoint, LedgerEntry
-from versions.services import GENESIS, key_id, ledger_append
 
 KEY_A = "ledger-key-a-0123456789abcdefghijklmnopqrstuvwxyz"
 KEY_B = "ledger-key-b-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -31,7 +31,7 @@ KEY_B = "ledger-key-b-0123456789abcdefghijklmnopqrstuvwxyz"
 
 def ledger_verify(**kwargs):
     """The service as a scheduled run calls it: the system verifies."""
-    from versions.services import ledger_verify as verify
+    from versions.ledger import ledger_verify as verify
 
     return verify(actor=None, reason="test", **kwargs)
 
@@ -417,7 +417,7 @@ def test_each_append_and_passing_verification_records_a_checkpoint(db, officer):
     appended = LedgerCheckpoint.objects.get()
     assert (appended.kind, appended.entry_id, appended.head) == ("append", entry.pk, entry.hash)
     with change_context(channel="command:verify_ledger"):
-        from versions.services import ledger_verify as verify
+        from versions.ledger import ledger_verify as verify
 
         verify(actor=officer, reason="quarterly audit")
     verified = LedgerCheckpoint.objects.latest("id")
@@ -653,7 +653,7 @@ def test_legacy_entries_without_a_sequence_number_still_verify(chain):
     prev = GENESIS
     _sql("DELETE FROM versions_ledgercheckpoint")
     _sql("DELETE FROM versions_ledgerentry")
-    from versions.services import _entry_hash
+    from versions.ledger import _entry_hash
 
     for entry in chain[:3]:  # rewritten as the old code signed them: no sequence number
         entry.seq, entry.prev_hash = None, prev

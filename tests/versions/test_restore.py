@@ -20,6 +20,7 @@ from retention.selectors import held_q
 from retention.services import hold_place, hold_release
 from shop.models import Customer, Session
 from versions.backups import BackupError, manifest_path
+from versions.ledger import ledger_append, ledger_verify
 from versions.models import ErasureReplayMatch, LedgerAction, LedgerEntry
 from versions.restore import (
     _erased_rows_dropped,
@@ -29,7 +30,6 @@ from versions.restore import (
     replay_match_dismiss,
     table_recover,
 )
-from versions.services import ledger_append, ledger_verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
 REASON = "Restore drill"

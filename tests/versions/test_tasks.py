@@ -14,8 +14,8 @@ from project.celery import app
 from shop.models import Customer
 from tests.conftest import unavailable
 from versions.context import change_context
+from versions.ledger import ledger_append
 from versions.models import LedgerAction, LedgerCheckpoint
-from versions.services import ledger_append
 from versions.tasks import ledger_verify_scheduled
 
 

@@ -2,8 +2,8 @@ import argparse
 
 from django.core.management.base import CommandError
 
+from versions.ledger import HEAD_PATTERN, ledger_verify
 from versions.management.base import ComplianceCommand
-from versions.services import HEAD_PATTERN, ledger_verify
 
 
 def _head_hash(value: str) -> str:
