@@ -26,3 +26,19 @@ def export_expiry_days() -> int:
     """Days an export stays downloadable before its file is deleted
     (COMPLIANCE_EXPORT_EXPIRY_DAYS, default 7)."""
     return int(getattr(settings, "COMPLIANCE_EXPORT_EXPIRY_DAYS", 7))
+
+
+def code_minutes() -> int:
+    """Minutes an emailed code stays valid (PRIVACY_CODE_MINUTES, default 10)."""
+    return int(getattr(settings, "PRIVACY_CODE_MINUTES", 10))
+
+
+def link_days() -> int:
+    """Days a status link stays valid (PRIVACY_LINK_DAYS, default 30)."""
+    return int(getattr(settings, "PRIVACY_LINK_DAYS", 30))
+
+
+def rate_per_hour() -> int:
+    """Attempts per hour per address and per email on the privacy center's forms
+    (PRIVACY_RATE_PER_HOUR, default 10)."""
+    return int(getattr(settings, "PRIVACY_RATE_PER_HOUR", 10))

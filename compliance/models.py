@@ -83,6 +83,11 @@ class SubjectRequest(models.Model):
         ACCESS = "access", "Access / export (Art. 15/20)"
         ERASURE = "erasure", "Erasure (Art. 17)"
         RESTRICTION = "restriction", "Restriction (Art. 18)"
+        RECTIFICATION = "rectification", "Rectification (Art. 16)"
+
+    class Channel(models.TextChoices):
+        ADMIN = "admin", "Recorded by an officer"
+        CENTER = "center", "Privacy center"
 
     class State(models.TextChoices):
         RECEIVED = "received", "Received"
@@ -97,6 +102,7 @@ class SubjectRequest(models.Model):
         DOCUMENT = "document", "Identity document checked (not kept)"
         KNOWLEDGE = "knowledge", "Answered questions only the subject can answer"
         AGENT = "agent", "Authorised agent with the subject's signed permission"
+        EMAIL_CODE = "email_code", "Code sent to the email the requester gave"
 
     FINAL_STATES = (State.COMPLETED, State.REJECTED)
 
@@ -117,6 +123,15 @@ class SubjectRequest(models.Model):
         max_length=8, choices=Jurisdiction.choices, default=Jurisdiction.GDPR
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    channel = models.CharField(
+        max_length=8, choices=Channel.choices, default=Channel.ADMIN, editable=False
+    )
+    contact_email = models.EmailField(
+        blank=True, editable=False, help_text="The address the requester gave; we answer there."
+    )
+    details = models.TextField(
+        blank=True, editable=False, help_text="What the requester asks to correct (rectification)."
+    )
     received_at = models.DateTimeField(help_text="When the request reached us; the clock starts.")
     due_at = models.DateTimeField(
         editable=False, help_text="Computed from the receipt, the jurisdiction and any extension."
@@ -131,6 +146,9 @@ class SubjectRequest(models.Model):
     )
     verification_note = models.TextField(
         blank=True, editable=False, help_text="How the check went; never a copy of the document."
+    )
+    verified_ip = models.GenericIPAddressField(
+        null=True, blank=True, editable=False, help_text="Where the emailed code was entered."
     )
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -602,3 +620,81 @@ class ErasureLogEntry(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.digest[:12]}… (certificate #{self.certificate_id})"
+
+
+# The privacy center's mechanisms ---------------------------------------------------------
+
+
+class Challenge(models.Model):
+    """A 6-digit code emailed to a requester, kept only as a keyed hash (HMAC): it proves they
+    read that mailbox, to verify a request or before a download. Resending replaces the code
+    on the same row; `tries` counts wrong codes; a consumed challenge never counts again."""
+
+    class Purpose(models.TextChoices):
+        VERIFY = "verify", "Verify a request"
+        DOWNLOAD = "download", "Prove the email again before a download"
+
+    request = models.ForeignKey(SubjectRequest, on_delete=models.CASCADE, related_name="challenges")
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    tries = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        default_permissions = ("view",)
+        indexes = [models.Index(fields=["request", "purpose"], name="challenge_request_idx")]
+
+    def __str__(self):
+        return f"Challenge #{self.pk} ({self.purpose}) of request #{self.request_id}"
+
+
+class AccessLink(models.Model):
+    """A random token handed to a requester, bound to one request and one purpose. Only its
+    sha256 is stored: the token itself travels in the URL path and nowhere else."""
+
+    class Purpose(models.TextChoices):
+        STATUS = "status", "Follow the request"
+        DOWNLOAD = "download", "Download the copy"
+        PREFERENCES = "preferences", "Consent preferences"
+
+    request = models.ForeignKey(SubjectRequest, on_delete=models.CASCADE, related_name="links")
+    purpose = models.CharField(max_length=12, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        default_permissions = ("view",)
+
+    def __str__(self):
+        return f"Link #{self.pk} ({self.purpose}) of request #{self.request_id}"
+
+
+class RequestEmail(models.Model):
+    """An email sent about a request: its kind, a keyed digest of the recipient and the sha256
+    of what was sent. Never the address or the body."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    request = models.ForeignKey(SubjectRequest, on_delete=models.CASCADE, related_name="emails")
+    kind = models.CharField(max_length=32)
+    recipient_digest = models.CharField(max_length=64)
+    content_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        default_permissions = ("view",)
+        ordering = ["created_at", "pk"]
+
+    def __str__(self):
+        return f"Email {self.kind} of request #{self.request_id}"

@@ -1,6 +1,6 @@
 """What the compliance app's own records hold about data subjects: requests and consents."""
 
-from .models import ConsentEvent, ConsentPurpose, ConsentState, SubjectRequest
+from .models import AccessLink, ConsentEvent, ConsentPurpose, ConsentState, SubjectRequest
 from .registry import Category, Erasure, ModelPrivacy, Personal, register, registry
 
 # Data-subject requests ------------------------------------------------------------------
@@ -10,7 +10,13 @@ from .registry import Category, Erasure, ModelPrivacy, Personal, register, regis
 class SubjectRequestPrivacy(ModelPrivacy):
     subject = "subject"
     subject_key_field = "subject_key"  # the link goes with the subject row; the key stays
-    fields = {}  # a link to the subject and the request's own facts; nothing personal
+    # Beyond the link to the subject, the address a requester gave in the privacy center
+    # and what they asked to correct.
+    fields = {
+        "contact_email": Personal(Category.CONTACT, anonymiser="email_placeholder"),
+        "details": Personal(Category.CONTENT, anonymiser="redact"),
+        "verified_ip": Personal(Category.ONLINE_ID, anonymiser="null"),
+    }
     erasure = Erasure.RETAIN
     legal_ground = (
         "Accountability (GDPR Art. 5(2)): the record of how the subject's request was handled."
@@ -71,3 +77,8 @@ class ConsentStatePrivacy(ModelPrivacy):
     purpose = "Honouring each subject's current consent choices."
     lawful_basis = "Legal obligation (Art. 6(1)(c), Art. 7(1))"
     restriction_applies = False  # follows the events (see ConsentEventPrivacy)
+
+
+# The privacy center's codes, links and email records --------------------------------------
+# Hashes of random values handed to the requester, never derived from what they are.
+registry.declare_not_personal(AccessLink, "token_hash")

@@ -1,12 +1,14 @@
 """Celery tasks of the compliance app: take ids, call one service or selector."""
 
 import logging
+import smtplib
 
 from celery import shared_task
 
-from .models import SubjectExport
+from .models import RequestEmail, SubjectExport
 from .selectors import DUE_SOON_DAYS, requests_due
 from .services import export_subject_of, exports_expire, subject_export
+from .services.emails import email_deliver_now
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +58,21 @@ def export_run(export_id: int) -> dict:
 def exports_expire_scheduled() -> int:
     """The daily clean-up: delete the files of expired exports."""
     return exports_expire()
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=True,
+    max_retries=5,
+)
+def email_deliver(self, email_id: int, message: dict) -> None:
+    """Send an email queued by `email_send`; retried with backoff while the server fails."""
+    try:
+        email_deliver_now(email_id=email_id, message=message)
+    except (OSError, smtplib.SMTPException) as error:
+        if self.request.retries >= self.max_retries:
+            RequestEmail.objects.filter(pk=email_id).update(
+                status=RequestEmail.Status.FAILED, error=type(error).__name__
+            )
+        raise

@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Only /privacy/ follows the browser's language (or the person's choice).
+    "compliance.privacy_center.middleware.PrivacyLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -138,6 +140,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+# The privacy center speaks the person's language (English or German); the admin stays English.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
@@ -184,6 +189,15 @@ SILENCED_SYSTEM_CHECKS = [
 ]
 
 # Celery: without a broker, tasks run eagerly in-process (the demo).
+# Email: EMAIL_URL (smtp://user:pass@host:587/?tls=True, or consolemail:// to print messages
+# on the terminal, the demo's default).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="privacy@localhost")
+# The privacy center: code and link lifetimes, rate limits.
+PRIVACY_CODE_MINUTES = env.int("PRIVACY_CODE_MINUTES", default=10)
+PRIVACY_LINK_DAYS = env.int("PRIVACY_LINK_DAYS", default=30)
+PRIVACY_RATE_PER_HOUR = env.int("PRIVACY_RATE_PER_HOUR", default=10)
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
