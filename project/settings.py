@@ -260,6 +260,8 @@ PSEUDONYM_SECRET = env.str("PSEUDONYM_SECRET", default="")
 DATA_DIR = Path(env.str("COMPLIANCE_DATA_DIR", default="") or BASE_DIR / "var")
 COMPLIANCE_EXPORT_DIR = env.path("COMPLIANCE_EXPORT_DIR", default=DATA_DIR / "exports")
 COMPLIANCE_EXPORT_EXPIRY_DAYS = env.int("COMPLIANCE_EXPORT_EXPIRY_DAYS", default=7)
+# Days the link to a copy released to the person stays valid (the copy is kept as long).
+COMPLIANCE_DOWNLOAD_LINK_DAYS = env.int("COMPLIANCE_DOWNLOAD_LINK_DAYS", default=7)
 RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=DATA_DIR / "archives")
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 # The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.

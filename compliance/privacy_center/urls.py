@@ -8,4 +8,5 @@ app_name = "privacy_center"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("download/<str:token>/", views.download, name="download"),
 ]
