@@ -138,6 +138,9 @@ class SubjectRequest(models.Model):
     details = models.TextField(
         blank=True, editable=False, help_text="What the requester asks to correct (rectification)."
     )
+    language = models.CharField(
+        max_length=8, blank=True, editable=False, help_text="The language we write to them in."
+    )
     received_at = models.DateTimeField(help_text="When the request reached us; the clock starts.")
     due_at = models.DateTimeField(
         editable=False, help_text="Computed from the receipt, the jurisdiction and any extension."

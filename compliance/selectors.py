@@ -330,6 +330,17 @@ def subject_find(identifier: str):
     return subject_get(keys[0][0]) if keys else None
 
 
+def subject_by_email(email: str):
+    """The one live subject whose registered email is `email` now, else None (nobody, or
+    several: the privacy center then answers as for nobody, and an officer sorts it out)."""
+    model = registry.subject_model()
+    email = str(email).strip()
+    if not email or not subject_email_fields(model):
+        return None
+    found = list(model._default_manager.filter(_emails_q(model, email))[:2])
+    return found[0] if len(found) == 1 else None
+
+
 @dataclass(frozen=True)
 class OverviewModel:
     """What the subject overview shows of one registered model."""
@@ -432,6 +443,11 @@ def request_awaiting_download_q() -> Q:
     return Q(state=SubjectRequest.State.IN_PROGRESS) & _exports_of_request(
         status=SubjectExport.Status.DONE, released_at__isnull=False, downloads=0
     )
+
+
+def request_copy_released(request: SubjectRequest) -> bool:
+    """Whether a copy was released to the person who made `request`."""
+    return request.exports.filter(released_at__isnull=False).exists()
 
 
 def request_release_export(request: SubjectRequest) -> SubjectExport | None:

@@ -1,20 +1,17 @@
-"""Language of the privacy center: only under /privacy/ does the browser's language (or the
-person's choice, kept in a cookie) apply; everything else stays in LANGUAGE_CODE."""
+"""Language of the privacy center: only under /privacy/ does the person's choice (the
+language switch, Django's language cookie) or else the browser's language apply; the admin
+stays in LANGUAGE_CODE."""
 
 from django.conf import settings
 from django.utils import translation
 
-COOKIE = "privacy_language"
 PREFIX = "/privacy/"
 
 
 def privacy_language(request) -> str:
-    """The language for a request under /privacy/: ?lang= is not used (the switch posts),
-    the cookie first, then Accept-Language, else English."""
+    """The language for a request under /privacy/: the switch's cookie, then
+    Accept-Language, else English."""
     supported = {code for code, _ in settings.LANGUAGES}
-    chosen = request.COOKIES.get(COOKIE, "")
-    if chosen in supported:
-        return chosen
     language = translation.get_language_from_request(request)
     return language if language in supported else "en"
 

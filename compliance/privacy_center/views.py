@@ -1,10 +1,28 @@
-"""The privacy center's pages: thin views over the compliance services."""
+"""The privacy center's pages: thin views over the compliance services.
 
-from django.http import FileResponse
+Nothing personal travels in a URL: the request waiting for its code is kept in the session,
+and a request is followed through a link whose path holds only a random token.
+"""
+
+from django.http import FileResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.template.response import TemplateResponse
-from django.utils import timezone, translation
-from django.views.decorators.http import require_http_methods, require_safe
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from versions.middleware import client_ip
+
+from ..models import AccessLink, SubjectRequest
+from ..selectors import request_copy_released
+from ..services.center import (
+    center_code_resend,
+    center_rate_limited,
+    center_request_start,
+    center_request_verify,
+)
 from ..services.delivery import (
     DeliveryRefused,
     delivery_code_send,
@@ -12,6 +30,19 @@ from ..services.delivery import (
     delivery_export,
     delivery_link,
 )
+from ..services.links import access_link_resolve
+from ..services.verification import MAX_TRIES
+from .forms import CodeForm, StartForm
+
+PENDING = "privacy_pending_request"
+
+
+def _ip(request) -> str:
+    return client_ip(request) or ""
+
+
+def _too_many(request):
+    return TemplateResponse(request, "privacy/too_many.html", status=429)
 
 
 @require_safe
@@ -21,19 +52,114 @@ def home(request):
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+def start(request):
+    """Start a request: the answer is the same page whether or not we know the email."""
+    form = StartForm(request.POST or None)
+    if request.method != "POST" or not form.is_valid():
+        return TemplateResponse(request, "privacy/start.html", {"form": form})
+    data = form.cleaned_data
+    if center_rate_limited(action="start", ip=_ip(request), email=data["email"]):
+        return _too_many(request)
+    if not data["website"]:  # a filled honeypot gets the same page and nothing else
+        pending = center_request_start(
+            email=data["email"],
+            kind=data["kind"],
+            jurisdiction=data["jurisdiction"],
+            details=data["details"],
+            language=get_language(),
+        )
+        request.session[PENDING] = pending.pk
+    return render(request, "privacy/verify.html", {"form": CodeForm()})
+
+
+def _pending(request):
+    pk = request.session.get(PENDING)
+    if not isinstance(pk, int):
+        return None
+    return SubjectRequest.objects.filter(pk=pk, state=SubjectRequest.State.RECEIVED).first()
+
+
+@require_POST
+def verify(request):
+    """Check the emailed code of the request started in this browser."""
+    pending = _pending(request)
+    if pending is None:
+        return TemplateResponse(request, "privacy/verify_lost.html", status=400)
+    form = CodeForm(request.POST)
+    if center_rate_limited(action="verify", ip=_ip(request), email=pending.contact_email):
+        return _too_many(request)
+    if not form.is_valid():
+        return TemplateResponse(request, "privacy/verify.html", {"form": form}, status=400)
+    outcome = center_request_verify(
+        request=pending,
+        code=form.cleaned_data["code"],
+        ip=_ip(request) or None,
+        status_url=lambda token: request.build_absolute_uri(
+            reverse("privacy_center:status", args=[token])
+        ),
+        language=get_language(),
+    )
+    if not outcome.result.ok:
+        message = {
+            "wrong": _("That code is not right. You have %(left)d more tries.")
+            % {"left": outcome.result.tries_left},
+            "expired": _("That code has expired. Ask for a new one."),
+            "used": _("That code was used already. Ask for a new one."),
+            "locked": _("Too many wrong codes (%(max)d). Ask for a new one.") % {"max": MAX_TRIES},
+        }.get(outcome.result.reason, _("Ask for a new code."))
+        form.add_error("code", message)
+        return TemplateResponse(request, "privacy/verify.html", {"form": form}, status=400)
+    del request.session[PENDING]
+    return HttpResponseRedirect(reverse("privacy_center:status", args=[outcome.status_token]))
+
+
+@require_POST
+def resend(request):
+    """Email a new code for the request started in this browser."""
+    pending = _pending(request)
+    if pending is None:
+        return TemplateResponse(request, "privacy/verify_lost.html", status=400)
+    if center_rate_limited(action="resend", ip=_ip(request), email=pending.contact_email):
+        return _too_many(request)
+    sent = center_code_resend(request=pending, language=get_language())
+    notice = (
+        _("We sent a new code. The previous one no longer works.")
+        if sent
+        else _("We sent a code less than a minute ago. Wait a moment before asking again.")
+    )
+    return TemplateResponse(request, "privacy/verify.html", {"form": CodeForm(), "notice": notice})
+
+
+@require_safe
+def status(request, token: str):
+    """Follow a request through the link we gave: its state, due date and outcome."""
+    link = access_link_resolve(token=token, purpose=AccessLink.Purpose.STATUS)
+    if link is None:
+        return TemplateResponse(request, "privacy/link_invalid.html", status=404)
+    context = {"req": link.request, "copy_released": request_copy_released(link.request)}
+    response = TemplateResponse(request, "privacy/status.html", context)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak onwards
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
 def download(request, token):
     """The download page of a released copy, reached from the "copy ready" email: a GET shows
     what it is; "send" emails a fresh code; "download" checks it and streams the ZIP."""
     link = delivery_link(token)
-    if link is None:
-        return _gone(request)
+    if link is None:  # unknown, expired or revoked: the same answer for each
+        return TemplateResponse(request, "privacy/link_invalid.html", status=404)
     export = delivery_export(link)
     context = {"export": export, "code_sent": False, "error": ""}
     status = 200
     if request.method == "POST" and export is not None:
-        if request.POST.get("action") == "send":
+        action = "download-send" if request.POST.get("action") == "send" else "download"
+        if center_rate_limited(action=action, ip=_ip(request), email=link.request.contact_email):
+            return _too_many(request)
+        if action == "download-send":
             context["code_sent"] = True
-            sent = delivery_code_send(link=link, language=translation.get_language())
+            sent = delivery_code_send(link=link, language=get_language())
             context["resend_wait"] = not sent
         else:
             try:
@@ -49,11 +175,6 @@ def download(request, token):
                     content_type="application/zip",
                 )
     response = TemplateResponse(request, "privacy/download.html", context, status=status)
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the path
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak onwards
+    response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _gone(request):
-    """A download link that is unknown, expired or revoked: the same answer for each."""
-    return TemplateResponse(request, "privacy/download_gone.html", status=404)

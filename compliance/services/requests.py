@@ -25,6 +25,7 @@ from ..selectors import (
     subject_gone,
 )
 from .common import ComplianceRefused
+from .emails import email_send
 
 # Data-subject requests -----------------------------------------------------------------
 # received -> verified -> in progress -> completed, or rejected (with its reason) from any
@@ -92,6 +93,12 @@ def _transition(
     return locked
 
 
+def _tell(request: SubjectRequest, kind: str, **context) -> None:
+    """Email the requester (a request from the privacy center) that `kind` happened."""
+    if request.channel == SubjectRequest.Channel.CENTER and request.contact_email:
+        email_send(request=request, kind=kind, context=context, language=request.language or "en")
+
+
 def request_move(locked, *, actor, reason: str, transition: str, to: str, details=None, **values):
     """Set `locked` (a request under its row lock) to state `to` and `values`, and write the
     step's ledger entry; the caller's transaction holds both."""
@@ -118,11 +125,19 @@ def request_create(
     actor,
     reason: str = "",
     received_at: datetime | None = None,
+    channel: str = SubjectRequest.Channel.ADMIN,
+    contact_email: str = "",
+    details: str = "",
+    language: str = "",
 ) -> SubjectRequest:
-    """Record a request received at `received_at` (default now); its clock starts then."""
+    """Record a request received at `received_at` (default now); its clock starts then.
+
+    From the privacy center (`channel`) the subject may be None (we hold nothing under the
+    address given); `contact_email` is where we answer, `details` what to correct."""
     _require(actor, SubjectRequest, "add")
     subject_model = registry.subject_model()
-    if not isinstance(subject, subject_model):
+    from_center = channel == SubjectRequest.Channel.CENTER
+    if not isinstance(subject, subject_model) and not (from_center and subject is None):
         raise ComplianceRefused(
             f"Choose the {subject_model._meta.verbose_name} the request is about."
         )
@@ -143,8 +158,13 @@ def request_create(
     with change_context(user=actor, reason=reason), transaction.atomic():
         request = SubjectRequest.objects.create(
             kind=kind,
-            subject=None if subject_gone(subject) else subject,  # the row may be gone
-            subject_key=str(subject.pk),
+            # the row may be gone
+            subject=None if subject is None or subject_gone(subject) else subject,
+            subject_key="" if subject is None else str(subject.pk),
+            channel=channel,
+            contact_email=contact_email.strip(),
+            details=details.strip(),
+            language=language,
             jurisdiction=jurisdiction,
             received_at=received_at,
             due_at=request_due(jurisdiction, received_at),
@@ -154,7 +174,13 @@ def request_create(
 
 
 def request_verify(
-    *, request: SubjectRequest, actor, method: str, note: str = "", reason: str = ""
+    *,
+    request: SubjectRequest,
+    actor,
+    method: str,
+    note: str = "",
+    reason: str = "",
+    ip: str | None = None,
 ) -> SubjectRequest:
     """Record that `actor` verified the requester's identity, how (`method`) and a `note`.
 
@@ -177,6 +203,7 @@ def request_verify(
         verified_by=actor,
         verification_method=method,
         verification_note=note.strip(),
+        verified_ip=ip or None,
     )
 
 
@@ -195,9 +222,12 @@ def request_start(*, request: SubjectRequest, actor, reason: str = "") -> Subjec
     )
 
 
-def request_complete(*, request: SubjectRequest, actor, reason: str = "") -> SubjectRequest:
-    """Close a request in progress as answered. Final."""
-    return _transition(
+def request_complete(
+    *, request: SubjectRequest, actor, reason: str = "", answer: str = ""
+) -> SubjectRequest:
+    """Close a request in progress as answered. Final. A requester from the privacy center
+    is emailed, with `answer` when given."""
+    done = _transition(
         request,
         actor=actor,
         reason=reason,
@@ -208,6 +238,8 @@ def request_complete(*, request: SubjectRequest, actor, reason: str = "") -> Sub
         "the requester's identity and start the request first.",
         completed_at=timezone.now(),
     )
+    _tell(done, "completed", answer=answer)
+    return done
 
 
 def request_reject(*, request: SubjectRequest, actor, reason: str) -> SubjectRequest:
@@ -217,7 +249,7 @@ def request_reject(*, request: SubjectRequest, actor, reason: str) -> SubjectReq
         raise ComplianceRefused(
             "Give the reason for the refusal: the subject must be told it (GDPR Art. 12(4))."
         )
-    return _transition(
+    rejected = _transition(
         request,
         actor=actor,
         reason=reason,
@@ -228,6 +260,8 @@ def request_reject(*, request: SubjectRequest, actor, reason: str) -> SubjectReq
         rejected_at=timezone.now(),
         rejection_reason=reason,
     )
+    _tell(rejected, "rejected")
+    return rejected
 
 
 def request_extend(
@@ -301,6 +335,7 @@ def request_extend(
             reason=reason,
             previous_due_at=previous_due.isoformat(),
         )
+    _tell(locked, "extended")
     return locked
 
 

@@ -125,3 +125,10 @@ def test_email_reaches_a_real_smtp_server_and_is_recorded(request_, smtp_inbox):
     assert record.kind == "code" and record.status == RequestEmail.Status.SENT
     assert record.recipient_digest == recipient_digest("ada@example.org")
     assert "ada" not in record.recipient_digest and len(record.content_sha256) == 64
+
+
+def test_email_in_german(request_, smtp_inbox):
+    """An email rendered in German has a German subject."""
+    email_send(request=request_, kind="received", context={"status_url": "x"}, language="de")
+    (message,) = smtp_inbox.messages
+    assert message["Subject"] == "Wir haben Ihre Anfrage erhalten"
