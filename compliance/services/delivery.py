@@ -79,7 +79,7 @@ def export_release(
     with change_context(user=actor, reason=reason), transaction.atomic():
         locked = SubjectExport.objects.select_for_update().get(pk=export.pk)
         if locked.released_at is not None:
-            by = locked.released_by or _("the system")
+            by = locked.released_by or "the system"
             return Release(
                 locked,
                 False,
@@ -117,6 +117,7 @@ def export_release(
                 "download_url": absolute_url(reverse("privacy_center:download", args=[token])),
                 "expires_at": expires_at,
             },
+            language=request.language or "en",
         )
     return Release(
         locked,
@@ -190,7 +191,7 @@ def delivery_code_send(*, link: AccessLink, language: str | None = None) -> bool
         email_send(
             request=link.request,
             kind="code",
-            context={"code": code, "minutes": config.code_minutes()},
+            context={"code": code, "minutes": config.code_minutes(), "download": True},
             language=language,
         )
     return True

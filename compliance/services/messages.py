@@ -49,5 +49,10 @@ def request_message_send(
             message=message.pk,
             characters=len(body),
         )
-        email_send(request=locked, kind="message", context={"message": message})
+        email_send(
+            request=locked,
+            kind="message",
+            context={"message": message},
+            language=locked.language or "en",
+        )
     return message

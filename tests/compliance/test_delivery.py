@@ -277,3 +277,13 @@ def test_expiry_after_a_download_keeps_the_outcome_downloaded(answered, officer,
     exports_expire(now=export.expires_at + timedelta(seconds=1))
     request.refresh_from_db()
     assert request.outcome == SubjectRequest.Outcome.DOWNLOADED
+
+
+def test_download_page_and_its_code_email_speak_german(answered, officer, smtp_inbox, client):
+    """With a German browser the page and the download code's email are in German."""
+    token = _released(answered, officer, smtp_inbox)
+    url = reverse("privacy_center:download", args=[token])
+    page = client.get(url, headers={"accept-language": "de"})
+    assert "Ihre Kopie herunterladen" in page.content.decode()
+    client.post(url, {"action": "send"}, headers={"accept-language": "de"})
+    assert "Download-Seite" in smtp_inbox.messages[-1].get_body(("plain",)).get_content()

@@ -58,3 +58,12 @@ def test_message_refusals_change_nothing(center_request, officer, auditor, smtp_
     with pytest.raises(PermissionDenied):
         request_message_send(request=center_request, actor=auditor, body="Hello")
     assert not RequestMessage.objects.exists() and not smtp_inbox.messages
+
+
+def test_message_email_is_in_the_requesters_language(center_request, officer, smtp_inbox):
+    """A person who asked in German gets the message's frame in German."""
+    SubjectRequest.objects.filter(pk=center_request.pk).update(language="de")
+    center_request.refresh_from_db()
+    request_message_send(request=center_request, actor=officer, body="Hallo")
+    (email,) = smtp_inbox.messages
+    assert email["Subject"] == "Eine Nachricht zu Ihrer Anfrage"
