@@ -114,6 +114,9 @@ MIGRATION_LINTER_OPTIONS = {
         # compliance 0007: two indexes (the download key, one waiting export per subject) on
         # the export log, a row per export ever run: small, built in a moment under the lock.
         "0007_export_download_key_one_waiting",
+        # compliance 0009: the index of who released an export, on the export log (small, as
+        # for 0007), and the request index of the messages table it creates.
+        "0009_delivery_release_messages",
     ],
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -839,7 +839,11 @@ def export_download(*, export: SubjectExport, actor, reason: str = "", link=None
                 f"Export #{export.pk} is downloaded only by the officer who ran it or the one "
                 "it names: ask them, or run a new export."
             )
-    elif link.request_id != export.request_id or export.released_at is None:
+    elif (
+        link.request_id != export.request_id
+        or export.released_at is None
+        or link.request.state == State.REJECTED
+    ):
         raise ComplianceRefused(
             "This link does not lead to a copy that was released to you: use the link of "
             "the latest email about your request."

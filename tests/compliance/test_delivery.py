@@ -287,3 +287,17 @@ def test_download_page_and_its_code_email_speak_german(answered, officer, smtp_i
     assert "Ihre Kopie herunterladen" in page.content.decode()
     client.post(url, {"action": "send"}, headers={"accept-language": "de"})
     assert "Download-Seite" in smtp_inbox.messages[-1].get_body(("plain",)).get_content()
+
+
+def test_copy_of_a_request_rejected_after_release_is_not_downloaded(answered, officer, smtp_inbox):
+    """Rejecting the request after its release closes the download."""
+    from compliance.services import request_reject
+
+    request, _ = answered
+    link = delivery_link(_released(answered, officer, smtp_inbox))
+    request_reject(request=request, actor=officer, reason="Sent to the wrong person")
+    delivery_code_send(link=link)
+    link.request.refresh_from_db()
+    with pytest.raises(DeliveryRefused, match="no longer available"):
+        delivery_download(link=link, code=_code(smtp_inbox.messages[-1]))
+    assert SubjectExport.objects.get().downloads == 0
