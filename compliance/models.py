@@ -130,16 +130,30 @@ class SubjectRequest(models.Model):
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
     channel = models.CharField(
-        max_length=8, choices=Channel.choices, default=Channel.ADMIN, editable=False
+        max_length=8,
+        choices=Channel.choices,
+        default=Channel.ADMIN,
+        db_default=Channel.ADMIN,
+        editable=False,
     )
     contact_email = models.EmailField(
-        blank=True, editable=False, help_text="The address the requester gave; we answer there."
+        blank=True,
+        db_default="",
+        editable=False,
+        help_text="The address the requester gave; we answer there.",
     )
     details = models.TextField(
-        blank=True, editable=False, help_text="What the requester asks to correct (rectification)."
+        blank=True,
+        db_default="",
+        editable=False,
+        help_text="What the requester asks to correct (rectification).",
     )
     language = models.CharField(
-        max_length=8, blank=True, editable=False, help_text="The language we write to them in."
+        max_length=8,
+        blank=True,
+        db_default="",
+        editable=False,
+        help_text="The language we write to them in.",
     )
     received_at = models.DateTimeField(help_text="When the request reached us; the clock starts.")
     due_at = models.DateTimeField(

@@ -134,6 +134,8 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0006_consent_evidence_outlives_subject")
     # retention 0005 adds a column with a database default, as compliance 0005 does.
     MIGRATION_LINTER_OPTIONS["ignore_name"].append("0005_purge_run_model")
+    # compliance 0008 adds the request's channel and contact columns with database defaults.
+    MIGRATION_LINTER_OPTIONS["ignore_name"].append("0008_center_challenges_links_emails")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

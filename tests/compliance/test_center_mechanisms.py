@@ -89,8 +89,10 @@ def test_code_of_another_request_is_refused(request_, customer):
         subject=customer, kind=SubjectRequest.Kind.ERASURE, jurisdiction="gdpr", actor=None
     )
     _, code = challenge_issue(request=request_)
-    challenge_issue(request=other)
-    assert not challenge_check(request=other, code=code).ok or code == ""
+    _, other_code = challenge_issue(request=other)
+    if other_code != code:  # one chance in a million that both drew the same digits
+        assert not challenge_check(request=other, code=code).ok
+    assert challenge_check(request=request_, code=code).ok
 
 
 def test_link_resolves_by_token_and_purpose_only(request_):

@@ -393,10 +393,11 @@ def test_auditor_runs_no_request_service(customer, officer, auditor):
 
 
 def test_requests_are_declared_retained_for_accountability(customer, officer):
-    """Declared in the registry: subject path, no personal field, kept (Art. 5(2)), exported;
-    the subject walk finds a person's requests."""
+    """Declared in the registry: subject path, only the privacy center's contact details as
+    personal fields, kept (Art. 5(2)), exported; the subject walk finds a person's requests."""
     entry = registry.get(SubjectRequest)
-    assert entry.subject_paths == ["subject"] and entry.fields == {}
+    assert entry.subject_paths == ["subject"]
+    assert set(entry.fields) == {"contact_email", "details", "verified_ip"}
     assert entry.erasure == Erasure.RETAIN and "Art. 5(2)" in entry.legal_ground
     assert entry.exported
     request = _create(customer, officer)
