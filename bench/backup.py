@@ -23,7 +23,7 @@ from pathlib import Path
 from django.db import connection
 from django.test import override_settings
 
-from versions.backups import backup_create, pg_environ
+from operations.backups import backup_create, pg_environ
 
 from . import export
 from .harness import Config, Result, VariantStats

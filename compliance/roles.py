@@ -3,7 +3,7 @@
 Each role's permissions are an explicit list per model, here in code where a change is
 reviewed; nothing is granted by app label:
 
-- the project's own models (compliance, retention, versions) give exactly what
+- the project's own models (compliance, operations, retention, versions) give exactly what
   `PROJECT_MODELS` lists; a new model of those apps gives nobody anything until it is listed;
 - each model of the personal-data registry gives both roles `view` on the model and on its
   history, and officers `add` and `change` (deleting personal data is an erasure or a purge,
@@ -54,10 +54,10 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     "versions.ledgercheckpoint": {AUDITOR: VIEW, OFFICER: VIEW},
     # Backups: officers start, verify and drill them; nobody edits the catalogue. Their
     # checks are shown on the backup's page (no permissions of their own).
-    "versions.backup": {AUDITOR: VIEW, OFFICER: (*VIEW, "run_backup")},
+    "operations.backup": {AUDITOR: VIEW, OFFICER: (*VIEW, "run_backup")},
     # Subjects an erasure replay matched by an email alone: officers confirm or dismiss
     # them with the erasure permission; nobody edits them.
-    "versions.erasurereplaymatch": {AUDITOR: VIEW, OFFICER: VIEW},
+    "operations.erasurereplaymatch": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.retentionpolicy": {AUDITOR: VIEW, OFFICER: (*EDIT, "run_purge")},
     "retention.historicalretentionpolicy": {AUDITOR: VIEW, OFFICER: VIEW},
     "retention.legalhold": {AUDITOR: VIEW, OFFICER: EDIT},
@@ -88,7 +88,7 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Apps whose permissions no role gets, even when one of their models is registered.
 FORBIDDEN_APPS = frozenset({"auth", "contenttypes", "admin", "sessions"})
-_PROJECT_APPS = frozenset({"compliance", "retention", "versions"})
+_PROJECT_APPS = frozenset({"compliance", "operations", "retention", "versions"})
 
 
 def _forbidden(app_label: str, model_name: str) -> bool:

@@ -30,8 +30,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    # Before Django's apps: its `migrate` (with lock and statement timeouts) replaces theirs.
-    "project.apps.ProjectConfig",
+    # Before Django's apps: its `migrate` (with lock and statement timeouts) replaces theirs,
+    # and its template of the schedules' form replaces django-celery-beat's.
+    "operations",
     "project.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -89,7 +90,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# `migrate` on PostgreSQL sets these on its connection (project/config.py, docs/migrations.md).
+# `migrate` on PostgreSQL sets these on its connection (operations/config.py, docs/migrations.md).
 MIGRATION_LOCK_TIMEOUT = env.str("MIGRATION_LOCK_TIMEOUT", default="5s")
 MIGRATION_STATEMENT_TIMEOUT = env.str("MIGRATION_STATEMENT_TIMEOUT", default="15min")
 # The migration linter's exceptions, each with its reason (docs/migrations.md).
@@ -106,7 +107,7 @@ MIGRATION_LINTER_OPTIONS = {
         # stopped using it (0004) and refuses while a row lacks its full_name.
         "0005_customer_full_name_contract",
         # shop 0006: SET NOT NULL only after a validated CHECK proved no row is NULL, so
-        # PostgreSQL skips the scan under the exclusive lock (project/migration_operations.py).
+        # PostgreSQL skips the scan under the exclusive lock (operations/migration_operations.py).
         "0006_customer_full_name_required",
         # compliance 0002 creates its tables, then adds their foreign keys: on SQLite that
         # rebuilds tables created a moment before, which the linter reads as drops.
@@ -231,26 +232,26 @@ CELERY_BEAT_SCHEDULE = {
     # Backups at night: the daily one (a weekly on Sundays and a monthly on the 1st, so
     # each tier keeps its own history), cleanup after them, a drill of the newest weekly.
     "backup-daily": {
-        "task": "versions.tasks.backup_create_task",
+        "task": "operations.tasks.backup_create_task",
         "schedule": crontab(hour=2, minute=30),
         "args": ("daily",),
     },
     "backup-weekly": {
-        "task": "versions.tasks.backup_create_task",
+        "task": "operations.tasks.backup_create_task",
         "schedule": crontab(hour=3, minute=0, day_of_week=0),
         "args": ("weekly",),
     },
     "backup-monthly": {
-        "task": "versions.tasks.backup_create_task",
+        "task": "operations.tasks.backup_create_task",
         "schedule": crontab(hour=3, minute=30, day_of_month=1),
         "args": ("monthly",),
     },
     "backups-cleanup-daily": {
-        "task": "versions.tasks.backups_cleanup_task",
+        "task": "operations.tasks.backups_cleanup_task",
         "schedule": crontab(hour=4, minute=0),
     },
     "backup-drill-weekly": {
-        "task": "versions.tasks.backup_drill_latest_task",
+        "task": "operations.tasks.backup_drill_latest_task",
         "schedule": crontab(hour=4, minute=30, day_of_week=0),
     },
 }

@@ -19,10 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
-from compliance.registry import registry
 from versions.admin import ReadOnlyAdminMixin, TrackedHistoryAdmin
-from versions.models import Backup
 
+from .holds import holdable_models
 from .models import RESTRICTION_GROUNDS, LegalHold, PolicyAction, PurgeRun, RetentionPolicy
 from .selectors import policy_targets
 from .services import (
@@ -574,9 +573,9 @@ class LegalHoldAdmin(ConfirmActionMixin, TrackedHistoryAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "content_type":
-            # Registered models, and backups: cleanup never deletes a held backup.
-            models = [*(e.model for e in registry.entries()), Backup]
-            ids = [ContentType.objects.get_for_model(m).pk for m in models]
+            # Registered models, and what apps register as holdable (backups: cleanup never
+            # deletes a held backup).
+            ids = [ContentType.objects.get_for_model(m).pk for m in holdable_models()]
             kwargs["queryset"] = ContentType.objects.filter(pk__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

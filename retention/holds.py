@@ -44,6 +44,8 @@ __all__ = [
     "RestrictedQuerySet",
     "held_q",
     "holds_active",
+    "holdable_models",
+    "holdable_register",
     "live_model",
     "restricted_q",
     "restriction_connect",
@@ -51,6 +53,22 @@ __all__ = [
     "restriction_refuse",
     "subject_holds",
 ]
+
+
+# Models beyond the registry's whose rows a hold may name, registered by the app above that
+# owns them at ready time (operations registers its backups: cleanup spares a held one).
+_HOLDABLE: list = []
+
+
+def holdable_register(model) -> None:
+    """Let a legal hold name rows of `model` too; the registry's models always can."""
+    if model not in _HOLDABLE:
+        _HOLDABLE.append(model)
+
+
+def holdable_models() -> list:
+    """Every model a legal hold may name: the registry's, then the registered ones."""
+    return [*(entry.model for entry in registry.entries()), *_HOLDABLE]
 
 
 def live_model(model):

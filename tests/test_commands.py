@@ -8,7 +8,7 @@ import pytest
 from django.core.management import get_commands
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_APPS = ("project", "versions", "compliance", "retention", "shop")
+PROJECT_APPS = ("versions", "compliance", "retention", "operations", "shop")
 OURS = sorted(name for name, app in get_commands().items() if app in PROJECT_APPS)
 
 

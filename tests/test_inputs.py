@@ -8,10 +8,10 @@ from django.test import override_settings
 from django.urls import reverse
 
 from compliance.models import ConsentEvent, ConsentPurpose, ConsentState, SubjectExport
+from operations.models import Backup
 from retention.models import LegalHold, RetentionPolicy
 from shop import models as shop
 from shop.demo import demo_seed
-from versions.models import Backup
 
 
 @pytest.fixture

@@ -7,7 +7,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = str(Path(sys.executable).with_name("lint-imports"))
-PACKAGES = ["versions", "retention", "compliance", "shop", "project", "bench", "tests"]
+PACKAGES = [
+    "versions",
+    "retention",
+    "compliance",
+    "operations",
+    "shop",
+    "project",
+    "bench",
+    "tests",
+]
 
 
 def _lint_imports(cwd: Path) -> subprocess.CompletedProcess:

@@ -6,16 +6,12 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from .context import change_context
-from .ledger import _label, ledger_append, ledger_verify  # noqa: F401  (see below)
+from .ledger import ledger_append
 from .models import LedgerAction
 from .selectors import RestoreRefused, recover_preview, restore_preview, snapshot_instance
 from .setbased import history_model_of
 
 __all__ = ["record_recover", "version_restore"]
-
-# `_label` and `ledger_verify` (and `ledger_append`) are in versions.ledger; they are imported
-# above only for versions.backups and versions.restore, which are moving to operations and
-# will import versions.ledger from there.
 
 
 def version_restore(*, record, history_id, actor, reason: str, expected_latest=None):

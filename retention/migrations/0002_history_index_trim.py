@@ -4,7 +4,7 @@ by the same operation."""
 from django.conf import settings
 from django.db import migrations
 
-from project.migration_operations import TrimHistoryIndexes
+from operations.migration_operations import TrimHistoryIndexes
 
 
 class Migration(migrations.Migration):

@@ -8,7 +8,7 @@ the next run drops it and builds again. SQLite (the demo) builds it plainly.
 
 from django.db import migrations, models
 
-from project.migration_operations import AddIndexConcurrently
+from operations.migration_operations import AddIndexConcurrently
 
 INDEX = models.Index(
     condition=models.Q(("deleted_at__isnull", True)),

@@ -9,7 +9,7 @@ already NOT NULL is left as it is. SQLite (the demo) alters the column plainly.
 
 from django.db import migrations, models
 
-from project.migration_operations import SetNotNull
+from operations.migration_operations import SetNotNull
 
 
 class Migration(migrations.Migration):

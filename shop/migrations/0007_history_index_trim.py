@@ -14,7 +14,7 @@ operation can run again after an interrupted run.
 from django.conf import settings
 from django.db import migrations
 
-from project.migration_operations import TrimHistoryIndexes
+from operations.migration_operations import TrimHistoryIndexes
 
 
 class Migration(migrations.Migration):

@@ -855,7 +855,7 @@ def test_expiry_sweep_removes_files_the_catalogue_does_not_keep(customer, office
     stale .part: the daily sweep deletes them; a finished export's file and a file still
     being written stay. doctor reports the orphans until then."""
     from compliance.tasks import exports_expire_scheduled
-    from versions.doctor import ACTION, OK, Thresholds, doctor_run
+    from operations.doctor import ACTION, OK, Thresholds, doctor_run
 
     kept = subject_export(subject=customer, actor=officer, reason="test")
     erased = subject_export(subject=customer, actor=officer, reason="test")

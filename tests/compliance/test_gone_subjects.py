@@ -29,10 +29,10 @@ from compliance.services import (
     subject_erase,
     subject_export_queue,
 )
+from operations.restore import erasures_replay
 from retention.services import hold_place, rows_hard_delete
 from shop.models import Customer, Document, Session
 from versions.context import change_context
-from versions.restore import erasures_replay
 
 EMAIL, OLD_EMAIL, NAME = "grace@example.org", "grace.b@example.net", "Grace Hopper"
 IP = "203.0.113.91"

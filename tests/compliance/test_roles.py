@@ -62,8 +62,8 @@ CONSENT_MODELS = [
 AUDITOR_PERMISSIONS = {
     "versions.view_ledgerentry",
     "versions.view_ledgercheckpoint",
-    "versions.view_backup",
-    "versions.view_erasurereplaymatch",
+    "operations.view_backup",
+    "operations.view_erasurereplaymatch",
     "compliance.view_subjectrequest",
     "compliance.view_historicalsubjectrequest",
     "compliance.view_subjectexport",
@@ -97,7 +97,7 @@ OFFICER_PERMISSIONS = {
     "compliance.change_consenttext",
     "compliance.add_consentevent",
     "compliance.run_erasure_erasurecertificate",
-    "versions.run_backup_backup",
+    "operations.run_backup_backup",
 }
 
 

@@ -5,8 +5,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from operations.models import Backup, BackupCheck
 from tests.e2e.conftest import login
-from versions.models import Backup, BackupCheck
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +16,7 @@ def test_officer_starts_a_backup_then_verifies_it(page, officer, postgres, setti
     never verified → the Verify action → the row says ok, and the check is recorded."""
     settings.BACKUP_DIR = tmp_path / "backups"
     login(page, "officer", "officer-pass")
-    page.goto("/admin/versions/backup/")
+    page.goto("/admin/operations/backup/")
     expect(page.locator("#result_list")).to_have_count(0)  # nothing yet
 
     page.get_by_label("Tier").select_option("weekly")
@@ -26,7 +26,7 @@ def test_officer_starts_a_backup_then_verifies_it(page, officer, postgres, setti
     assert backup.tier == "weekly" and backup.created_by == "officer"
     assert (tmp_path / "backups" / backup.file).is_file()
 
-    page.goto("/admin/versions/backup/")
+    page.goto("/admin/operations/backup/")
     row = page.locator("#result_list tbody tr")
     expect(row).to_have_count(1)
     expect(row).to_contain_text(backup.file)
@@ -54,7 +54,7 @@ def test_auditor_sees_backups_and_can_start_or_check_none(page, auditor):
         created_by="system",
     )
     login(page, "auditor", "auditor-pass")
-    page.goto("/admin/versions/backup/")
+    page.goto("/admin/operations/backup/")
     row = page.locator("#result_list tbody tr")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("20260101T000000Z-daily.dump")
@@ -68,7 +68,7 @@ def test_auditor_sees_backups_and_can_start_or_check_none(page, auditor):
 
     csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     refused = page.request.post(
-        "/admin/versions/backup/start/", form={"csrfmiddlewaretoken": csrf, "tier": "daily"}
+        "/admin/operations/backup/start/", form={"csrfmiddlewaretoken": csrf, "tier": "daily"}
     )
     assert refused.status == 403
     assert Backup.objects.count() == 1

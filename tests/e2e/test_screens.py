@@ -18,7 +18,7 @@ from retention.services import _proposal
 from shop.demo import demo_seed
 from shop.models import Customer
 from tests.e2e.conftest import login
-from tests.versions.test_restore import _email_taken_over, listed  # noqa: F401
+from tests.operations.test_restore import _email_taken_over, listed  # noqa: F401
 from versions.models import LedgerEntry
 
 pytestmark = pytest.mark.browser
@@ -215,7 +215,7 @@ def test_replay_match_decision_uses_the_admin_buttons_and_spacing(
     """The decision page's buttons are the admin's own, and the reason box stands apart
     from the plan's table."""
     login(wide_page, "admin", "password")
-    wide_page.goto(f"/admin/versions/erasurereplaymatch/{listed[1].pk}/decide/")
+    wide_page.goto(f"/admin/operations/erasurereplaymatch/{listed[1].pk}/decide/")
     _shoot(wide_page, shots, "replay-match-decide")
     buttons = wide_page.locator(".submit-row button")
     expect(buttons).to_have_count(2)

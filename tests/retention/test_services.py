@@ -324,8 +324,8 @@ def test_doctor_reports_a_change_pending_too_long(db, officer, second_officer):
     does not."""
     from datetime import timedelta
 
+    from operations.doctor import ACTION, Thresholds, doctor_run
     from retention.models import RetentionPolicy
-    from versions.doctor import ACTION, Thresholds, doctor_run
 
     policy = _approved_history_policy(officer, second_officer, period_days=1)
 

@@ -13,7 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.recorder import MigrationRecorder
 from django.utils import timezone
 
-from project.backfill import column_backfill
+from operations.backfill import column_backfill
 
 INITIAL = ("shop", "0001_initial")
 EXPAND = ("shop", "0002_customer_full_name_expand")
