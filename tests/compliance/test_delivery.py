@@ -301,3 +301,40 @@ def test_copy_of_a_request_rejected_after_release_is_not_downloaded(answered, of
     with pytest.raises(DeliveryRefused, match="no longer available"):
         delivery_download(link=link, code=_code(smtp_inbox.messages[-1]))
     assert SubjectExport.objects.get().downloads == 0
+
+
+def test_two_officers_releasing_at_once_send_one_link(postgres, answered, officer, smtp_inbox):
+    """Two connections release the same copy at the same moment (PostgreSQL): one sends
+    the link, the other waits for it and changes nothing."""
+    import threading
+
+    from django.db import connections
+
+    from tests.conftest import _member
+
+    _, export = answered
+    second = _member("officer2", "Privacy officer")
+    start, results, errors = threading.Barrier(2), [], []
+
+    def release(actor):
+        try:
+            start.wait()
+            results.append(export_release(export=export, actor=actor, absolute_url=URL))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=release, args=(a,)) for a in (officer, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(result.released for result in results) == [False, True]
+    assert AccessLink.objects.filter(purpose=AccessLink.Purpose.DOWNLOAD).count() == 1
+    assert len(smtp_inbox.messages) == 1
+    releases = LedgerEntry.objects.filter(
+        action=LedgerAction.REQUEST, details__transition="release"
+    )
+    assert releases.count() == 1
