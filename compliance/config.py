@@ -79,3 +79,9 @@ def rate_per_hour() -> int:
     """Attempts per hour per address and per email on the privacy center's forms
     (PRIVACY_RATE_PER_HOUR, default 10)."""
     return int(getattr(settings, "PRIVACY_RATE_PER_HOUR", 10))
+
+
+def download_link_days() -> int:
+    """Days the link to a released copy stays valid (COMPLIANCE_DOWNLOAD_LINK_DAYS, default
+    7); the request then completes as "expired without download" if it was never used."""
+    return int(getattr(settings, "COMPLIANCE_DOWNLOAD_LINK_DAYS", 7))

@@ -104,6 +104,12 @@ class SubjectRequest(models.Model):
         AGENT = "agent", "Authorised agent with the subject's signed permission"
         EMAIL_CODE = "email_code", "Code sent to the email the requester gave"
 
+    class Outcome(models.TextChoices):
+        """How the delivery of a copy ended (an access request released to the person)."""
+
+        DOWNLOADED = "downloaded", "Downloaded"
+        EXPIRED = "expired", "Expired without download"
+
     FINAL_STATES = (State.COMPLETED, State.REJECTED)
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -172,6 +178,15 @@ class SubjectRequest(models.Model):
     rejected_at = models.DateTimeField(null=True, blank=True, editable=False)
     rejection_reason = models.TextField(
         blank=True, editable=False, help_text="Told to the subject (GDPR Art. 12(4))."
+    )
+    outcome = models.CharField(
+        max_length=16,
+        choices=Outcome.choices,
+        blank=True,
+        default="",
+        db_default="",  # added to a live table: no rewrite
+        editable=False,
+        help_text="How a released copy ended: downloaded, or its link expired unused.",
     )
 
     history = TrackedHistory()
@@ -288,6 +303,26 @@ class SubjectExport(models.Model):
         related_name="+",
         help_text="The officer, besides the one who ran it, who may download the export.",
     )
+    released_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When an officer released the copy to the person (its link was emailed).",
+    )
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    downloads = models.PositiveIntegerField(
+        default=0,
+        db_default=0,  # added to a live table: no rewrite
+        editable=False,
+        help_text="Downloads by the person through the privacy center (each a ledger entry).",
+    )
 
     WAITING = (Status.PENDING, Status.RUNNING)
 
@@ -303,8 +338,9 @@ class SubjectExport(models.Model):
                 name="subject_export_one_waiting",
             )
         ]
-        # add: run an export; download: fetch its file (each download is a ledger entry).
-        default_permissions = ("add", "change", "delete", "view", "download")
+        # add: run an export; download: fetch its file (each download is a ledger entry);
+        # release: send the person the link to their copy.
+        default_permissions = ("add", "change", "delete", "view", "download", "release")
 
     def __str__(self):
         return f"Export #{self.pk} of subject {self.subject_key or self.subject_id}"
@@ -323,6 +359,31 @@ def answered_text(request_id: int | None, reason: str) -> str:
     """ "request #12", or "no request: <the officer's reason>" (an export or erasure started
     without a request states why)."""
     return f"request #{request_id}" if request_id is not None else f"no request: {reason}"
+
+
+class RequestMessage(models.Model):
+    """A message an officer wrote to the person about their request: emailed to them and
+    shown on their status page. Only `request_message_send` writes one; never edited."""
+
+    request = models.ForeignKey(SubjectRequest, on_delete=models.CASCADE, related_name="messages")
+    body = models.TextField()
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        verbose_name = "message to the requester"
+        verbose_name_plural = "messages to the requester"
+        default_permissions = ("view",)
+
+    def __str__(self):
+        return f"Message #{self.pk} on request #{self.request_id}"
 
 
 # Consents ------------------------------------------------------------------------------

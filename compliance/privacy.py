@@ -1,6 +1,13 @@
 """What the compliance app's own records hold about data subjects: requests and consents."""
 
-from .models import AccessLink, ConsentEvent, ConsentPurpose, ConsentState, SubjectRequest
+from .models import (
+    AccessLink,
+    ConsentEvent,
+    ConsentPurpose,
+    ConsentState,
+    RequestMessage,
+    SubjectRequest,
+)
 from .registry import Category, Erasure, ModelPrivacy, Personal, register, registry
 
 # Data-subject requests ------------------------------------------------------------------
@@ -28,6 +35,19 @@ class SubjectRequestPrivacy(ModelPrivacy):
     # Handling the subject's requests (a restriction request among them) is what Art. 12
     # requires of a restricted subject's records too.
     restriction_applies = False
+
+
+@register(RequestMessage)
+class RequestMessagePrivacy(ModelPrivacy):
+    subject = "request__subject"
+    # What an officer wrote to the person may name them or their data.
+    fields = {"body": Personal(Category.CONTENT, anonymiser="redact")}
+    erasure = Erasure.ANONYMISE
+    exported = True
+    retention_basis = "created_at"
+    purpose = "Answering data-subject requests within their statutory deadlines."
+    lawful_basis = "Legal obligation (Art. 6(1)(c))"
+    restriction_applies = False  # part of answering the subject's own request
 
 
 # Consents ------------------------------------------------------------------------------

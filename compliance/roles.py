@@ -67,8 +67,12 @@ PROJECT_MODELS: dict[str, dict[str, tuple[str, ...]]] = {
     # record of how each request was handled.
     "compliance.subjectrequest": {AUDITOR: VIEW, OFFICER: EDIT},
     "compliance.historicalsubjectrequest": {AUDITOR: VIEW, OFFICER: VIEW},
-    # Exports: officers run (add) and download them; auditors see that they happened.
-    "compliance.subjectexport": {AUDITOR: VIEW, OFFICER: ("view", "add", "download")},
+    # Exports: officers run (add), download and release them (the person gets a link to
+    # their copy); auditors see that they happened.
+    "compliance.subjectexport": {AUDITOR: VIEW, OFFICER: ("view", "add", "download", "release")},
+    # Messages to the requester are written from the request's page (with the request's
+    # change permission) and never edited.
+    "compliance.requestmessage": {AUDITOR: VIEW, OFFICER: VIEW},
     # Consents: officers keep purposes and texts (a consented text is locked by the model)
     # and record grants and withdrawals (add an event); events and states are written only
     # by consent_record, so nobody changes them in the admin.

@@ -435,6 +435,41 @@ def request_due_soon_q(now: datetime | None = None, days: int = DUE_SOON_DAYS) -
     return _OPEN & Q(due_at__gte=now, due_at__lt=now + timedelta(days=days))
 
 
+def _exports_of_request(**filters) -> Exists:
+    return Exists(SubjectExport.objects.filter(request=OuterRef("pk"), **filters))
+
+
+def request_awaiting_release_q() -> Q:
+    """Access requests in progress whose export is done but was not released to the person."""
+    return (
+        Q(kind=SubjectRequest.Kind.ACCESS, state=SubjectRequest.State.IN_PROGRESS)
+        & _exports_of_request(status=SubjectExport.Status.DONE, released_at__isnull=True)
+        & ~_exports_of_request(released_at__isnull=False)
+    )
+
+
+def request_awaiting_download_q() -> Q:
+    """Requests in progress whose copy was released and not downloaded yet."""
+    return Q(state=SubjectRequest.State.IN_PROGRESS) & _exports_of_request(
+        status=SubjectExport.Status.DONE, released_at__isnull=False, downloads=0
+    )
+
+
+def request_copy_released(request: SubjectRequest) -> bool:
+    """Whether a copy was released to the person who made `request`."""
+    return request.exports.filter(released_at__isnull=False).exists()
+
+
+def request_release_export(request: SubjectRequest) -> SubjectExport | None:
+    """The export a release of `request` would send: its latest finished one, else None."""
+    return (
+        SubjectExport.objects.filter(request=request, status=SubjectExport.Status.DONE)
+        .exclude(filename="")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
 # Files of exports: a ZIP or a temporary .part of one, in the export directory.
 _EXPORT_FILE = re.compile(r"^\.?subject-export-.*\.(zip|part|part\.staging)$")
 #: A file modified more recently may belong to an export still being written or committed.

@@ -118,6 +118,9 @@ MIGRATION_LINTER_OPTIONS = {
         # compliance 0007: two indexes (the download key, one waiting export per subject) on
         # the export log, a row per export ever run: small, built in a moment under the lock.
         "0007_export_download_key_one_waiting",
+        # compliance 0010: the index of who released an export, on the export log (small, as
+        # for 0007), and the request index of the messages table it creates.
+        "0010_delivery_release_messages",
     ],
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -273,6 +276,8 @@ COMPLIANCE_CONTROLLER_NAME = env.str("COMPLIANCE_CONTROLLER_NAME", default="")
 COMPLIANCE_CONTROLLER_CONTACT = env.str("COMPLIANCE_CONTROLLER_CONTACT", default="")
 COMPLIANCE_DPO_CONTACT = env.str("COMPLIANCE_DPO_CONTACT", default="")
 COMPLIANCE_SUPERVISORY_AUTHORITY = env.str("COMPLIANCE_SUPERVISORY_AUTHORITY", default="")
+# Days the link to a copy released to the person stays valid (the copy is kept as long).
+COMPLIANCE_DOWNLOAD_LINK_DAYS = env.int("COMPLIANCE_DOWNLOAD_LINK_DAYS", default=7)
 RETENTION_ARCHIVE_DIR = env.path("RETENTION_ARCHIVE_DIR", default=DATA_DIR / "archives")
 RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=10_000)
 # The ledger's key, never SECRET_KEY (see .env.example); retired keys still verify old entries.

@@ -39,7 +39,11 @@ _STEP_NAMES = {
     "complete": "Completed",
     "reject": "Rejected",
     "extend": "Extended",
+    "release": "Copy released to the requester",
+    "message": "Message sent to the requester",
 }
+
+_OUTCOMES = dict(SubjectRequest.Outcome.choices)
 
 
 def _step_label(entry) -> str:
@@ -47,7 +51,11 @@ def _step_label(entry) -> str:
     details = entry.details
     if entry.action == LedgerAction.REQUEST:
         label = _STEP_NAMES.get(details.get("transition"), details.get("transition", ""))
-        if "export" in details:
+        if details.get("outcome") in _OUTCOMES:
+            label += f" (export #{details.get('export')}: {_OUTCOMES[details['outcome']].lower()})"
+        elif details.get("transition") == "release":
+            label += f" (export #{details.get('export')})"
+        elif "export" in details:
             label += f" (export #{details['export']} ready: awaiting delivery)"
         if "certificate" in details:
             label += f" (erasure certificate #{details['certificate']})"
@@ -55,7 +63,8 @@ def _step_label(entry) -> str:
     if entry.action == LedgerAction.EXPORT:
         return f"Export #{details.get('export')} written"
     if entry.action == LedgerAction.EXPORT_DOWNLOAD:
-        return f"Export #{details.get('export')} downloaded"
+        by = " by the requester" if details.get("by") == "subject" else ""
+        return f"Export #{details.get('export')} downloaded{by}"
     return "Erasure committed"
 
 

@@ -42,7 +42,8 @@ class SubjectExportAdmin(admin.ModelAdmin):
     search_fields = ["=subject_key", "=id"]
     readonly_fields = ["subject", "subject_key", "requested_by", "answers", "reason", "request",
                        "created_at", "started_at", "finished_at", "status", "error", "filename",
-                       "size", "sha256", "counts", "expires_at"]  # fmt: skip
+                       "size", "sha256", "counts", "expires_at", "released_at", "released_by",
+                       "downloads"]  # fmt: skip
     show_full_result_count = False
 
     def get_urls(self):

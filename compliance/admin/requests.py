@@ -23,8 +23,11 @@ from ..registry import registry
 from ..selectors import (
     DUE_SOON_DAYS,
     SubjectAmbiguous,
+    request_awaiting_download_q,
+    request_awaiting_release_q,
     request_due_soon_q,
     request_overdue_q,
+    request_release_export,
     request_search_q,
     request_steps,
     subject_find,
@@ -41,6 +44,8 @@ from ..services import (
     request_start,
     request_verify,
 )
+from ..services.delivery import RELEASE_PERMISSION, request_release
+from ..services.messages import MESSAGE_MAX_LENGTH, request_message_send
 from ..sites import subject_tools
 from .common import _step_label, _when
 
@@ -60,6 +65,28 @@ class DeadlineFilter(admin.SimpleListFilter):
             return queryset.filter(request_overdue_q())
         if self.value() == self.DUE_SOON:
             return queryset.filter(request_due_soon_q())
+        return queryset
+
+
+class DeliveryFilter(admin.SimpleListFilter):
+    """Access requests whose copy waits for an officer's release, or for the person's
+    download."""
+
+    title = "delivery of the copy"
+    parameter_name = "delivery"
+    AWAITING_RELEASE, AWAITING_DOWNLOAD = "awaiting_release", "awaiting_download"
+
+    def lookups(self, request, model_admin):
+        return [
+            (self.AWAITING_RELEASE, "Awaiting release"),
+            (self.AWAITING_DOWNLOAD, "Awaiting download"),
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() == self.AWAITING_RELEASE:
+            return queryset.filter(request_awaiting_release_q())
+        if self.value() == self.AWAITING_DOWNLOAD:
+            return queryset.filter(request_awaiting_download_q())
         return queryset
 
 
@@ -139,6 +166,14 @@ class ReasonForm(forms.Form):
     )
 
 
+class MessageForm(forms.Form):
+    body = forms.CharField(
+        label="Message (emailed to the requester and shown on their status page)",
+        max_length=MESSAGE_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 60}),
+    )
+
+
 class RejectForm(forms.Form):
     reason = forms.CharField(
         label="Reason for the refusal (told to the subject, GDPR Art. 12(4))",
@@ -154,12 +189,21 @@ class RequestTransition:
     question: str
     form: type[forms.Form]
     states: tuple[str, ...]
-    run: Callable  # (request, actor, cleaned_data) -> SubjectRequest
+    run: Callable  # (request, actor, cleaned_data) -> the service's result
     done: str
+    #: Whether the button shows for (request, user) beyond its states; None: always.
+    shown: Callable | None = None
 
 
 _State = SubjectRequest.State
 _OPEN = (_State.RECEIVED, _State.VERIFIED, _State.IN_PROGRESS)
+
+
+def _releasable(obj, user) -> bool:
+    export = request_release_export(obj) if obj.kind == SubjectRequest.Kind.ACCESS else None
+    return user.has_perm(RELEASE_PERMISSION) and export is not None and export.released_at is None
+
+
 REQUEST_TRANSITIONS = {
     "verify": RequestTransition(
         label="Verify identity",
@@ -205,6 +249,35 @@ REQUEST_TRANSITIONS = {
             days=data["days"] or 0,
         ),
         done="Deadline extended.",
+        shown=lambda obj, user: obj.can_extend,
+    ),
+    "release": RequestTransition(
+        label="Release the copy",
+        question="Email the requester a link to download their copy (the request's latest "
+        "finished export). The link is valid for COMPLIANCE_DOWNLOAD_LINK_DAYS days (7 by "
+        "default), asks for a fresh emailed code before each download, and the copy is "
+        "deleted when it expires. The request completes on the first download, or at expiry "
+        "as expired without download.",
+        form=ReasonForm,
+        states=(_State.IN_PROGRESS,),
+        run=lambda obj, actor, data: request_release(
+            request=obj, actor=actor, absolute_url=data["absolute_url"], reason=data["reason"]
+        ),
+        done="Copy released.",
+        shown=_releasable,
+    ),
+    "message": RequestTransition(
+        label="Write to the requester",
+        question="Write a message to the person who made this request: it is emailed to the "
+        "address they gave and shown on their status page. The ledger records that it was "
+        "sent, not its text.",
+        form=MessageForm,
+        states=(*_OPEN, _State.COMPLETED, _State.REJECTED),
+        run=lambda obj, actor, data: request_message_send(
+            request=obj, actor=actor, body=data["body"]
+        ),
+        done="Message sent to the requester.",
+        shown=lambda obj, user: bool(getattr(obj, "contact_email", "")),
     ),
     "reject": RequestTransition(
         label="Reject",
@@ -229,8 +302,17 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
     """
 
     # The due date first: it is what the list is opened for.
-    list_display = ["__str__", "due", "state", "kind", "jurisdiction", "about", "received_at"]
-    list_filter = [DeadlineFilter, "state", "kind", "jurisdiction"]
+    list_display = [
+        "__str__",
+        "due",
+        "state",
+        "kind",
+        "channel",
+        "jurisdiction",
+        "about",
+        "received_at",
+    ]
+    list_filter = [DeadlineFilter, DeliveryFilter, "state", "kind", "channel", "jurisdiction"]
     list_select_related = ["subject"]
     search_fields = ["subject_key"]
     search_help_text = "The subject's email or id."
@@ -240,6 +322,7 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
     transition_template = "admin/compliance/subjectrequest/transition.html"
     fieldsets = [
         (None, {"fields": ["kind", "subject", "subject_key", "jurisdiction", "state"]}),
+        ("Channel", {"fields": ["channel", "contact_email", "details"]}),
         (
             "Deadline",
             {
@@ -256,7 +339,15 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         ),
         (
             "Identity verification",
-            {"fields": ["verified_at", "verified_by", "verification_method", "verification_note"]},
+            {
+                "fields": [
+                    "verification_method",
+                    "verified_at",
+                    "verified_ip",
+                    "verified_by",
+                    "verification_note",
+                ]
+            },
         ),
         (
             "Progress",
@@ -271,7 +362,52 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
                 ]
             },
         ),
+        ("Delivery of the copy", {"fields": ["outcome", "delivery"]}),
+        ("Messages to the requester", {"fields": ["messages_sent"]}),
     ]
+
+    @admin.display(description="delivery")
+    def delivery(self, obj):
+        """Each released export: when, by whom, until when, and how often it was downloaded."""
+        released = obj.exports.filter(released_at__isnull=False).select_related("released_by")
+        rows = [
+            (
+                str(export),
+                _when(export.released_at),
+                str(export.released_by or "—"),
+                _when(export.expires_at),
+                export.downloads,
+            )
+            for export in released
+        ]
+        if not rows:
+            return "Not released."
+        return format_html(
+            "<table><thead><tr><th>Export</th><th>Released</th><th>By</th><th>Link valid "
+            "until</th><th>Downloads by the requester</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+            ),
+        )
+
+    @admin.display(description="messages")
+    def messages_sent(self, obj):
+        """The messages officers wrote to the requester, oldest first."""
+        rows = [
+            (_when(message.created_at), str(message.author or "—"), message.body)
+            for message in obj.messages.select_related("author")
+        ]
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>When</th><th>By</th><th>Message</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            format_html_join(
+                "",
+                '<tr><td>{}</td><td>{}</td><td style="white-space: pre-wrap">{}</td></tr>',
+                rows,
+            ),
+        )
 
     @admin.display(description="answered by")
     def answered_by(self, obj):
@@ -411,7 +547,8 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
             context["request_transitions"] = [
                 (transition.label, self._url("transition", obj.pk, name))
                 for name, transition in REQUEST_TRANSITIONS.items()
-                if obj.state in transition.states and (name != "extend" or obj.can_extend)
+                if obj.state in transition.states
+                and (transition.shown is None or transition.shown(obj, request.user))
             ]
         if obj is not None:
             context["request_tools"] = self.get_request_tools(request, obj)
@@ -448,11 +585,18 @@ class SubjectRequestAdmin(TrackedHistoryAdmin):
         form = transition.form(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                transition.run(obj, request.user, form.cleaned_data)
+                data = {**form.cleaned_data, "absolute_url": request.build_absolute_uri}
+                result = transition.run(obj, request.user, data)
             except ComplianceRefused as exc:
                 form.add_error(None, str(exc))
             else:
-                self.message_user(request, transition.done, messages.SUCCESS)
+                # A service that may do nothing (a second release) says so in its result.
+                done = getattr(result, "released", True)
+                self.message_user(
+                    request,
+                    getattr(result, "message", transition.done),
+                    messages.SUCCESS if done else messages.WARNING,
+                )
                 return HttpResponseRedirect(change_url)
         context = {
             **self.admin_site.each_context(request),

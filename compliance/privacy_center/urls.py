@@ -17,4 +17,5 @@ urlpatterns = [
     path("request/code/new/", views.resend, name="resend"),
     path("status/<str:token>/", views.status, name="status"),
     path("language/", set_language, name="language"),
+    path("download/<str:token>/", views.download, name="download"),
 ]

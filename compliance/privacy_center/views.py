@@ -5,10 +5,11 @@ and a request is followed through a link whose path holds only a random token.
 """
 
 from django.contrib import messages
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import FileResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -17,13 +18,20 @@ from versions.middleware import USER_AGENT_MAX, client_ip
 
 from .. import config
 from ..models import AccessLink, SubjectRequest
-from ..selectors import consent_preferences
+from ..selectors import consent_preferences, request_copy_released
 from ..services import ComplianceRefused, consent_choose
 from ..services.center import (
     center_code_resend,
     center_rate_limited,
     center_request_start,
     center_request_verify,
+)
+from ..services.delivery import (
+    DeliveryRefused,
+    delivery_code_send,
+    delivery_download,
+    delivery_export,
+    delivery_link,
 )
 from ..services.links import access_link_resolve
 from ..services.verification import MAX_TRIES
@@ -132,7 +140,8 @@ def status(request, token: str):
     link = access_link_resolve(token=token, purpose=AccessLink.Purpose.STATUS)
     if link is None:
         return TemplateResponse(request, "privacy/link_invalid.html", status=404)
-    response = TemplateResponse(request, "privacy/status.html", {"req": link.request})
+    context = {"req": link.request, "copy_released": request_copy_released(link.request)}
+    response = TemplateResponse(request, "privacy/status.html", context)
     response.headers["Referrer-Policy"] = "no-referrer"  # the token must not leak onwards
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -203,3 +212,42 @@ def preferences(request):
 def gpc_json(request):
     """/.well-known/gpc.json: this site honours Global Privacy Control signals."""
     return JsonResponse({"gpc": True, "lastUpdate": config.gpc_last_update()})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def download(request, token):
+    """The download page of a released copy, reached from the "copy ready" email: a GET shows
+    what it is; "send" emails a fresh code; "download" checks it and streams the ZIP."""
+    link = delivery_link(token)
+    if link is None:  # unknown, expired or revoked: the same answer for each
+        return TemplateResponse(request, "privacy/link_invalid.html", status=404)
+    export = delivery_export(link)
+    context = {"export": export, "code_sent": False, "error": ""}
+    status = 200
+    if request.method == "POST" and export is not None:
+        action = "download-send" if request.POST.get("action") == "send" else "download"
+        if center_rate_limited(action=action, ip=_ip(request), email=link.request.contact_email):
+            return _too_many(request)
+        if action == "download-send":
+            context["code_sent"] = True
+            sent = delivery_code_send(link=link, language=get_language())
+            context["resend_wait"] = not sent
+        else:
+            try:
+                export, handle = delivery_download(link=link, code=request.POST.get("code", ""))
+            except DeliveryRefused as exc:
+                context.update(code_sent=True, error=str(exc))
+                status = 400
+            else:
+                return FileResponse(
+                    handle,
+                    as_attachment=True,
+                    filename=f"personal-data-{timezone.localdate():%Y-%m-%d}.zip",
+                    content_type="application/zip",
+                )
+    response = TemplateResponse(request, "privacy/download.html", context, status=status)
+    # Not "no-referrer": its forms post back here, and a browser then sends "Origin: null",
+    # which the CSRF check refuses. "same-origin" still keeps the token from other sites.
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response

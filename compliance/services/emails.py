@@ -23,7 +23,15 @@ from ..models import RequestEmail, SubjectRequest
 __all__ = ["EMAIL_KINDS", "email_deliver_now", "email_send", "recipient_digest"]
 
 # The kinds with templates; another app adds its kind here and its three templates.
-EMAIL_KINDS = ["code", "received", "rejected", "extended", "completed"]
+EMAIL_KINDS = [
+    "code",
+    "received",
+    "rejected",
+    "extended",
+    "completed",
+    "copy_ready",  # delivery.export_release
+    "message",  # messages.request_message_send
+]
 
 
 def recipient_digest(address: str) -> str:

@@ -865,6 +865,10 @@ def _file_remove(export: SubjectExport) -> None:
 def exports_expire(*, now: datetime | None = None) -> int:
     """Delete the files of exports past their expiry and mark them expired; return how many.
 
+    A released copy expires with its download link: when the person never downloaded it,
+    the request it answers completes with the outcome "expired without download" (in the
+    same transaction as the export's new status).
+
     Then sweep the export directory against the catalogue: a file no finished export keeps
     (an erased subject's ZIP whose after-commit delete was lost to a crash, a file with no
     row, a stale .part) is deleted too, so no copy outlives its export or an erasure."""
@@ -873,8 +877,11 @@ def exports_expire(*, now: datetime | None = None) -> int:
     count = 0
     for export in expired.iterator():
         _file_remove(export)
-        export.status = SubjectExport.Status.EXPIRED
-        export.save(update_fields=["status"])
+        with transaction.atomic():
+            export.status = SubjectExport.Status.EXPIRED
+            export.save(update_fields=["status"])
+            if export.released_at is not None and not export.downloads:
+                _request_outcome(export, SubjectRequest.Outcome.EXPIRED, now=now)
         count += 1
     for orphan in export_orphans(now=now):
         if orphan.is_dir():
@@ -882,6 +889,26 @@ def exports_expire(*, now: datetime | None = None) -> int:
         else:
             orphan.unlink(missing_ok=True)
     return count
+
+
+def _request_outcome(export: SubjectExport, outcome: str, *, now: datetime) -> None:
+    """Complete the request a released `export` answers with `outcome` (downloaded, or
+    expired without download), unless it is final already; in the caller's transaction."""
+    if export.request_id is None:
+        return
+    request = SubjectRequest.objects.select_for_update().filter(pk=export.request_id).first()
+    if request is None or request.state != State.IN_PROGRESS:
+        return
+    request_move(
+        request,
+        actor=None,
+        reason=f"Export #{export.pk}: {SubjectRequest.Outcome(outcome).label.lower()}",
+        transition="complete",
+        to=State.COMPLETED,
+        details={"export": export.pk, "outcome": outcome},
+        completed_at=now,
+        outcome=outcome,
+    )
 
 
 def subject_exports_remove(*, subject) -> int:
@@ -912,18 +939,32 @@ def export_may_download(export: SubjectExport, actor) -> bool:
     )
 
 
-def export_download(*, export: SubjectExport, actor, reason: str = ""):
+def export_download(*, export: SubjectExport, actor, reason: str = "", link=None):
     """Open the export's ZIP for download and write the ledger entry for it.
 
-    Only the officer who ran the export, or the one it names, may (PermissionDenied for
-    anyone else). Refused (ComplianceRefused) when the export is not done, has expired (its
-    file is then deleted) or its file is missing. The caller streams and closes the file.
+    An officer: only the one who ran the export, or the one it names, may (PermissionDenied
+    for anyone else). The person (`link`: their download link, already resolved and their
+    email proven again by `delivery_download`; `actor` None): only a released export of the
+    link's request; the download is counted, and the first one completes the request with
+    the outcome "downloaded". Refused (ComplianceRefused) when the export is not done, has
+    expired (its file is then deleted) or its file is missing. The caller streams and
+    closes the file.
     """
-    require_perm(actor, DOWNLOAD_PERMISSION, "download data-subject exports")
-    if not export_may_download(export, actor):
-        raise PermissionDenied(
-            f"Export #{export.pk} is downloaded only by the officer who ran it or the one it "
-            "names: ask them, or run a new export."
+    if link is None:
+        require_perm(actor, DOWNLOAD_PERMISSION, "download data-subject exports")
+        if not export_may_download(export, actor):
+            raise PermissionDenied(
+                f"Export #{export.pk} is downloaded only by the officer who ran it or the one "
+                "it names: ask them, or run a new export."
+            )
+    elif (
+        link.request_id != export.request_id
+        or export.released_at is None
+        or link.request.state == State.REJECTED
+    ):
+        raise ComplianceRefused(
+            "This link does not lead to a copy that was released to you: use the link of "
+            "the latest email about your request."
         )
     if export.status == SubjectExport.Status.DONE and export.expires_at <= timezone.now():
         exports_expire()
@@ -953,6 +994,15 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
         ) from None
     try:
         with change_context(user=actor, reason=reason), transaction.atomic():
+            details = {}
+            if link is not None:  # the person's download: counted, the first completes
+                locked = SubjectExport.objects.select_for_update().get(pk=export.pk)
+                locked.downloads += 1
+                locked.save(update_fields=["downloads"])
+                export.downloads = locked.downloads
+                details = {"by": "subject", "downloads": locked.downloads}
+                if locked.downloads == 1:
+                    _request_outcome(locked, SubjectRequest.Outcome.DOWNLOADED, now=timezone.now())
             ledger_append(
                 action=LedgerAction.EXPORT_DOWNLOAD,
                 actor=actor,
@@ -963,6 +1013,7 @@ def export_download(*, export: SubjectExport, actor, reason: str = ""):
                     "request": export.request_id,
                     "sha256": export.sha256,
                     "bytes": export.size,
+                    **details,
                 },
             )
     except BaseException:

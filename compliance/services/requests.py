@@ -45,7 +45,9 @@ def _shown(moment: datetime) -> str:
     return f"{timezone.localtime(moment):%Y-%m-%d %H:%M}"
 
 
-def _ledger(request, *, transition: str, previous: str | None, actor, reason: str, **details):
+def request_ledger(
+    request, *, transition: str, previous: str | None, actor, reason: str, **details
+):
     ledger_append(
         action=LedgerAction.REQUEST,
         actor=actor,
@@ -105,7 +107,7 @@ def request_move(locked, *, actor, reason: str, transition: str, to: str, detail
     for name, value in values.items():
         setattr(locked, name, value)
     locked.save()
-    _ledger(
+    request_ledger(
         locked,
         transition=transition,
         previous=previous,
@@ -167,7 +169,7 @@ def request_create(
             received_at=received_at,
             due_at=request_due(jurisdiction, received_at),
         )
-        _ledger(request, transition="create", previous=None, actor=actor, reason=reason)
+        request_ledger(request, transition="create", previous=None, actor=actor, reason=reason)
     return request
 
 
@@ -325,7 +327,7 @@ def request_extend(
         locked.extended_by = actor
         locked.extension_reason = reason
         locked.save()
-        _ledger(
+        request_ledger(
             locked,
             transition="extend",
             previous=locked.state,

@@ -434,3 +434,142 @@ def test_request_page_shows_each_step_with_who_and_when(officer_client, customer
     positions = [steps.index(f"<td>{label}</td><td>{officer.username}</td>") for label in order]
     assert positions == sorted(positions)
     assert timezone.localtime(export.finished_at).strftime("%Y-%m-%d %H:%M") in steps
+
+
+# Delivery of the copy and messages to the requester -------------------------------------
+
+
+def _center_request(customer, *, ip="198.51.100.7"):
+    from compliance.services import request_verify
+
+    request = request_create(subject=customer, kind="access", jurisdiction="gdpr", actor=None)
+    SubjectRequest.objects.filter(pk=request.pk).update(
+        contact_email="ada@example.org", channel=SubjectRequest.Channel.CENTER
+    )
+    request.refresh_from_db()
+    request = request_verify(
+        request=request,
+        actor=None,
+        method=SubjectRequest.VerificationMethod.EMAIL_CODE,
+        note="Code entered in the privacy center.",
+    )
+    SubjectRequest.objects.filter(pk=request.pk).update(verified_ip=ip)  # as the center does
+    request.refresh_from_db()
+    return request
+
+
+def _exported(customer, officer):
+    from compliance.services import subject_export
+
+    request = _center_request(customer)
+    export = subject_export(subject=customer, actor=officer, reason="", request=request)
+    request.refresh_from_db()
+    return request, export
+
+
+def test_page_shows_the_channel_and_the_verification_trail(officer_client, customer):
+    """A request from the center shows its channel, method, when, and the IP."""
+    request = _center_request(customer)
+    page = officer_client.get(_change_url(request)).content.decode()
+    assert "Privacy center" in page
+    assert "Code sent to the email the requester gave" in page
+    assert "198.51.100.7" in page
+    assert f"{timezone.localtime(request.verified_at):%Y-%m-%d}" in page or "verified" in page
+    listed = officer_client.get(reverse(CHANGELIST), {"channel": "center"}).content.decode()
+    assert _change_url(request) in listed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_officer_releases_the_copy_once_from_the_request_page(
+    officer_client, customer, officer, smtp_inbox
+):
+    """The release button confirms, emails the link; a second release is a no-op warning."""
+    request, export = _exported(customer, officer)
+    url = _transition_url(request, "release")
+    assert url in officer_client.get(_change_url(request)).content.decode()
+    confirm = officer_client.get(url)
+    assert confirm.status_code == 200 and b"fresh emailed code" in confirm.content
+    response = officer_client.post(url, {"reason": ""}, follow=True)
+    assert "released: the requester was emailed a link" in response.content.decode()
+    assert len(smtp_inbox.messages) == 1
+    page = officer_client.get(_change_url(request)).content.decode()
+    assert url not in page  # released: no button
+    assert "Copy released to the requester" in page
+    again = officer_client.post(url, {"reason": ""}, follow=True).content.decode()
+    assert "already released" in again and 'class="warning"' in again
+    assert len(smtp_inbox.messages) == 1
+    export.refresh_from_db()
+    assert export.released_by == officer
+
+
+def test_release_button_needs_the_release_permission(client, customer, officer):
+    """An officer without the release permission sees no button and is refused."""
+    from django.contrib.auth.models import Permission
+
+    request, _ = _exported(customer, officer)
+    officer.groups.clear()
+    for codename in ("view_subjectrequest", "change_subjectrequest"):
+        officer.user_permissions.add(Permission.objects.get(codename=codename))
+    officer.is_staff = True
+    officer.save()
+    client.force_login(officer)
+    url = _transition_url(request, "release")
+    assert url not in client.get(_change_url(request)).content.decode()
+    assert client.post(url, {"reason": ""}).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_awaiting_release_and_awaiting_download_filters(
+    officer_client, customer, officer, smtp_inbox
+):
+    """Released copies move from "awaiting release" to "awaiting download"."""
+    from compliance.services.delivery import request_release
+
+    request, _ = _exported(customer, officer)
+    other = _create(customer, officer)
+    assert _listed(officer_client, delivery="awaiting_release") == [request.pk]
+    assert _listed(officer_client, delivery="awaiting_download") == []
+    request_release(request=request, actor=officer, absolute_url=str)
+    assert _listed(officer_client, delivery="awaiting_release") == []
+    assert _listed(officer_client, delivery="awaiting_download") == [request.pk]
+    assert other.pk not in _listed(officer_client, delivery="awaiting_download")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_officer_writes_to_the_requester_from_the_request_page(
+    officer_client, customer, officer, smtp_inbox
+):
+    """The message form stores, emails and shows the message; the ledger has no text."""
+    request = _center_request(customer)
+    url = _transition_url(request, "message")
+    assert url in officer_client.get(_change_url(request)).content.decode()
+    text = "We found records in two systems.\nThe copy follows within a week."
+    response = officer_client.post(url, {"body": text}, follow=True)
+    assert "Message sent to the requester." in response.content.decode()
+    (message,) = smtp_inbox.messages
+    assert "two systems" in message.get_body(("plain",)).get_content()
+    assert "two systems" not in message["Subject"]
+    assert (
+        "We found records in two systems."
+        in officer_client.get(_change_url(request)).content.decode()
+    )
+    entry = LedgerEntry.objects.filter(action=LedgerAction.REQUEST).order_by("id").last()
+    assert entry.details["transition"] == "message"
+    assert "two systems" not in str(entry.details) + entry.reason
+
+
+def test_message_form_refuses_an_empty_message(officer_client, customer):
+    """An empty message is re-shown with what to do; nothing is stored."""
+    request = _center_request(customer)
+    response = officer_client.post(_transition_url(request, "message"), {"body": "  "})
+    assert response.status_code == 200 and b"This field is required" in response.content
+    assert not request.messages.exists()
+
+
+def test_no_message_button_without_a_contact_address(officer_client, customer, officer):
+    """A request recorded in the admin has no address: no message button, and a refusal."""
+    request = _create(customer, officer)
+    url = _transition_url(request, "message")
+    assert url not in officer_client.get(_change_url(request)).content.decode()
+    response = officer_client.post(url, {"body": "Hello"})
+    assert b"no contact address" in response.content
