@@ -42,7 +42,7 @@ from ..selectors import (
 )
 from .common import ComplianceRefused, require_perm
 from .exports import subject_exports_remove
-from .requests import State, answered_request, request_move
+from .requests import State, answered_request, request_move, requester_tell
 
 # Erasure --------------------------------------------------------------------------------
 # Art. 17: anonymise or delete per the registry, scrub the same fields in every history row,
@@ -183,6 +183,13 @@ def subject_erase(
                 details={"certificate": certificate.pk},
                 started_at=request.started_at or now,
                 completed_at=now,
+            )
+            # The person hears what was done in counts only: the certificate's, no data.
+            requester_tell(
+                request,
+                "completed",
+                certificate=certificate.pk,
+                erased={k: sum(c[k] for c in counts.values()) for k in COUNTED},
             )
     return ErasureResult(
         plan=plan, certificate=certificate, counts=counts, exports_elsewhere=elsewhere

@@ -93,7 +93,7 @@ def _transition(
     return locked
 
 
-def _tell(request: SubjectRequest, kind: str, **context) -> None:
+def requester_tell(request: SubjectRequest, kind: str, **context) -> None:
     """Email the requester (a request from the privacy center) that `kind` happened."""
     if request.channel == SubjectRequest.Channel.CENTER and request.contact_email:
         email_send(request=request, kind=kind, context=context, language=request.language or "en")
@@ -238,7 +238,7 @@ def request_complete(
         "the requester's identity and start the request first.",
         completed_at=timezone.now(),
     )
-    _tell(done, "completed", answer=answer)
+    requester_tell(done, "completed", answer=answer)
     return done
 
 
@@ -260,7 +260,7 @@ def request_reject(*, request: SubjectRequest, actor, reason: str) -> SubjectReq
         rejected_at=timezone.now(),
         rejection_reason=reason,
     )
-    _tell(rejected, "rejected")
+    requester_tell(rejected, "rejected")
     return rejected
 
 
@@ -335,7 +335,7 @@ def request_extend(
             reason=reason,
             previous_due_at=previous_due.isoformat(),
         )
-    _tell(locked, "extended")
+    requester_tell(locked, "extended")
     return locked
 
 

@@ -223,3 +223,22 @@ def test_language_switch_sets_the_center_language(client):
     """The switch on the page changes the center's language."""
     client.post(reverse("privacy_center:language"), {"language": "de", "next": "/privacy/"})
     assert b"Anfrage stellen" in client.get(reverse("privacy_center:start")).content
+
+
+def test_an_erasure_that_answers_a_center_request_emails_its_counts(client, customer, smtp_inbox):
+    """The erasure completes the person's request and emails them the certificate's counts:
+    what was done, in numbers, and nothing of the data that was erased."""
+    from compliance.services import subject_erase
+
+    _start(client, kind="erasure")
+    _verify(client, _code(smtp_inbox))
+    request = SubjectRequest.objects.get()
+    officer = User.objects.create_superuser("o", "o@example.org", "x")
+
+    result = subject_erase(subject=customer, actor=officer, reason="Art. 17", request=request)
+
+    request.refresh_from_db()
+    assert request.state == SubjectRequest.State.COMPLETED
+    body = smtp_inbox.messages[-1].get_body(("plain",)).get_content()
+    assert f"certificate #{result.certificate.pk}" in body
+    assert "records anonymised" in body and "Ada" not in body and "Lovelace" not in body
