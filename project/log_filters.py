@@ -1,5 +1,7 @@
 """Logging filters: what reaches a log line never carries a query string (DESIGN.md
-contract 8), since a query string can hold a search term: an email, a name, a phone."""
+contract 8), since a query string can hold a search term: an email, a name, a phone; nor
+the token of a privacy-center link (status, download, preferences), which opens a person's
+page to whoever reads it."""
 
 import logging
 import re
@@ -8,11 +10,13 @@ __all__ = ["PathOnlyFilter", "without_query"]
 
 # "GET /admin/x/?q=a%40b.c HTTP/1.1" -> "GET /admin/x/ HTTP/1.1"; a bare path likewise.
 _QUERY = re.compile(r"\?[^\s\"]*")
+# "/privacy/status/<token>/" -> "/privacy/status/…/": the privacy center's links by token.
+_LINK_TOKEN = re.compile(r"(/privacy/(?:status|download|preferences)/)[^/\s\"?]+")
 
 
 def without_query(text: str) -> str:
-    """`text` with every query string cut from the paths in it."""
-    return _QUERY.sub("", text)
+    """`text` with every query string cut from the paths in it, and every link token."""
+    return _LINK_TOKEN.sub(r"\1…", _QUERY.sub("", text))
 
 
 class PathOnlyFilter(logging.Filter):

@@ -474,6 +474,8 @@ DEMO_PURPOSES = [
     ),
 ]
 CONSENT_POINTS = ("signup form", "preference centre", "checkout", "cookie banner")
+# Purposes that sell or share personal data: a Global Privacy Control signal opts out of them.
+SALE_OR_SHARING = {"third-party-sharing"}
 
 
 def _consents(rng: random.Random, customers, today) -> int:
@@ -482,7 +484,12 @@ def _consents(rng: random.Random, customers, today) -> int:
     purposes = {}
     for slug, name, description, texts in DEMO_PURPOSES:
         purposes[slug], _ = ConsentPurpose.objects.get_or_create(
-            slug=slug, defaults={"name": name, "description": description}
+            slug=slug,
+            defaults={
+                "name": name,
+                "description": description,
+                "sale_or_sharing": slug in SALE_OR_SHARING,
+            },
         )
         for version, (days_ago, wording) in enumerate(texts, start=1):
             ConsentText.objects.get_or_create(

@@ -90,6 +90,25 @@ def test_access_log_lines_keep_the_path_without_the_query_string(logger):
     assert record.getMessage() == '"GET /admin/compliance/subjects/ HTTP/1.1" 200 512'
 
 
+@pytest.mark.parametrize("kind", ["status", "download", "preferences"])
+@pytest.mark.parametrize("logger", ["django.server", "django.request"])
+def test_access_log_lines_hide_the_token_of_a_privacy_center_link(logger, kind):
+    """A privacy-center link's token opens a person's page: a logged line keeps the path's
+    shape and loses the token, as a 404's "Not Found" line does."""
+    token = "ChqOvsbuRrK80kBbIA1xtZgNi9t0-rHR5LHNS37-Z-Q"
+    record = logging.LogRecord(
+        logger, logging.INFO, __file__, 1, '"%s" %s %s',
+        (f"GET /privacy/{kind}/{token}/ HTTP/1.1", "200", "512"), None,
+    )  # fmt: skip
+    PathOnlyFilter().filter(record)
+    assert record.getMessage() == f'"GET /privacy/{kind}/…/ HTTP/1.1" 200 512'
+    not_found = logging.LogRecord(
+        logger, logging.WARNING, __file__, 1, "Not Found: %s", (f"/privacy/{kind}/{token}/",), None
+    )
+    PathOnlyFilter().filter(not_found)
+    assert token not in not_found.getMessage()
+
+
 def test_the_configured_access_log_is_filtered():
     """runserver's access log goes through the filter as configured in settings."""
     handlers = logging.getLogger("django.server").handlers

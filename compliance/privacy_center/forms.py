@@ -46,7 +46,7 @@ class StartForm(forms.Form):
 class CodeForm(forms.Form):
     code = forms.RegexField(
         label=_("The 6-digit code from the email"),
-        regex=r"^\s*\d{6}\s*$",
+        regex=r"^\s*[0-9]{6}\s*$",  # ASCII digits: others are a format error, not a try
         max_length=12,
         error_messages={"invalid": _("Enter the 6 digits from the email.")},
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),

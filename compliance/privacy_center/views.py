@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -105,7 +105,11 @@ def verify(request):
     )
     if not outcome.result.ok:
         message = {
-            "wrong": _("That code is not right. You have %(left)d more tries.")
+            "wrong": ngettext(
+                "That code is not right. You have %(left)d more try.",
+                "That code is not right. You have %(left)d more tries.",
+                outcome.result.tries_left,
+            )
             % {"left": outcome.result.tries_left},
             "expired": _("That code has expired. Ask for a new one."),
             "used": _("That code was used already. Ask for a new one."),

@@ -242,3 +242,16 @@ def test_an_erasure_that_answers_a_center_request_emails_its_counts(client, cust
     body = smtp_inbox.messages[-1].get_body(("plain",)).get_content()
     assert f"certificate #{result.certificate.pk}" in body
     assert "records anonymised" in body and "Ada" not in body and "Lovelace" not in body
+
+
+def test_a_code_in_other_digits_is_a_format_error_and_costs_no_try(client, customer, smtp_inbox):
+    """Fullwidth or Arabic-Indic digits are refused as a format, not counted as a wrong code;
+    the last try left is named in the singular."""
+    _start(client)
+    code = _code(smtp_inbox)
+    page = _verify(client, "١٢٣٤٥٦")
+    assert "Enter the 6 digits" in page.content.decode()
+    assert Challenge.objects.get().tries == 0
+    for _ in range(3):
+        _verify(client, _wrong(code))
+    assert "You have 1 more try." in _verify(client, _wrong(code)).content.decode()

@@ -146,3 +146,15 @@ def test_demo_has_the_seeds_retention_policies_deleted_customers_and_a_hold(db):
     anonymise = RetentionPolicy.objects.get(name__startswith="Deleted customers")
     assert policy_purge(policy=anonymise, actor=None).purged == 1  # the one deleted 45 days ago
     assert policy_purge(policy=anonymise, actor=None).purged == 0  # already anonymised
+
+
+def test_demo_flags_partner_sharing_so_gpc_has_something_to_opt_out_of(db):
+    """The demo's partner-sharing purpose is sale or sharing (a GPC signal withdraws it); the
+    others are not."""
+    from compliance.models import ConsentPurpose
+
+    _seed(customers=3)
+    flagged = set(
+        ConsentPurpose.objects.filter(sale_or_sharing=True).values_list("slug", flat=True)
+    )
+    assert flagged == {"third-party-sharing"}
