@@ -6,7 +6,7 @@ and a request is followed through a link whose path holds only a random token.
 
 from django.contrib import messages
 from django.http import FileResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -71,9 +71,11 @@ def start(request):
             jurisdiction=data["jurisdiction"],
             details=data["details"],
             language=get_language(),
+            pending=_pending(request),
         )
         request.session[PENDING] = pending.pk
-    return render(request, "privacy/verify.html", {"form": CodeForm()})
+    # Post, then redirect: a reload or Back shows the code page, it does not post again.
+    return redirect("privacy_center:verify")
 
 
 def _pending(request):
@@ -83,9 +85,12 @@ def _pending(request):
     return SubjectRequest.objects.filter(pk=pk, state=SubjectRequest.State.RECEIVED).first()
 
 
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def verify(request):
-    """Check the emailed code of the request started in this browser."""
+    """The code page (the same for everyone who started a request); on POST, check the
+    emailed code of the request started in this browser."""
+    if request.method != "POST":
+        return TemplateResponse(request, "privacy/verify.html", {"form": CodeForm()})
     pending = _pending(request)
     if pending is None:
         return TemplateResponse(request, "privacy/verify_lost.html", status=400)

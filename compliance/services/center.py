@@ -60,12 +60,28 @@ def center_rate_limited(*, action: str, ip: str, email: str = "") -> bool:
 
 
 def center_request_start(
-    *, email: str, kind: str, jurisdiction: str, details: str = "", language: str = "en"
+    *,
+    email: str,
+    kind: str,
+    jurisdiction: str,
+    details: str = "",
+    language: str = "en",
+    pending: SubjectRequest | None = None,
 ) -> SubjectRequest:
     """Record a request from the privacy center and email its code; the same steps whether
-    or not anyone here has `email`."""
+    or not anyone here has `email`. The same request started again from the same browser
+    while it waits for its code (`pending`: a reload, a second click) is that request: its
+    code is sent again, at most once a minute, and no second request is filed."""
     if kind not in Kind.values or jurisdiction not in Jurisdiction.values:
         raise ValueError("Unknown kind or region.")
+    if (
+        pending is not None
+        and pending.state == SubjectRequest.State.RECEIVED
+        and (pending.contact_email, pending.kind, pending.jurisdiction)
+        == (email, kind, jurisdiction)
+    ):
+        center_code_resend(request=pending, language=language)
+        return pending
     subject = subject_by_email(email)
     with transaction.atomic():
         request = request_create(

@@ -26,7 +26,7 @@ def _fresh_limits():
 def _start(client, email="ada@example.org", **fields):
     data = {"email": email, "kind": "access", "jurisdiction": "gdpr", "details": "", "website": ""}
     data.update(fields)
-    return client.post(reverse("privacy_center:start"), data)
+    return client.post(reverse("privacy_center:start"), data, follow=True)
 
 
 def _code(inbox) -> str:
@@ -255,3 +255,17 @@ def test_a_code_in_other_digits_is_a_format_error_and_costs_no_try(client, custo
     for _ in range(3):
         _verify(client, _wrong(code))
     assert "You have 1 more try." in _verify(client, _wrong(code)).content.decode()
+
+
+def test_a_reload_or_second_click_keeps_one_request(client, customer, smtp_inbox):
+    """Starting the same request again from the same browser while it waits for its code
+    files no second request; the code page opens again by its address (Back, a reload)."""
+    first = _start(client)
+    assert first.redirect_chain == [(reverse("privacy_center:verify"), 302)]
+    _start(client)
+    assert SubjectRequest.objects.count() == 1
+    assert len(smtp_inbox.messages) == 1  # the second send waits a minute
+    page = client.get(reverse("privacy_center:verify"))
+    assert page.status_code == 200 and b"Enter your code" in page.content
+    _start(client, kind="erasure")  # another request is another request
+    assert SubjectRequest.objects.count() == 2
